@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# The operator image: compiled JavaScript on the official Node 24 image. The major is pinned so a rebuild never
+# moves the runtime to another Node major behind our back; override NODE_IMAGE to pin a digest.
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# --- build: every dependency (TypeScript included), then tsc → dist/ ---
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+# onnxruntime-node's postinstall downloads CUDA binaries unless told to skip; the CPU runtime ships in the package.
+ENV ONNXRUNTIME_NODE_INSTALL=skip
+# Manifests first, so the npm ci layer is reused until the lockfile changes.
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# --- prod-deps: production dependencies only, in their own stage so npm's cache never reaches the final image ---
+FROM ${NODE_IMAGE} AS prod-deps
+WORKDIR /app
+ENV ONNXRUNTIME_NODE_INSTALL=skip
+COPY package.json package-lock.json .npmrc ./
+# --omit=dev also leaves out the `node` devDependency (a second Node binary from npm): the image's own node runs us.
+RUN npm ci --omit=dev
+
+# --- final: dist/, production node_modules and package.json (its "type": "module" makes dist/*.js ES modules) ---
+FROM ${NODE_IMAGE}
+WORKDIR /app
+ENV NODE_ENV=production
+# Root-owned and read-only to the runtime user: the process cannot rewrite its own code.
+COPY --from=prod-deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+# 65532 is the conventional "nonroot" id (distroless, kubebuilder); numeric so runAsNonRoot can verify it.
+USER 65532:65532
+# 8080: /metrics; 8081: /healthz and /readyz.
+EXPOSE 8080 8081
+ENTRYPOINT ["node", "dist/cli/main.js"]
+CMD ["run"]

@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+import { controlPlaneCommand } from "../controlplane/cli.ts";
+import { UsageError } from "./args.ts";
+import { demoCommand } from "./demo.ts";
+import { manifestsCommand } from "./manifests.ts";
+import { runCommand } from "./run.ts";
+
+const help = `Usage: nextgen-operator <command> [flags]
+
+A Kubernetes operator for post-quantum key sets, quantum workload placement, edge sites, self-healing and carbon
+budgets (API group nextgen.itechsmart.io/v1alpha1).
+
+Commands:
+  run             run the operator's manager (controllers, leader election, metrics, probes)
+  manifests       generate config/crd, config/rbac and config/argocd from the sources
+  control-plane   up | down | env: a local kube-apiserver, etcd, controller-manager and scheduler
+  demo            bring up a local control plane, install, run the operator and watch the samples converge
+
+Run 'nextgen-operator <command> --help' for a command's flags.`;
+
+const commands: Record<string, (args: string[]) => Promise<number>> = {
+  run: runCommand,
+  manifests: manifestsCommand,
+  "control-plane": controlPlaneCommand,
+  demo: demoCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    console.log(help);
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (!command) throw new UsageError(`unknown command "${name}"; commands: ${Object.keys(commands).join(", ")}`);
+  return command(args);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof UsageError) {
+      console.error(`error: ${e.message}\nRun 'nextgen-operator --help' for usage.`);
+      process.exitCode = 2;
+    } else {
+      console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,142 @@
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { controllers } from "../controllers/index.ts";
+import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../manifests/generate.ts";
+import { KubeClient } from "../runtime/client.ts";
+import { LOG_LEVELS, type LogLevel, Logger } from "../runtime/log.ts";
+import { Manager } from "../runtime/manager.ts";
+import { UsageError, parse } from "./args.ts";
+
+export const FIELD_MANAGER = "nextgen-operator";
+
+export const runHelp = `Usage: nextgen-operator run [flags]
+
+Runs the operator's manager: every controller, leader election, metrics and health probes.
+
+Flags (each also read from the environment variable in brackets; a flag wins):
+  --kubeconfig PATH                  kubeconfig to use [KUBECONFIG]; default: in-cluster service account
+  --metrics-bind-address ADDR        where /metrics listens, "0" to disable (default ":8080") [NEXTGEN_METRICS_BIND_ADDRESS]
+  --health-probe-bind-address ADDR   where /healthz and /readyz listen (default ":8081") [NEXTGEN_HEALTH_PROBE_BIND_ADDRESS]
+  --leader-elect                     elect a leader on a Lease before reconciling [NEXTGEN_LEADER_ELECT=true]
+  --leader-election-namespace NS     namespace of the Lease (default: the pod's namespace, else ${OPERATOR_NAMESPACE}) [NEXTGEN_LEADER_ELECTION_NAMESPACE]
+  --namespace NS                     watch only this namespace; repeatable (default: all) [NEXTGEN_NAMESPACES, comma-separated]
+  --concurrency NAME=N               MaxConcurrentReconciles of one controller; repeatable [NEXTGEN_CONCURRENCY, comma-separated]
+  --log-level LEVEL                  ${LOG_LEVELS.join(" | ")} (default "info") [NEXTGEN_LOG_LEVEL]
+  -h, --help                         show this help`;
+
+const SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+export interface RunConfig {
+  kubeconfig?: string;
+  metricsAddress: string;
+  probeAddress: string;
+  leaderElect: boolean;
+  leaderElectionNamespace: string;
+  namespaces?: string[];
+  concurrency: Record<string, number>;
+  logLevel: LogLevel;
+}
+
+export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfig | "help" {
+  const { values } = parse("run", args, {
+    kubeconfig: { type: "string" },
+    "metrics-bind-address": { type: "string" },
+    "health-probe-bind-address": { type: "string" },
+    "leader-elect": { type: "boolean" },
+    "leader-election-namespace": { type: "string" },
+    namespace: { type: "string", multiple: true },
+    concurrency: { type: "string", multiple: true },
+    "log-level": { type: "string" },
+  });
+  if (values.help) return "help";
+  const list = (v: string | undefined) =>
+    v
+      ?.split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+  const logLevel = values["log-level"] ?? env.NEXTGEN_LOG_LEVEL ?? "info";
+  if (!LOG_LEVELS.includes(logLevel as LogLevel)) {
+    throw new UsageError(`run: --log-level must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`);
+  }
+  const concurrency: Record<string, number> = {};
+  for (const item of values.concurrency ?? list(env.NEXTGEN_CONCURRENCY) ?? []) {
+    const m = /^([a-z0-9-]+)=([1-9][0-9]*)$/.exec(item);
+    if (!m) throw new UsageError(`run: --concurrency takes NAME=N with N a positive integer, got "${item}"`);
+    concurrency[m[1] as string] = Number(m[2]);
+  }
+  const addr = (flag: string, v: string) => {
+    if (v !== "0" && !/^[^:]*:\d{1,5}$/.test(v))
+      throw new UsageError(`run: ${flag} must be HOST:PORT, :PORT or 0, got "${v}"`);
+    return v;
+  };
+  let podNamespace: string | undefined;
+  try {
+    podNamespace = readFileSync(SA_NAMESPACE_FILE, "utf8").trim();
+  } catch {
+    // not in a pod
+  }
+  const leaderEnv = env.NEXTGEN_LEADER_ELECT;
+  if (leaderEnv !== undefined && !["true", "false"].includes(leaderEnv)) {
+    throw new UsageError(`run: NEXTGEN_LEADER_ELECT must be true or false, got "${leaderEnv}"`);
+  }
+  return {
+    kubeconfig: values.kubeconfig ?? env.KUBECONFIG,
+    metricsAddress: addr(
+      "--metrics-bind-address",
+      values["metrics-bind-address"] ?? env.NEXTGEN_METRICS_BIND_ADDRESS ?? ":8080",
+    ),
+    probeAddress: addr(
+      "--health-probe-bind-address",
+      values["health-probe-bind-address"] ?? env.NEXTGEN_HEALTH_PROBE_BIND_ADDRESS ?? ":8081",
+    ),
+    leaderElect: values["leader-elect"] ?? leaderEnv === "true",
+    leaderElectionNamespace:
+      values["leader-election-namespace"] ??
+      env.NEXTGEN_LEADER_ELECTION_NAMESPACE ??
+      podNamespace ??
+      OPERATOR_NAMESPACE,
+    namespaces: values.namespace ?? list(env.NEXTGEN_NAMESPACES),
+    concurrency,
+    logLevel: logLevel as LogLevel,
+  };
+}
+
+export async function runCommand(args: string[]): Promise<number> {
+  const cfg = parseRunConfig(args, process.env);
+  if (cfg === "help") return (console.log(runHelp), 0);
+  const unknown = Object.keys(cfg.concurrency).filter((n) => !controllers.some((c) => c.name === n));
+  if (unknown.length) throw new UsageError(`run: --concurrency names unknown controllers: ${unknown.join(", ")}`);
+
+  const log = new Logger(cfg.logLevel, { logger: "manager" });
+  const client = KubeClient.load(cfg.kubeconfig, FIELD_MANAGER);
+  const identity = `${process.env.POD_NAME ?? hostname()}_${randomUUID()}`;
+  const manager = new Manager({
+    client,
+    log,
+    namespaces: cfg.namespaces,
+    metricsAddress: cfg.metricsAddress,
+    probeAddress: cfg.probeAddress,
+    concurrency: cfg.concurrency,
+    leaderElection: cfg.leaderElect
+      ? { namespace: cfg.leaderElectionNamespace, name: LEADER_ELECTION_ID, identity }
+      : undefined,
+  });
+  for (const c of controllers) manager.add(c);
+
+  const stop = new AbortController();
+  const onSignal = (sig: string) => {
+    if (stop.signal.aborted) {
+      log.warn("second signal: exiting without draining", { signal: sig });
+      process.exit(1);
+    }
+    log.info("shutting down: draining reconciles in flight", { signal: sig });
+    stop.abort();
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  log.info("starting", { identity, namespaces: cfg.namespaces ?? "all", leaderElect: cfg.leaderElect });
+  const reason = await manager.run(stop.signal);
+  await client.close();
+  return reason === "signal" ? 0 : 1;
+}

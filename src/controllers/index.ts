@@ -1,0 +1,4 @@
+import type { ControllerDefinition } from "../runtime/controller.ts";
+
+/** Every controller the manager runs. Each kind's controller adds itself here. */
+export const controllers: ControllerDefinition<never>[] = [];

@@ -1,0 +1,65 @@
+import { join } from "node:path";
+import { parse, UsageError } from "../cli/args.ts";
+import { cacheRoot } from "./assets.ts";
+import { ControlPlane, controlPlaneEnv } from "./control-plane.ts";
+
+const overview = `Usage: nextgen-operator control-plane <up|down|env> [--dir DIR]
+
+A local Kubernetes 1.20 control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) on loopback
+ports, for development. Its files live in DIR (default ${join(cacheRoot(), "control-plane")}).
+
+  up     start it in the background and print the shell exports to reach it: eval "$(nextgen-operator control-plane up)"
+  down   stop it (succeeds when none runs)
+  env    print the shell exports for the running one`;
+
+const usage: Record<string, string> = {
+  up: `Usage: nextgen-operator control-plane up [--dir DIR]
+
+Starts the control plane, leaves it running after this command exits and prints export lines for KUBECONFIG
+(admin), NEXTGEN_OPERATOR_KUBECONFIG (the operator's ServiceAccount identity) and NEXTGEN_CONTROL_PLANE_DIR.
+The first run builds the binaries (several minutes) unless KUBEBUILDER_ASSETS names a folder holding them.`,
+  down: `Usage: nextgen-operator control-plane down [--dir DIR]
+
+Stops the control plane started by 'up'; succeeds quietly when none runs.`,
+  env: `Usage: nextgen-operator control-plane env [--dir DIR]
+
+Prints the export lines for the running control plane; exits 1 when none runs.`,
+};
+
+const say = (text: string) => process.stdout.write(`${text}\n`);
+const warn = (text: string) => process.stderr.write(`${text}\n`);
+const exportLines = (env: Record<string, string>) =>
+  Object.entries(env)
+    .map(([k, v]) => `export ${k}='${v.replaceAll("'", `'\\''`)}'`)
+    .join("\n");
+
+export async function controlPlaneCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === "--help" || sub === "-h") return (say(overview), 0);
+  if (sub === undefined || !(sub in usage)) {
+    throw new UsageError(
+      `control-plane: ${sub === undefined ? "missing subcommand" : `unknown subcommand "${sub}"`}; expected up, down or env`,
+    );
+  }
+  const { values } = parse(`control-plane ${sub}`, rest, { dir: { type: "string" } });
+  if (values.help) return (say(usage[sub]!), 0);
+  const dir = values.dir ?? join(cacheRoot(), "control-plane");
+  const running = ControlPlane.runningState(dir);
+
+  if (sub === "down") {
+    if (await ControlPlane.stopFromState(dir)) warn(`stopped the control plane in ${dir}`);
+    return 0;
+  }
+  if (sub === "env") {
+    if (running) return (say(exportLines(controlPlaneEnv(running))), 0);
+    warn(`no control plane is running in ${dir}; start one with: nextgen-operator control-plane up`);
+    return 1;
+  }
+  if (running) {
+    warn(`a control plane is already running in ${dir} (${running.apiserverUrl})`);
+    return (say(exportLines(controlPlaneEnv(running))), 0);
+  }
+  const cp = await ControlPlane.start({ dir, detached: true, log: warn });
+  say(exportLines(cp.env()));
+  return 0;
+}

@@ -1,0 +1,430 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:https";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { ensureAssets } from "./assets.ts";
+
+type Name = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler";
+type Proc = { child: ChildProcess; log: string };
+export type ControlPlaneState = {
+  pids: Partial<Record<Name, number>>;
+  apiserverUrl: string;
+  adminKubeconfig: string;
+  operatorKubeconfig: string;
+  dir: string;
+};
+export type StartOptions = {
+  dir?: string;
+  log?: (line: string) => void;
+  controllerManager?: boolean;
+  scheduler?: boolean;
+  /** Leave the processes running when this Node process exits (`control-plane up`). */
+  detached?: boolean;
+};
+
+const OPERATOR_USER = "system:serviceaccount:itechsmart-nextgen:nextgen-operator";
+const STOP_ORDER: Name[] = ["kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"];
+
+// Children of non-detached control planes, killed if this Node process exits before stop() ran.
+const owned = new Set<number>();
+const ownedDirs = new Set<string>();
+let exitHooked = false;
+
+export class ControlPlane {
+  readonly dir: string;
+  readonly apiserverUrl: string;
+  readonly adminKubeconfig: string;
+  readonly operatorKubeconfig: string;
+  readonly adminToken = randomBytes(24).toString("hex");
+  private readonly procs = new Map<Name, Proc>();
+  private readonly ownsDir: boolean;
+  private readonly detached: boolean;
+  private readonly log: (line: string) => void;
+  private apiserverCmd: [string, string[]] = ["", []];
+
+  private constructor(dir: string, ownsDir: boolean, detached: boolean, log: (line: string) => void, apiPort: number) {
+    this.dir = dir;
+    this.log = log;
+    this.ownsDir = ownsDir;
+    this.detached = detached;
+    this.apiserverUrl = `https://127.0.0.1:${apiPort}`;
+    this.adminKubeconfig = join(dir, "admin.kubeconfig");
+    this.operatorKubeconfig = join(dir, "operator.kubeconfig");
+  }
+
+  static async start(opts: StartOptions = {}): Promise<ControlPlane> {
+    const log = opts.log ?? (() => {});
+    const bins = await ensureAssets(log);
+    const [apiPort, etcdPort, peerPort] = await freePorts(3);
+    const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "nextgen-cp-"));
+    if (opts.dir && ControlPlane.runningState(dir)) throw new Error(`a control plane is already running in ${dir}`);
+    const cp = new ControlPlane(dir, !opts.dir, opts.detached ?? false, log, apiPort!);
+    if (!cp.detached) hookExit();
+    if (cp.ownsDir && !cp.detached) ownedDirs.add(dir);
+
+    // A previous control plane in the same dir left data bound to other ports; start clean.
+    for (const sub of ["etcd", "apiserver-certs", "logs"]) rmSync(join(dir, sub), { recursive: true, force: true });
+    mkdirSync(join(dir, "logs"), { recursive: true });
+    const file = (name: string, content: string) => (
+      writeFileSync(join(dir, name), content, { mode: 0o600 }),
+      join(dir, name)
+    );
+    const token = () => randomBytes(24).toString("hex");
+    const [cmToken, schedToken, operatorToken] = [token(), token(), token()];
+    const tokens = file(
+      "tokens.csv",
+      [
+        `${cp.adminToken},admin,admin,"system:masters"`,
+        // With --use-service-account-credentials=false every controller acts as this user, whose bootstrap
+        // role is only meant for the controller-manager's own bookkeeping (it cannot create ReplicaSets, Pods...).
+        `${cmToken},system:kube-controller-manager,kube-controller-manager,"system:masters"`,
+        `${schedToken},system:kube-scheduler,kube-scheduler`,
+        `${operatorToken},${OPERATOR_USER},nextgen-operator,"system:serviceaccounts,system:serviceaccounts:itechsmart-nextgen,system:authenticated"`,
+      ].join("\n") + "\n",
+    );
+    const keys = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: "spki", format: "pem" },
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    });
+    const saKey = file("sa.key", keys.privateKey);
+    const saPub = file("sa.pub", keys.publicKey);
+    const certDir = join(dir, "apiserver-certs");
+
+    try {
+      const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+      const peerUrl = `http://127.0.0.1:${peerPort}`;
+      log(`starting etcd on ${etcdUrl}`);
+      await cp.spawn("etcd", bins.etcd, [
+        `--data-dir=${join(dir, "etcd")}`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=default=${peerUrl}`,
+        "--unsafe-no-fsync", // accepted by 3.4.23 although its --help does not list it
+        "--quota-backend-bytes=1073741824",
+        "--snapshot-count=10000",
+        "--logger=zap",
+      ]);
+      const etcdHealthy = () =>
+        fetch(`${etcdUrl}/health`).then(
+          (r) => r.ok,
+          () => false,
+        );
+      await cp.waitFor("etcd /health", etcdHealthy, 30_000);
+
+      cp.apiserverCmd = [
+        bins.kubeApiserver,
+        [
+          `--etcd-servers=${etcdUrl}`,
+          `--secure-port=${apiPort}`,
+          "--bind-address=127.0.0.1",
+          "--advertise-address=127.0.0.1",
+          "--insecure-port=0",
+          `--cert-dir=${certDir}`,
+          `--token-auth-file=${tokens}`,
+          "--authorization-mode=RBAC",
+          `--service-account-key-file=${saPub}`,
+          `--service-account-signing-key-file=${saKey}`,
+          "--service-account-issuer=https://kubernetes.default.svc",
+          "--service-cluster-ip-range=10.0.0.0/24",
+          "--allow-privileged=true",
+          // Without kubelets nothing consumes Pod tokens, and this plugin would reject Pods created in a fresh
+          // namespace until the controller-manager has made its default ServiceAccount.
+          "--disable-admission-plugins=ServiceAccount",
+        ],
+      ];
+      await cp.startApiserver();
+
+      const ca = readFileSync(join(certDir, "apiserver.crt"));
+      const kubeconfig = (name: string, user: string, tok: string) =>
+        file(name, kubeconfigYaml(cp.apiserverUrl, ca, user, tok));
+      kubeconfig("admin.kubeconfig", "admin", cp.adminToken);
+      kubeconfig("operator.kubeconfig", "nextgen-operator", operatorToken);
+      const wantCm = (opts.controllerManager ?? true) && bins.kubeControllerManager;
+      if (wantCm) {
+        log("starting kube-controller-manager");
+        await cp.spawn("kube-controller-manager", wantCm, [
+          `--kubeconfig=${kubeconfig("controller-manager.kubeconfig", "kube-controller-manager", cmToken)}`,
+          "--leader-elect=false",
+          "--controllers=*",
+          `--service-account-private-key-file=${saKey}`,
+          `--root-ca-file=${join(certDir, "apiserver.crt")}`,
+          "--use-service-account-credentials=false",
+          "--bind-address=127.0.0.1",
+          "--secure-port=0",
+          "--port=0",
+        ]);
+      }
+      const wantSched = (opts.scheduler ?? true) && bins.kubeScheduler;
+      if (wantSched) {
+        log("starting kube-scheduler");
+        await cp.spawn("kube-scheduler", wantSched, [
+          `--kubeconfig=${kubeconfig("scheduler.kubeconfig", "kube-scheduler", schedToken)}`,
+          "--leader-elect=false",
+          "--bind-address=127.0.0.1",
+          "--secure-port=0",
+          "--port=0",
+        ]);
+      }
+      // The serviceaccount controller creating default/default proves the controller-manager reached the apiserver.
+      if (wantCm) {
+        const sa = "/api/v1/namespaces/default/serviceaccounts/default";
+        await cp.waitFor(
+          "kube-controller-manager to create default/default ServiceAccount",
+          async () => (await cp.get(sa)) === 200,
+          60_000,
+        );
+      }
+      log(`control plane ready at ${cp.apiserverUrl} (files in ${dir})`);
+      return cp;
+    } catch (err) {
+      await cp.terminateAll();
+      ownedDirs.delete(dir); // keep the logs the error points at
+      throw err;
+    }
+  }
+
+  /** The state of a control plane whose kube-apiserver still runs in `dir`, if any. */
+  static runningState(dir: string): ControlPlaneState | undefined {
+    const state = readState(dir);
+    const pid = state?.pids["kube-apiserver"];
+    return pid && isOurs(pid, "kube-apiserver") ? state : undefined;
+  }
+
+  /** Stops the processes recorded in `dir`/state.json; resolves to whether any was still running. */
+  static async stopFromState(dir: string): Promise<boolean> {
+    const state = readState(dir);
+    let stopped = false;
+    for (const name of STOP_ORDER) {
+      const pid = state?.pids[name];
+      if (pid && isOurs(pid, name)) {
+        stopped = true;
+        await terminate(pid);
+      }
+    }
+    rmSync(join(dir, "state.json"), { force: true });
+    return stopped;
+  }
+
+  env(): Record<string, string> {
+    return controlPlaneEnv(this);
+  }
+
+  async stopApiserver(): Promise<void> {
+    await this.terminate("kube-apiserver");
+  }
+
+  async startApiserver(): Promise<void> {
+    this.log(`starting kube-apiserver on ${this.apiserverUrl}`);
+    await this.spawn("kube-apiserver", ...this.apiserverCmd);
+    await this.waitFor("kube-apiserver /readyz", async () => (await this.get("/readyz")) === 200, 90_000);
+  }
+
+  async stop(): Promise<void> {
+    await this.terminateAll();
+    rmSync(join(this.dir, "state.json"), { force: true });
+    if (this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
+    ownedDirs.delete(this.dir);
+  }
+
+  private async terminateAll(): Promise<void> {
+    for (const name of STOP_ORDER) await this.terminate(name);
+  }
+
+  private async terminate(name: Name): Promise<void> {
+    const pid = this.procs.get(name)?.child.pid;
+    if (pid === undefined) return;
+    await terminate(pid);
+    owned.delete(pid);
+    this.procs.delete(name);
+    this.saveState();
+  }
+
+  private async spawn(name: Name, bin: string, args: string[]): Promise<void> {
+    const log = join(this.dir, "logs", `${name}.log`);
+    const fd = openSync(log, "a");
+    const child = spawn(bin, args, { stdio: ["ignore", fd, fd], detached: this.detached });
+    closeSync(fd);
+    await once(child, "spawn");
+    if (this.detached) child.unref();
+    else owned.add(child.pid!);
+    this.procs.set(name, { child, log });
+    this.saveState();
+  }
+
+  private async waitFor(what: string, ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      for (const [name, { child, log }] of this.procs) {
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new Error(
+            `${name} exited (${child.exitCode ?? child.signalCode}) while waiting for ${what}; last lines of ${log}:\n${tail(log)}`,
+          );
+        }
+      }
+      if (await ready()) return;
+      await delay(200);
+    }
+    throw new Error(
+      `timed out after ${timeoutMs / 1000}s waiting for ${what}; see the logs in ${join(this.dir, "logs")}`,
+    );
+  }
+
+  private get(path: string): Promise<number> {
+    return new Promise((resolve) => {
+      const req = request(`${this.apiserverUrl}${path}`, {
+        agent: false,
+        rejectUnauthorized: false, // only a readiness probe; the kubeconfigs pin the apiserver's certificate
+        headers: { authorization: `Bearer ${this.adminToken}` },
+        timeout: 5000,
+      });
+      req.on("response", (res) => (res.resume(), resolve(res.statusCode ?? 0)));
+      req.on("timeout", () => req.destroy()).on("error", () => resolve(0));
+      req.end();
+    });
+  }
+
+  // Kept current with every spawn and exit, so `control-plane down` finds even a half-started control plane.
+  private saveState(): void {
+    const pids = Object.fromEntries([...this.procs].map(([name, p]) => [name, p.child.pid]));
+    const { apiserverUrl, adminKubeconfig, operatorKubeconfig, dir } = this;
+    const state: ControlPlaneState = { pids, apiserverUrl, adminKubeconfig, operatorKubeconfig, dir };
+    writeFileSync(join(dir, "state.json"), JSON.stringify(state, null, 2) + "\n");
+  }
+}
+
+export function controlPlaneEnv(cp: Omit<ControlPlaneState, "pids" | "apiserverUrl">): Record<string, string> {
+  return {
+    KUBECONFIG: cp.adminKubeconfig,
+    NEXTGEN_OPERATOR_KUBECONFIG: cp.operatorKubeconfig,
+    NEXTGEN_CONTROL_PLANE_DIR: cp.dir,
+  };
+}
+
+function kubeconfigYaml(server: string, ca: Buffer, user: string, token: string): string {
+  return `apiVersion: v1
+kind: Config
+clusters:
+  - name: nextgen
+    cluster:
+      server: ${server}
+      certificate-authority-data: ${ca.toString("base64")}
+users:
+  - name: ${user}
+    user:
+      token: ${token}
+contexts:
+  - name: nextgen
+    context:
+      cluster: nextgen
+      user: ${user}
+current-context: nextgen
+`;
+}
+
+export async function freePorts(n: number): Promise<number[]> {
+  // All listeners stay open until every port is known, so the kernel cannot hand out the same port twice.
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const server = createServer();
+      servers.push(server);
+      await new Promise<void>((res, rej) => server.once("error", rej).listen(0, "127.0.0.1", res));
+    }
+    return servers.map((s) => (s.address() as { port: number }).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((res) => s.close(res))));
+  }
+}
+
+function readState(dir: string): ControlPlaneState | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as ControlPlaneState;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+// state.json outlives reboots, after which its PIDs may belong to unrelated processes.
+function isOurs(pid: number, name: Name): boolean {
+  if (!alive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(name);
+  } catch {
+    return process.platform !== "linux";
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+async function terminate(pid: number): Promise<void> {
+  // A short grace: kube-apiserver drains open watches for up to --request-timeout (60s) before exiting on SIGTERM.
+  for (const [sig, timeoutMs] of [
+    ["SIGTERM", 5_000],
+    ["SIGKILL", 5_000],
+  ] as const) {
+    signal(pid, sig);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (!alive(pid)) return;
+      await delay(50);
+    }
+  }
+  throw new Error(`process ${pid} survived SIGKILL`);
+}
+
+function tail(file: string, lines = 25): string {
+  try {
+    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  const killOwned = () => {
+    for (const pid of owned) signal(pid, "SIGKILL");
+    for (const dir of ownedDirs) {
+      try {
+        rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+      } catch {
+        // a just-killed process may still be writing; a stray temp dir is the lesser evil than failing exit
+      }
+    }
+  };
+  process.on("exit", killOwned);
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    const onSignal = () => {
+      // Another handler owns shutdown and will exit, which fires "exit"; alone, we must still die by the signal.
+      if (process.listenerCount(sig) > 1) return;
+      killOwned();
+      process.removeListener(sig, onSignal);
+      process.kill(process.pid, sig);
+    };
+    process.on(sig, onSignal);
+  }
+}

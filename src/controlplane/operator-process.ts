@@ -1,0 +1,122 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { once } from "node:events";
+import { join } from "node:path";
+import { waitUntil } from "../runtime/wait.ts";
+import { freePorts } from "./control-plane.ts";
+
+const MAIN = join(import.meta.dirname, "..", "cli", `main${import.meta.filename.endsWith(".ts") ? ".ts" : ".js"}`);
+
+// Operators started by this process never outlive it, whatever way it exits.
+const live = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const c of live) c.kill("SIGKILL");
+});
+
+/** The operator as a real process (`nextgen-operator run`), as the demo and the integration tests run it. */
+export class OperatorProcess {
+  readonly child: ChildProcess;
+  readonly metricsUrl: string;
+  readonly probeUrl: string;
+  private output = "";
+  private exited: Promise<number | null>;
+
+  private constructor(child: ChildProcess, metricsPort: number, probePort: number, logFile?: string) {
+    this.child = child;
+    this.metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+    this.probeUrl = `http://127.0.0.1:${probePort}`;
+    const log = logFile ? createWriteStream(logFile, { flags: "a" }) : undefined;
+    const keep = (chunk: Buffer) => {
+      // Kept bounded: tests read recent lines; the log file has everything.
+      this.output = (this.output + chunk.toString()).slice(-1_000_000);
+      log?.write(chunk);
+    };
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    live.add(child);
+    this.exited = once(child, "exit").then(([code]) => {
+      live.delete(child);
+      log?.end();
+      return code as number | null;
+    });
+  }
+
+  static async start(opts: {
+    kubeconfig: string;
+    args?: string[];
+    env?: NodeJS.ProcessEnv;
+    logFile?: string;
+  }): Promise<OperatorProcess> {
+    const [metricsPort, probePort] = (await freePorts(2)) as [number, number];
+    const child = spawn(
+      process.execPath,
+      [
+        MAIN,
+        "run",
+        "--kubeconfig",
+        opts.kubeconfig,
+        "--metrics-bind-address",
+        `127.0.0.1:${metricsPort}`,
+        "--health-probe-bind-address",
+        `127.0.0.1:${probePort}`,
+        ...(opts.args ?? []),
+      ],
+      { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    return new OperatorProcess(child, metricsPort, probePort, opts.logFile);
+  }
+
+  get logs(): string {
+    return this.output;
+  }
+
+  get pid(): number {
+    return this.child.pid as number;
+  }
+
+  async readyz(): Promise<{ ok: boolean; body: string }> {
+    const res = await fetch(`${this.probeUrl}/readyz`);
+    return { ok: res.ok, body: await res.text() };
+  }
+
+  async waitReady(timeoutMs = 60_000): Promise<void> {
+    await waitUntil(
+      "the operator's /readyz",
+      async () => {
+        if (this.child.exitCode !== null)
+          throw new Error(`operator exited with ${this.child.exitCode}:\n${this.output.slice(-4000)}`);
+        return (await this.readyz()).ok;
+      },
+      { timeoutMs, intervalMs: 200 },
+    );
+  }
+
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const text = await (await fetch(this.metricsUrl)).text();
+    let sum = 0;
+    for (const line of text.split("\n")) {
+      if (!line.startsWith(name)) continue;
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$/.exec(line);
+      if (!m || m[1] !== name) continue;
+      const got = Object.fromEntries([...(m[3] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+      if (Object.entries(labels).every(([k, v]) => got[k] === v)) sum += Number(m[4]);
+    }
+    return sum;
+  }
+
+  /** Sends signal and waits for the exit code (SIGKILL after timeoutMs). */
+  async stop(signal: NodeJS.Signals = "SIGTERM", timeoutMs = 30_000): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
+    this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), timeoutMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  waitExit(): Promise<number | null> {
+    return this.exited;
+  }
+}

@@ -1,0 +1,4 @@
+import type { CrdDefinition } from "./types.ts";
+
+/** Every custom resource kind of the operator. Each kind's module adds itself here. */
+export const crds: CrdDefinition[] = [];

@@ -1,0 +1,86 @@
+import type { KindRef } from "../runtime/kinds.ts";
+
+export const GROUP = "nextgen.itechsmart.io";
+export const VERSION = "v1alpha1";
+
+/** An OpenAPI v3 schema as apiextensions.k8s.io/v1 accepts it (structural; every field described). */
+export interface Schema {
+  type?: "object" | "array" | "string" | "integer" | "number" | "boolean";
+  description?: string;
+  properties?: Record<string, Schema>;
+  items?: Schema;
+  additionalProperties?: Schema | boolean;
+  required?: string[];
+  enum?: (string | number)[];
+  default?: unknown;
+  format?: string;
+  pattern?: string;
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  minItems?: number;
+  maxItems?: number;
+  nullable?: boolean;
+  "x-kubernetes-preserve-unknown-fields"?: boolean;
+  "x-kubernetes-int-or-string"?: boolean;
+  "x-kubernetes-list-type"?: "atomic" | "set" | "map";
+  "x-kubernetes-list-map-keys"?: string[];
+  "x-kubernetes-map-type"?: "atomic" | "granular";
+}
+
+export interface PrinterColumn {
+  name: string;
+  type: "string" | "integer" | "number" | "boolean" | "date";
+  jsonPath: string;
+  description: string;
+  priority?: number;
+}
+
+/** One custom resource kind: its identity, schema and printer columns. config/crd is generated from these. */
+export interface CrdDefinition {
+  kind: KindRef;
+  singular: string;
+  shortNames: string[];
+  description: string;
+  spec: Schema;
+  status: Schema;
+  printerColumns: PrinterColumn[];
+}
+
+export function customKind(kind: string, plural: string, namespaced: boolean): KindRef {
+  return { group: GROUP, version: VERSION, kind, plural, namespaced };
+}
+
+/** metav1.Condition's schema, as every kind's status.conditions. */
+export const conditionsSchema: Schema = {
+  type: "array",
+  description: "The latest observations of the resource's state (metav1.Condition).",
+  "x-kubernetes-list-type": "map",
+  "x-kubernetes-list-map-keys": ["type"],
+  items: {
+    type: "object",
+    description: "One aspect of the resource's state.",
+    required: ["type", "status", "lastTransitionTime", "reason", "message"],
+    properties: {
+      type: { type: "string", description: "The aspect this condition reports, in CamelCase (e.g. Ready)." },
+      status: { type: "string", enum: ["True", "False", "Unknown"], description: "True, False or Unknown." },
+      observedGeneration: {
+        type: "integer",
+        description: "The metadata.generation the condition was set for.",
+      },
+      lastTransitionTime: {
+        type: "string",
+        format: "date-time",
+        description: "When the status last changed.",
+      },
+      reason: { type: "string", description: "A CamelCase word for why the condition is in this state." },
+      message: { type: "string", description: "A human-readable explanation, saying what to do if anything." },
+    },
+  },
+};
+
+export const observedGenerationSchema: Schema = {
+  type: "integer",
+  description: "The metadata.generation the operator last acted on.",
+};

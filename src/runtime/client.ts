@@ -1,0 +1,259 @@
+import { KubeConfig } from "@kubernetes/client-node";
+import type { RequestOptions } from "node:https";
+import { Agent, fetch } from "undici";
+import { type KindRef, apiVersionOf, resourcePath } from "./kinds.ts";
+import type { KubeObject } from "./objects.ts";
+
+/** An error answered by the API server, carrying its metav1.Status. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly reason: string;
+  constructor(status: number, reason: string, message: string) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+export const isNotFound = (e: unknown): boolean => e instanceof ApiError && e.status === 404;
+export const isConflict = (e: unknown): boolean => e instanceof ApiError && e.status === 409;
+export const isGone = (e: unknown): boolean => e instanceof ApiError && e.status === 410;
+
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  continue?: string;
+}
+
+export interface ObjectList<T> {
+  items: T[];
+  metadata: { resourceVersion: string; continue?: string };
+}
+
+export interface WatchEvent<T> {
+  type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+  object: T;
+}
+
+export type PatchType = "merge" | "json" | "apply";
+const patchContentType: Record<PatchType, string> = {
+  merge: "application/merge-patch+json",
+  json: "application/json-patch+json",
+  apply: "application/apply-patch+yaml",
+};
+
+/** Observes every response, e.g. to count API requests by verb and code. */
+export type ResponseObserver = (method: string, status: number) => void;
+
+/**
+ * A small REST client over the API server. Authentication and TLS come from client-node's KubeConfig (kubeconfig
+ * files, in-cluster service-account tokens, exec plugins); requests share one connection pool, where client-node's
+ * generated clients open a new TLS connection per call.
+ */
+export class KubeClient {
+  readonly kubeConfig: KubeConfig;
+  readonly fieldManager: string;
+  observer: ResponseObserver | undefined;
+  private readonly server: string;
+  private readonly agent: Promise<Agent>;
+
+  constructor(kubeConfig: KubeConfig, fieldManager: string) {
+    this.kubeConfig = kubeConfig;
+    this.fieldManager = fieldManager;
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error("the kubeconfig has no current cluster");
+    this.server = cluster.server.replace(/\/$/, "");
+    this.agent = this.httpsOptions().then(
+      (o) =>
+        new Agent({
+          connect: { ca: o.ca, cert: o.cert, key: o.key, rejectUnauthorized: o.rejectUnauthorized ?? true },
+          connections: 64,
+          keepAliveTimeout: 30_000,
+        }),
+    );
+  }
+
+  /** From a kubeconfig file, else $KUBECONFIG / ~/.kube/config / the in-cluster service account. */
+  static load(kubeconfigPath: string | undefined, fieldManager: string): KubeClient {
+    const kc = new KubeConfig();
+    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
+    else kc.loadFromDefault();
+    return new KubeClient(kc, fieldManager);
+  }
+
+  async close(): Promise<void> {
+    await (await this.agent).close();
+  }
+
+  private async httpsOptions(): Promise<RequestOptions> {
+    const o: RequestOptions = {};
+    await this.kubeConfig.applyToHTTPSOptions(o);
+    return o;
+  }
+
+  private async send(
+    method: string,
+    path: string,
+    init: { query?: Record<string, string | number | boolean | undefined>; body?: unknown; contentType?: string },
+    signal?: AbortSignal,
+  ) {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(init.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    // Headers are taken per request: tokens of exec plugins and projected service-account files rotate.
+    const headers: Record<string, string> = { accept: "application/json" };
+    for (const [k, v] of Object.entries((await this.httpsOptions()).headers ?? {})) headers[k] = String(v);
+    if (init.body !== undefined) headers["content-type"] = init.contentType ?? "application/json";
+    const res = await fetch(url, {
+      method,
+      headers,
+      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      dispatcher: await this.agent,
+      signal,
+    });
+    this.observer?.(method, res.status);
+    if (res.status >= 400) {
+      const text = await res.text();
+      let reason = res.statusText;
+      let message = text;
+      try {
+        const s = JSON.parse(text) as { reason?: string; message?: string };
+        reason = s.reason ?? reason;
+        message = s.message ?? message;
+      } catch {
+        // not a metav1.Status: keep the raw body as the message
+      }
+      throw new ApiError(res.status, reason, `${method} ${path}: ${res.status} ${message}`);
+    }
+    return res;
+  }
+
+  async request<T>(
+    method: string,
+    path: string,
+    init: { query?: Record<string, string | number | boolean | undefined>; body?: unknown; contentType?: string } = {},
+  ): Promise<T> {
+    const res = await this.send(method, path, init);
+    return (await res.json()) as T;
+  }
+
+  async get<T extends KubeObject>(kind: KindRef, namespace: string | undefined, name: string): Promise<T | undefined> {
+    try {
+      return await this.request<T>("GET", resourcePath(kind, namespace, name));
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async list<T extends KubeObject>(kind: KindRef, opts: ListOptions = {}): Promise<ObjectList<T>> {
+    const { namespace, ...query } = opts;
+    const list = await this.request<ObjectList<T>>("GET", resourcePath(kind, namespace), { query });
+    // Items of a list carry no apiVersion/kind; fill them in so cached objects are complete.
+    for (const item of list.items) Object.assign(item, { apiVersion: apiVersionOf(kind), kind: kind.kind });
+    return list;
+  }
+
+  async create<T extends KubeObject>(kind: KindRef, obj: T): Promise<T> {
+    return this.request<T>("POST", resourcePath(kind, obj.metadata.namespace), {
+      body: obj,
+      query: { fieldManager: this.fieldManager },
+    });
+  }
+
+  /** PUT guarded by the object's resourceVersion: a concurrent change answers 409 Conflict. */
+  async update<T extends KubeObject>(kind: KindRef, obj: T, subresource?: string): Promise<T> {
+    return this.request<T>("PUT", resourcePath(kind, obj.metadata.namespace, obj.metadata.name, subresource), {
+      body: obj,
+      query: { fieldManager: this.fieldManager },
+    });
+  }
+
+  async patch<T extends KubeObject>(
+    kind: KindRef,
+    namespace: string | undefined,
+    name: string,
+    type: PatchType,
+    patch: unknown,
+    opts: { subresource?: string; force?: boolean } = {},
+  ): Promise<T> {
+    return this.request<T>("PATCH", resourcePath(kind, namespace, name, opts.subresource), {
+      body: patch,
+      contentType: patchContentType[type],
+      query: { fieldManager: this.fieldManager, force: type === "apply" ? (opts.force ?? true) : undefined },
+    });
+  }
+
+  /** Server-side apply of the fields this operator owns (JSON is YAML, so the body is the object as JSON). */
+  async apply<T extends KubeObject>(kind: KindRef, obj: T, opts: { subresource?: string } = {}): Promise<T> {
+    return this.patch<T>(kind, obj.metadata.namespace, obj.metadata.name, "apply", obj, { ...opts, force: true });
+  }
+
+  async delete(
+    kind: KindRef,
+    namespace: string | undefined,
+    name: string,
+    opts: { propagationPolicy?: "Background" | "Foreground" | "Orphan"; uid?: string } = {},
+  ): Promise<boolean> {
+    try {
+      await this.request("DELETE", resourcePath(kind, namespace, name), {
+        body: {
+          apiVersion: "v1",
+          kind: "DeleteOptions",
+          propagationPolicy: opts.propagationPolicy,
+          preconditions: opts.uid ? { uid: opts.uid } : undefined,
+        },
+      });
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+
+  /**
+   * Streams watch events until the server ends the watch (resolves) or the connection fails (rejects). An ERROR
+   * event is turned into an ApiError, so a 410 Gone surfaces as isGone(e).
+   */
+  async watch<T extends KubeObject>(
+    kind: KindRef,
+    opts: { namespace?: string; resourceVersion: string; labelSelector?: string; timeoutSeconds: number },
+    onEvent: (e: WatchEvent<T>) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const res = await this.send(
+      "GET",
+      resourcePath(kind, opts.namespace),
+      {
+        query: {
+          watch: 1,
+          resourceVersion: opts.resourceVersion,
+          allowWatchBookmarks: true,
+          labelSelector: opts.labelSelector,
+          timeoutSeconds: opts.timeoutSeconds,
+        },
+      },
+      signal,
+    );
+    if (!res.body) return;
+    const decoder = new TextDecoder();
+    let buffered = "";
+    for await (const chunk of res.body) {
+      buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+      let nl: number;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, nl).trim();
+        buffered = buffered.slice(nl + 1);
+        if (!line) continue;
+        const event = JSON.parse(line) as WatchEvent<T>;
+        if (event.type === "ERROR") {
+          const s = event.object as unknown as { code?: number; reason?: string; message?: string };
+          throw new ApiError(s.code ?? 500, s.reason ?? "WatchError", s.message ?? "watch error");
+        }
+        onEvent(event);
+      }
+    }
+  }
+}

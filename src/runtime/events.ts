@@ -1,0 +1,68 @@
+import type { KubeClient } from "./client.ts";
+import { EventKind, apiVersionOf } from "./kinds.ts";
+import type { Logger } from "./log.ts";
+import type { KubeObject } from "./objects.ts";
+
+/** Records events.k8s.io/v1 Events; the same event about the same object is written once per window. */
+export class EventRecorder {
+  private readonly recent = new Map<string, number>();
+  private readonly client: KubeClient;
+  private readonly controller: string;
+  private readonly instance: string;
+  private readonly log: Logger;
+  private readonly windowMs: number;
+
+  constructor(client: KubeClient, controller: string, instance: string, log: Logger, windowMs = 10 * 60_000) {
+    this.client = client;
+    this.controller = controller;
+    this.instance = instance;
+    this.log = log;
+    this.windowMs = windowMs;
+  }
+
+  normal(obj: KubeObject, reason: string, note: string): Promise<void> {
+    return this.record(obj, "Normal", reason, note);
+  }
+
+  warning(obj: KubeObject, reason: string, note: string): Promise<void> {
+    return this.record(obj, "Warning", reason, note);
+  }
+
+  private async record(obj: KubeObject, type: "Normal" | "Warning", reason: string, note: string): Promise<void> {
+    const key = `${obj.metadata.uid}\u0000${type}\u0000${reason}\u0000${note}`;
+    const now = Date.now();
+    const last = this.recent.get(key);
+    if (last !== undefined && now - last < this.windowMs) return;
+    this.recent.set(key, now);
+    if (this.recent.size > 4096) this.recent.delete(this.recent.keys().next().value as string);
+    const namespace = obj.metadata.namespace ?? "default";
+    try {
+      await this.client.create(EventKind, {
+        apiVersion: apiVersionOf(EventKind),
+        kind: "Event",
+        metadata: {
+          name: `${obj.metadata.name}.${now.toString(16)}${Math.random().toString(16).slice(2, 6)}`,
+          namespace,
+        },
+        eventTime: new Date(now).toISOString().replace("Z", "000Z"),
+        type,
+        reason,
+        action: reason,
+        note: note.slice(0, 1024),
+        reportingController: this.controller,
+        reportingInstance: this.instance,
+        regarding: {
+          apiVersion: obj.apiVersion,
+          kind: obj.kind,
+          name: obj.metadata.name,
+          namespace: obj.metadata.namespace,
+          uid: obj.metadata.uid,
+          resourceVersion: obj.metadata.resourceVersion,
+        },
+      } as KubeObject);
+    } catch (e) {
+      // An event is informational: failing to record one must not fail the reconcile.
+      this.log.warn("could not record event", { reason, error: String(e) });
+    }
+  }
+}

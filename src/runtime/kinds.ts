@@ -1,0 +1,54 @@
+/** Identifies a resource type the runtime can read, watch and write. */
+export interface KindRef {
+  group: string; // "" for the core group
+  version: string;
+  kind: string;
+  plural: string;
+  namespaced: boolean;
+}
+
+export function apiVersionOf(k: KindRef): string {
+  return k.group ? `${k.group}/${k.version}` : k.version;
+}
+
+export function kindKey(k: KindRef): string {
+  return `${k.plural}.${k.group || "core"}`;
+}
+
+/** The REST path of a collection (namespace undefined: across all namespaces) or of one object. */
+export function resourcePath(k: KindRef, namespace?: string, name?: string, subresource?: string): string {
+  const base = k.group ? `/apis/${k.group}/${k.version}` : `/api/${k.version}`;
+  const ns = k.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : "";
+  const obj = name ? `/${encodeURIComponent(name)}` : "";
+  const sub = name && subresource ? `/${subresource}` : "";
+  return `${base}${ns}/${k.plural}${obj}${sub}`;
+}
+
+const core = (kind: string, plural: string, namespaced = true): KindRef => ({
+  group: "",
+  version: "v1",
+  kind,
+  plural,
+  namespaced,
+});
+
+export const SecretKind = core("Secret", "secrets");
+export const ConfigMapKind = core("ConfigMap", "configmaps");
+export const PodKind = core("Pod", "pods");
+export const NodeKind = core("Node", "nodes", false);
+export const NamespaceKind = core("Namespace", "namespaces", false);
+export const JobKind: KindRef = { group: "batch", version: "v1", kind: "Job", plural: "jobs", namespaced: true };
+export const LeaseKind: KindRef = {
+  group: "coordination.k8s.io",
+  version: "v1",
+  kind: "Lease",
+  plural: "leases",
+  namespaced: true,
+};
+export const EventKind: KindRef = {
+  group: "events.k8s.io",
+  version: "v1",
+  kind: "Event",
+  plural: "events",
+  namespaced: true,
+};

@@ -1,0 +1,171 @@
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Cache } from "./cache.ts";
+import type { KubeClient } from "./client.ts";
+import { Controller, type ControllerDefinition } from "./controller.ts";
+import { EventRecorder } from "./events.ts";
+import { Informer } from "./informer.ts";
+import { type KindRef, kindKey } from "./kinds.ts";
+import { DEFAULT_LEADER_TIMINGS, LeaderElector, type LeaderElectionConfig } from "./leader.ts";
+import type { Logger } from "./log.ts";
+import { RuntimeMetrics } from "./metrics.ts";
+
+export interface ManagerOptions {
+  client: KubeClient;
+  log: Logger;
+  /** Namespaces whose namespaced objects are watched; undefined: all. */
+  namespaces?: string[];
+  /** "host:port" or ":port"; "0" turns the server off. */
+  metricsAddress: string;
+  probeAddress: string;
+  leaderElection?: Omit<LeaderElectionConfig, "leaseDurationMs" | "renewDeadlineMs" | "retryPeriodMs"> &
+    Partial<typeof DEFAULT_LEADER_TIMINGS>;
+  resyncMs?: number;
+  /** Per-controller MaxConcurrentReconciles overrides, by controller name. */
+  concurrency?: Record<string, number>;
+}
+
+export type StopReason = "signal" | "leadership-lost";
+
+/**
+ * Runs controllers over shared informers: caches on every replica, controllers only on the leader, metrics and
+ * probes throughout; on stop, drains reconciles in flight, then releases the lease.
+ */
+export class Manager {
+  readonly metrics = new RuntimeMetrics();
+  readonly cache: Cache;
+  private readonly opts: ManagerOptions;
+  private readonly informers = new Map<string, Informer>();
+  private readonly controllers: Controller[] = [];
+  private readonly servers: Server[] = [];
+  private elector: LeaderElector | undefined;
+  private state: "starting" | "standby" | "leading" | "stopping" = "starting";
+  private readonly addresses: Record<string, string> = {};
+
+  constructor(opts: ManagerOptions) {
+    this.opts = opts;
+    this.cache = new Cache(this.informers);
+    opts.client.observer = (method, status) => this.metrics.restRequests.inc({ method, code: String(status) });
+  }
+
+  /** The shared informer of a kind, created on first use. */
+  informer(kind: KindRef): Informer {
+    let inf = this.informers.get(kindKey(kind));
+    if (!inf) {
+      inf = new Informer(this.opts.client, kind, {
+        namespaces: this.opts.namespaces,
+        resyncMs: this.opts.resyncMs ?? 10 * 60_000,
+        log: this.opts.log,
+      });
+      this.informers.set(kindKey(kind), inf);
+    }
+    return inf;
+  }
+
+  add(def: ControllerDefinition<never>): void {
+    const d = def as unknown as ControllerDefinition;
+    for (const k of [d.for, ...(d.owns ?? []), ...(d.watches ?? []).map((w) => w.kind)]) this.informer(k);
+    d.setup?.(this.cache);
+    const events = new EventRecorder(this.opts.client, `nextgen.itechsmart.io/${d.name}`, this.identity, this.opts.log);
+    this.controllers.push(
+      new Controller(
+        d,
+        { cache: this.cache, client: this.opts.client, events, log: this.opts.log, metrics: this.metrics },
+        this.opts.concurrency?.[d.name],
+      ),
+    );
+  }
+
+  get identity(): string {
+    return this.opts.leaderElection?.identity ?? "nextgen-operator";
+  }
+
+  get cachesSynced(): boolean {
+    return [...this.informers.values()].every((i) => i.synced);
+  }
+
+  /** Bound addresses of the metrics and probe servers, once listening. */
+  address(server: "metrics" | "probes"): string | undefined {
+    return this.addresses[server];
+  }
+
+  /** Runs until signal aborts or leadership is lost; everything started is stopped before it returns. */
+  async run(signal: AbortSignal): Promise<StopReason> {
+    const log = this.opts.log;
+    try {
+      await this.listen("metrics", this.opts.metricsAddress, async (_req, res) => {
+        res.setHeader("content-type", this.metrics.registry.contentType);
+        res.end(await this.metrics.registry.metrics());
+      });
+      await this.listen("probes", this.opts.probeAddress, async (req, res) => {
+        const path = (req.url ?? "").split("?")[0];
+        if (path === "/healthz") return void res.end("ok");
+        if (path !== "/readyz") return void ((res.statusCode = 404), res.end());
+        const ready = this.cachesSynced && (this.state === "standby" || this.state === "leading");
+        res.statusCode = ready ? 200 : 503;
+        res.end(JSON.stringify({ cachesSynced: this.cachesSynced, state: this.state }));
+      });
+      for (const inf of this.informers.values()) inf.start();
+      await Promise.all([...this.informers.values()].map((i) => i.waitForSync(signal)));
+      log.info("caches synced", { kinds: [...this.informers.keys()] });
+
+      const le = this.opts.leaderElection;
+      if (le) {
+        this.elector = new LeaderElector(this.opts.client, { ...DEFAULT_LEADER_TIMINGS, ...le }, log);
+        this.state = "standby";
+        await this.elector.acquire(signal);
+        this.metrics.leaderElection.set({ name: le.name }, 1);
+      }
+      this.state = "leading";
+      for (const c of this.controllers) c.start();
+      log.info("controllers started", { controllers: this.controllers.map((c) => c.def.name) });
+
+      if (this.elector) {
+        await this.elector.holdUntilLost(signal);
+        if (!signal.aborted) return "leadership-lost";
+      } else {
+        await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+      }
+      return "signal";
+    } catch (e) {
+      if (signal.aborted) return "signal";
+      throw e;
+    } finally {
+      await this.shutdown();
+    }
+  }
+
+  private async shutdown(): Promise<void> {
+    this.state = "stopping";
+    await Promise.all(this.controllers.map((c) => c.stop()));
+    await this.elector?.release();
+    await Promise.all([...this.informers.values()].map((i) => i.stop()));
+    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+    this.opts.log.info("stopped");
+  }
+
+  private async listen(
+    name: "metrics" | "probes",
+    address: string,
+    handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+  ): Promise<void> {
+    if (address === "0") return;
+    const i = address.lastIndexOf(":");
+    const host = address.slice(0, i) || "0.0.0.0";
+    const port = Number(address.slice(i + 1));
+    const server = createServer((req, res) => {
+      handle(req, res).catch((e) => {
+        res.statusCode = 500;
+        res.end(String(e));
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => resolve());
+    });
+    this.servers.push(server);
+    const a = server.address() as AddressInfo;
+    this.addresses[name] = `${a.address}:${a.port}`;
+    this.opts.log.info(`${name} server listening`, { address: this.addresses[name] });
+  }
+}

@@ -1,0 +1,72 @@
+import type { KindRef } from "./kinds.ts";
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: OwnerReference[];
+  finalizers?: string[];
+}
+
+/** metav1.Condition. */
+export interface Condition {
+  type: string;
+  status: "True" | "False" | "Unknown";
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+}
+
+/** A custom resource as the runtime sees it: spec and status are the kind's own. */
+export interface Resource<Spec = unknown, Status = unknown> extends KubeObject {
+  spec: Spec;
+  status?: Status;
+}
+
+/** The queue key of an object: "namespace/name", or "name" when cluster-scoped (as client-go's MetaNamespaceKeyFunc). */
+export function objectKey(o: { metadata: { namespace?: string; name: string } }): string {
+  return o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;
+}
+
+export function splitKey(key: string): { namespace?: string; name: string } {
+  const i = key.indexOf("/");
+  return i < 0 ? { name: key } : { namespace: key.slice(0, i), name: key.slice(i + 1) };
+}
+
+export function controllerOwnerRef(kind: KindRef, owner: KubeObject): OwnerReference {
+  if (!owner.metadata.uid) throw new Error(`owner ${objectKey(owner)} has no uid`);
+  return {
+    apiVersion: owner.apiVersion,
+    kind: owner.kind ?? kind.kind,
+    name: owner.metadata.name,
+    uid: owner.metadata.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+export function isControlledBy(obj: KubeObject, owner: KubeObject): boolean {
+  return (obj.metadata.ownerReferences ?? []).some((r) => r.controller && r.uid === owner.metadata.uid);
+}

@@ -1,0 +1,76 @@
+import { AppsV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { setTimeout as delay } from "node:timers/promises";
+import { expect, test } from "vitest";
+import { ControlPlane } from "../src/controlplane/control-plane.ts";
+
+function kubeConfig(file: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(file);
+  return kc;
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await delay(250);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+// The first run on a machine may build the binaries (several minutes), hence the generous timeout.
+test(
+  "a local control plane serves the API, enforces RBAC, runs controllers and survives an apiserver restart",
+  { timeout: 30 * 60_000 },
+  async () => {
+    const cp = await ControlPlane.start({ log: (line) => console.error(line) });
+    const pids = new Set<number>();
+    const recordPids = () => Object.values(ControlPlane.runningState(cp.dir)!.pids).forEach((pid) => pids.add(pid!));
+    try {
+      recordPids();
+      expect(pids.size).toBe(4);
+      const core = kubeConfig(cp.adminKubeconfig).makeApiClient(CoreV1Api);
+      const namespace = "cp-test";
+      await core.createNamespace({ body: { metadata: { name: namespace } } });
+      await core.createNamespacedConfigMap({ namespace, body: { metadata: { name: "kept" }, data: { answer: "42" } } });
+
+      const operator = kubeConfig(cp.operatorKubeconfig).makeApiClient(CoreV1Api);
+      await expect(operator.listSecretForAllNamespaces()).rejects.toMatchObject({ code: 403 });
+
+      // Pods are creatable without kubelets, the controllers act on a Deployment and the scheduler sees no node.
+      await kubeConfig(cp.adminKubeconfig)
+        .makeApiClient(AppsV1Api)
+        .createNamespacedDeployment({
+          namespace,
+          body: {
+            metadata: { name: "web" },
+            spec: {
+              selector: { matchLabels: { app: "web" } },
+              template: {
+                metadata: { labels: { app: "web" } },
+                spec: { containers: [{ name: "web", image: "nginx" }] },
+              },
+            },
+          },
+        });
+      await eventually("the Deployment's Pod to be reported unschedulable", async () => {
+        const pods = await core.listNamespacedPod({ namespace });
+        return pods.items[0]?.status?.conditions?.find(
+          (c) => c.type === "PodScheduled" && c.reason === "Unschedulable",
+        );
+      });
+
+      await cp.stopApiserver();
+      await expect(core.readNamespacedConfigMap({ name: "kept", namespace })).rejects.toThrow();
+      await cp.startApiserver();
+      recordPids();
+      const kept = await core.readNamespacedConfigMap({ name: "kept", namespace });
+      expect(kept.data).toEqual({ answer: "42" });
+    } finally {
+      await cp.stop();
+    }
+    expect(pids.size).toBe(5);
+    for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow(expect.objectContaining({ code: "ESRCH" }));
+  },
+);

@@ -1,0 +1,67 @@
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { ControlPlane } from "../../src/controlplane/control-plane.ts";
+import { KubeClient, isGone } from "../../src/runtime/client.ts";
+import { ConfigMapKind, NamespaceKind } from "../../src/runtime/kinds.ts";
+import { Logger } from "../../src/runtime/log.ts";
+import { Manager } from "../../src/runtime/manager.ts";
+import { waitUntil } from "../../src/runtime/wait.ts";
+import { type ReconcileLog, type Widget, WidgetKind, installWidgetCrd, widget, widgetController } from "./widget.ts";
+
+// This file restarts kube-apiserver, so it runs on a control plane of its own.
+let cp: ControlPlane;
+let admin: KubeClient;
+let client: KubeClient;
+let manager: Manager;
+let running: Promise<unknown>;
+const stop = new AbortController();
+const log: ReconcileLog = { entries: [], finished: new Set() };
+const ns = "restart";
+const ready = async (name: string) =>
+  (await admin.get<Widget>(WidgetKind, ns, name))?.status?.conditions?.some(
+    (c) => c.type === "Ready" && c.status === "True",
+  );
+
+beforeAll(async () => {
+  cp = await ControlPlane.start({ controllerManager: false, scheduler: false });
+  admin = KubeClient.load(cp.adminKubeconfig, "nextgen-test-admin");
+  await installWidgetCrd(admin);
+  await admin.create(NamespaceKind, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
+  client = KubeClient.load(cp.adminKubeconfig, "nextgen-operator");
+  manager = new Manager({ client, log: new Logger("warn"), metricsAddress: "0", probeAddress: "0" });
+  manager.add(widgetController(log));
+  running = manager.run(stop.signal);
+  await waitUntil("caches to sync", () => manager.cachesSynced, { timeoutMs: 30_000 });
+});
+
+afterAll(async () => {
+  stop.abort();
+  await running;
+  await client.close();
+  await admin.close();
+  await cp.stop();
+});
+
+test("a watch from a resourceVersion the server no longer has answers 410 Gone", async () => {
+  const err = await client
+    .watch(ConfigMapKind, { resourceVersion: "1", timeoutSeconds: 5 }, () => undefined, AbortSignal.timeout(10_000))
+    .catch((e) => e);
+  expect(isGone(err)).toBe(true);
+});
+
+test("informers recover from an API server restart, re-list after 410, and reconciling goes on", async () => {
+  await admin.create(WidgetKind, widget(ns, "before", { message: "1" }));
+  await waitUntil("widget before to be Ready", () => ready("before"), { timeoutMs: 30_000 });
+  const widgets = manager.cache.informer(WidgetKind);
+  const listsBefore = widgets.lists;
+
+  // A write to another kind moves etcd's revision past the last one the Widget informer saw, so the restarted
+  // server's fresh watch cache no longer holds the informer's resourceVersion: its watch must answer 410.
+  await admin.create(ConfigMapKind, { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "bump", namespace: ns } });
+  await cp.stopApiserver();
+  await cp.startApiserver();
+
+  await admin.create(WidgetKind, widget(ns, "after", { message: "2" }));
+  await waitUntil("widget after to be Ready", () => ready("after"), { timeoutMs: 60_000 });
+  expect(widgets.lists).toBeGreaterThan(listsBefore);
+  expect(manager.cachesSynced).toBe(true);
+});

@@ -1,0 +1,34 @@
+import { randomBytes } from "node:crypto";
+import { afterAll, inject } from "vitest";
+import { OperatorProcess } from "../../src/controlplane/operator-process.ts";
+import { KubeClient } from "../../src/runtime/client.ts";
+import { NamespaceKind } from "../../src/runtime/kinds.ts";
+import type { KubeObject } from "../../src/runtime/objects.ts";
+import { waitUntil } from "../../src/runtime/wait.ts";
+
+/** The shared control plane of the integration tests (see global-setup.ts), seen as a cluster admin. */
+export function cluster() {
+  const info = inject("controlPlane");
+  const admin = KubeClient.load(info.adminKubeconfig, "nextgen-test-admin");
+  afterAll(() => admin.close());
+  return { ...info, admin };
+}
+
+/** A fresh namespace for one test file. */
+export async function createNamespace(admin: KubeClient, prefix: string): Promise<string> {
+  const name = `${prefix}-${randomBytes(3).toString("hex")}`;
+  await admin.create(NamespaceKind, { apiVersion: "v1", kind: "Namespace", metadata: { name } });
+  return name;
+}
+
+/** Starts the operator CLI with the operator's own ServiceAccount identity; stopped after the file's tests. */
+export async function startOperator(kubeconfig: string, args: string[] = []): Promise<OperatorProcess> {
+  const op = await OperatorProcess.start({ kubeconfig, args: ["--log-level", "debug", ...args] });
+  afterAll(async () => {
+    await op.stop();
+  });
+  return op;
+}
+
+export { waitUntil };
+export type { KubeObject };

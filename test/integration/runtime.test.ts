@@ -1,0 +1,211 @@
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { KubeClient, isConflict } from "../../src/runtime/client.ts";
+import { ReconcileContext } from "../../src/runtime/controller.ts";
+import { EventRecorder } from "../../src/runtime/events.ts";
+import { ConfigMapKind, EventKind } from "../../src/runtime/kinds.ts";
+import { Logger } from "../../src/runtime/log.ts";
+import { Manager } from "../../src/runtime/manager.ts";
+import type { KubeObject } from "../../src/runtime/objects.ts";
+import { cluster, createNamespace, waitUntil } from "./harness.ts";
+import {
+  type ReconcileLog,
+  WIDGET_FINALIZER,
+  type Widget,
+  WidgetKind,
+  installWidgetCrd,
+  widget,
+  widgetController,
+} from "./widget.ts";
+
+const { admin, adminKubeconfig } = cluster();
+const log: ReconcileLog = { entries: [], finished: new Set() };
+const stop = new AbortController();
+let manager: Manager;
+let client: KubeClient;
+let ns: string;
+let running: Promise<unknown>;
+
+const reconcilesOf = (key: string) => log.entries.filter((e) => e.key === key);
+const get = (name: string) => admin.get<Widget>(WidgetKind, ns, name);
+const ready = (w: Widget | undefined) => w?.status?.conditions?.find((c) => c.type === "Ready");
+const writes = async (m: Manager) => {
+  const counts = await m.metrics.restRequests.get();
+  return counts.values.filter((v) => v.labels.method !== "GET").reduce((s, v) => s + v.value, 0);
+};
+const counter = async (c: { get(): Promise<{ values: { value: number }[] }> }) =>
+  (await c.get()).values.reduce((s, v) => s + v.value, 0);
+
+beforeAll(async () => {
+  await installWidgetCrd(admin);
+  ns = await createNamespace(admin, "runtime");
+  client = KubeClient.load(adminKubeconfig, "nextgen-operator");
+  manager = new Manager({
+    client,
+    log: new Logger("warn"),
+    namespaces: [ns],
+    metricsAddress: "0",
+    probeAddress: "0",
+    resyncMs: 0, // no resync here: it would enqueue keys in backoff early; the idle test runs its own manager
+  });
+  manager.add(widgetController(log));
+  running = manager.run(stop.signal);
+  await waitUntil("caches to sync", () => manager.cachesSynced, { timeoutMs: 30_000 });
+});
+
+afterAll(async () => {
+  stop.abort();
+  await running;
+  await client.close();
+});
+
+describe("a controller on the runtime", () => {
+  test("reconciles a resource into an owned child, a Ready status and one event", async () => {
+    await admin.create(WidgetKind, widget(ns, "a", { message: "hello" }));
+    const w = await waitUntil(
+      "widget a to be Ready",
+      async () => {
+        const w = await get("a");
+        return ready(w)?.status === "True" ? w : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
+    expect(w.status?.observedGeneration).toBe(w.metadata.generation);
+    expect(w.status?.message).toBe("hello");
+    expect(w.metadata.finalizers).toEqual([WIDGET_FINALIZER]);
+    const child = await admin.get<KubeObject & { data: Record<string, string> }>(ConfigMapKind, ns, "a-child");
+    expect(child?.data).toEqual({ message: "hello" });
+    expect(child?.metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: "Widget", name: "a", uid: w.metadata.uid, controller: true }),
+    ]);
+    const events = await admin.list<KubeObject & { reason: string; regarding: { uid: string } }>(EventKind, {
+      namespace: ns,
+    });
+    expect(events.items.filter((e) => e.regarding.uid === w.metadata.uid).map((e) => e.reason)).toEqual(["Reconciled"]);
+  });
+
+  test("once converged, reconciles write nothing: neither on metadata changes nor on resyncs", async () => {
+    await waitUntil("widget a to be Ready", async () => ready(await get("a"))?.status === "True", {
+      timeoutMs: 30_000,
+    });
+    const before = await writes(manager);
+    const reconciles = reconcilesOf(`${ns}/a`).length;
+    for (let i = 0; i < 3; i++)
+      await admin.patch(WidgetKind, ns, "a", "merge", { metadata: { annotations: { poke: `${i}` } } });
+    await waitUntil("three more reconciles", () => reconcilesOf(`${ns}/a`).length >= reconciles + 3, {
+      timeoutMs: 30_000,
+    });
+    expect(await writes(manager)).toBe(before);
+
+    // A second manager whose informers resync every 300 ms finds the same converged state.
+    const resyncLog: ReconcileLog = { entries: [], finished: new Set() };
+    const second = new Manager({
+      client,
+      log: new Logger("warn"),
+      namespaces: [ns],
+      metricsAddress: "0",
+      probeAddress: "0",
+      resyncMs: 300,
+    });
+    second.add(widgetController(resyncLog));
+    const stopSecond = new AbortController();
+    const runningSecond = second.run(stopSecond.signal);
+    await waitUntil("three resync reconciles", () => resyncLog.entries.filter((e) => e.key === `${ns}/a`).length >= 4, {
+      timeoutMs: 30_000,
+    });
+    stopSecond.abort();
+    await runningSecond;
+    expect(await writes(second)).toBe(0);
+  });
+
+  test("a spec change moves observedGeneration and the message, not lastTransitionTime", async () => {
+    const before = ready(await get("a"));
+    await admin.patch(WidgetKind, ns, "a", "merge", { spec: { message: "changed" } });
+    const w = await waitUntil(
+      "widget a to observe generation 2",
+      async () => {
+        const w = await get("a");
+        return w?.status?.observedGeneration === 2 ? w : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
+    expect(ready(w)).toMatchObject({ status: "True", message: "child holds changed", observedGeneration: 2 });
+    expect(ready(w)?.lastTransitionTime).toBe(before?.lastTransitionTime);
+  });
+
+  test("a terminal error is reported in a condition and never retried", async () => {
+    const retries = await counter(manager.metrics.queueRetries);
+    await admin.create(WidgetKind, widget(ns, "bad", { message: "x", mode: "terminal" }));
+    const w = await waitUntil(
+      "widget bad to report InvalidSpec",
+      async () => {
+        const w = await get("bad");
+        return ready(w)?.reason === "InvalidSpec" ? w : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
+    expect(ready(w)).toMatchObject({ status: "False", message: "mode terminal can never succeed" });
+    expect(await counter(manager.metrics.terminalReconcileErrors)).toBeGreaterThanOrEqual(1);
+    expect(await counter(manager.metrics.queueRetries)).toBe(retries);
+  });
+
+  test("transient errors are retried with per-key exponential backoff, then succeed", async () => {
+    // Created with the finalizer in place, so no write of the controller's own re-enqueues the key: every attempt
+    // after the first is a backoff retry.
+    const flaky = widget(ns, "flaky", { message: "x", mode: "fail" });
+    await admin.create(WidgetKind, { ...flaky, metadata: { ...flaky.metadata, finalizers: [WIDGET_FINALIZER] } });
+    const key = `${ns}/flaky`;
+    await waitUntil("eight attempts", () => reconcilesOf(key).length >= 8, { timeoutMs: 30_000 });
+    const at = reconcilesOf(key).map((e) => e.at);
+    const gaps = at.slice(1, 8).map((t, i) => t - (at[i] as number));
+    // The queue waits 5 ms · 2^n before retry n; timers never fire early, so each gap is at least that.
+    gaps.forEach((gap, n) => expect(gap).toBeGreaterThanOrEqual(5 * 2 ** n - 1));
+    expect(gaps[6]).toBeGreaterThan(4 * (gaps[1] as number));
+    await admin.patch(WidgetKind, ns, "flaky", "merge", { spec: { mode: "ok" } });
+    await waitUntil("widget flaky to become Ready", async () => ready(await get("flaky"))?.status === "True", {
+      timeoutMs: 30_000,
+    });
+  });
+
+  test("changes made while a reconcile runs coalesce into one more reconcile of the latest state", async () => {
+    await admin.create(WidgetKind, widget(ns, "busy", { message: "m0", slowMs: 800 }));
+    const key = `${ns}/busy`;
+    await waitUntil("the first reconcile to start", () => reconcilesOf(key).length >= 1, { timeoutMs: 30_000 });
+    for (let i = 1; i <= 20; i++) await admin.patch(WidgetKind, ns, "busy", "merge", { spec: { message: `m${i}` } });
+    await waitUntil("widget busy to hold m20", async () => (await get("busy"))?.status?.message === "m20", {
+      timeoutMs: 60_000,
+    });
+    // 21 generations, but each change queued while the key was in flight folded into one pending key.
+    expect(reconcilesOf(key).length).toBeLessThan(10);
+  });
+
+  test("deleting a resource runs its finalizer", async () => {
+    await admin.delete(WidgetKind, ns, "a");
+    await waitUntil("widget a to be gone", async () => (await get("a")) === undefined, { timeoutMs: 30_000 });
+  });
+
+  test("finalizer writes are guarded by resourceVersion", async () => {
+    await admin.create(WidgetKind, widget(ns, "guarded", { message: "x", mode: "terminal" }));
+    const stale = await waitUntil("widget guarded to exist", () => get("guarded"), { timeoutMs: 10_000 });
+    await admin.patch(WidgetKind, ns, "guarded", "merge", { metadata: { finalizers: ["someone.else/keep"] } });
+    const ctx = new ReconcileContext(`${ns}/guarded`, WidgetKind, {
+      cache: manager.cache,
+      client,
+      events: new EventRecorder(client, "test", "test", new Logger("error")),
+      log: new Logger("error"),
+    });
+    const err = await ctx.addFinalizer(stale, "test.nextgen.itechsmart.io/other").catch((e) => e);
+    expect(isConflict(err)).toBe(true);
+    const live = await get("guarded");
+    expect(live?.metadata.finalizers).toContain("someone.else/keep");
+    await admin.patch(WidgetKind, ns, "guarded", "merge", { metadata: { finalizers: null } });
+  });
+
+  test("stopping drains the reconcile in flight before returning", async () => {
+    await admin.create(WidgetKind, widget(ns, "draining", { message: "d", slowMs: 1500 }));
+    const key = `${ns}/draining`;
+    await waitUntil("the slow reconcile to start", () => reconcilesOf(key).length >= 1, { timeoutMs: 30_000 });
+    stop.abort();
+    await running;
+    expect(log.finished.has(`${key}@1`)).toBe(true);
+  });
+});
