@@ -9,7 +9,7 @@ export default defineConfig({
       {
         test: {
           name: "integration",
-          include: ["test/integration/**/*.test.ts", "test/controlplane.test.ts"],
+          include: ["test/integration/**/*.test.ts"],
           globalSetup: ["test/integration/global-setup.ts"],
           // One control plane serves every file; files run one after another so that a test restarting the API
           // server or counting API writes sees only its own traffic.

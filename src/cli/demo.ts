@@ -7,6 +7,7 @@ import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../manifests/generate.ts
 import { KubeClient } from "../runtime/client.ts";
 import { findCondition } from "../runtime/conditions.ts";
 import type { Condition, KubeObject } from "../runtime/objects.ts";
+import { waitUntil } from "../runtime/wait.ts";
 import { parse } from "./args.ts";
 import { applyObjects, installPrerequisites, readManifests } from "./install.ts";
 
@@ -47,6 +48,8 @@ export async function demoCommand(args: string[]): Promise<number> {
       logFile,
     });
     await operator.waitReady();
+    const op = operator;
+    await waitUntil("the operator to lead", async () => (await op.state()) === "leading", { timeoutMs: 60_000 });
     say(`operator running as system:serviceaccount:${OPERATOR_NAMESPACE}:nextgen-operator (logs: ${logFile})`);
     say(`leading on Lease ${OPERATOR_NAMESPACE}/${LEADER_ELECTION_ID}; metrics at ${operator.metricsUrl}`);
 

@@ -1,16 +1,17 @@
 import { join } from "node:path";
 import { parse, UsageError } from "../cli/args.ts";
-import { cacheRoot } from "./assets.ts";
+import { cacheRoot, ensureAssets } from "./assets.ts";
 import { ControlPlane, controlPlaneEnv } from "./control-plane.ts";
 
-const overview = `Usage: nextgen-operator control-plane <up|down|env> [--dir DIR]
+const overview = `Usage: nextgen-operator control-plane <up|down|env|assets> [--dir DIR]
 
 A local Kubernetes 1.20 control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) on loopback
 ports, for development. Its files live in DIR (default ${join(cacheRoot(), "control-plane")}).
 
   up     start it in the background and print the shell exports to reach it: eval "$(nextgen-operator control-plane up)"
   down   stop it (succeeds when none runs)
-  env    print the shell exports for the running one`;
+  env    print the shell exports for the running one
+  assets locate (KUBEBUILDER_ASSETS) or build and cache the binaries, and print their folder`;
 
 const usage: Record<string, string> = {
   up: `Usage: nextgen-operator control-plane up [--dir DIR]
@@ -21,6 +22,10 @@ The first run builds the binaries (several minutes) unless KUBEBUILDER_ASSETS na
   down: `Usage: nextgen-operator control-plane down [--dir DIR]
 
 Stops the control plane started by 'up'; succeeds quietly when none runs.`,
+  assets: `Usage: nextgen-operator control-plane assets
+
+Finds the control-plane binaries in KUBEBUILDER_ASSETS, or builds them once from Debian's packages into the cache
+folder (several minutes), and prints the folder. 'up', the tests and the demo do the same on first use.`,
   env: `Usage: nextgen-operator control-plane env [--dir DIR]
 
 Prints the export lines for the running control plane; exits 1 when none runs.`,
@@ -38,7 +43,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   if (sub === "--help" || sub === "-h") return (say(overview), 0);
   if (sub === undefined || !(sub in usage)) {
     throw new UsageError(
-      `control-plane: ${sub === undefined ? "missing subcommand" : `unknown subcommand "${sub}"`}; expected up, down or env`,
+      `control-plane: ${sub === undefined ? "missing subcommand" : `unknown subcommand "${sub}"`}; expected up, down, env or assets`,
     );
   }
   const { values } = parse(`control-plane ${sub}`, rest, { dir: { type: "string" } });
@@ -46,6 +51,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   const dir = values.dir ?? join(cacheRoot(), "control-plane");
   const running = ControlPlane.runningState(dir);
 
+  if (sub === "assets") return (say((await ensureAssets(warn)).dir), 0);
   if (sub === "down") {
     if (await ControlPlane.stopFromState(dir)) warn(`stopped the control plane in ${dir}`);
     return 0;

@@ -79,6 +79,11 @@ export class OperatorProcess {
     return { ok: res.ok, body: await res.text() };
   }
 
+  /** The manager's state as /readyz reports it: starting, standby, leading or stopping. */
+  async state(): Promise<string> {
+    return JSON.parse((await this.readyz()).body).state;
+  }
+
   async waitReady(timeoutMs = 60_000): Promise<void> {
     await waitUntil(
       "the operator's /readyz",

@@ -9,24 +9,23 @@ type Lease = KubeObject & { spec: { holderIdentity?: string; leaseTransitions?: 
 const { admin, operatorKubeconfig } = cluster();
 const lease = () => admin.get<Lease>(LeaseKind, OPERATOR_NAMESPACE, LEADER_ELECTION_ID);
 const electArgs = ["--leader-elect", "--leader-election-namespace", OPERATOR_NAMESPACE];
-const stateOf = async (op: { readyz(): Promise<{ body: string }> }) => JSON.parse((await op.readyz()).body).state;
 
 // Both processes run as the operator's ServiceAccount: the leader-election Role of config/rbac must suffice.
 describe("leader election between two operator processes", () => {
   test("one leads, the other stands by and takes over within ~20 s of the leader being killed", async () => {
     const first = await startOperator(operatorKubeconfig, electArgs);
-    await waitUntil("the first operator to lead", async () => (await stateOf(first)) === "leading", {
+    await waitUntil("the first operator to lead", async () => (await first.state()) === "leading", {
       timeoutMs: 30_000,
     });
     const second = await startOperator(operatorKubeconfig, electArgs);
     await second.waitReady();
-    expect(await stateOf(second)).toBe("standby");
+    expect(await second.state()).toBe("standby");
     const held = await lease();
     expect(held?.spec.holderIdentity).toBeTruthy();
 
     await first.stop("SIGKILL");
     const killedAt = Date.now();
-    await waitUntil("the second operator to lead", async () => (await stateOf(second)) === "leading", {
+    await waitUntil("the second operator to lead", async () => (await second.state()) === "leading", {
       timeoutMs: 30_000,
       intervalMs: 250,
     });
@@ -47,7 +46,7 @@ describe("leader election between two operator processes", () => {
     expect((await lease())?.spec.holderIdentity).toBe("");
     const started = Date.now();
     const op = await startOperator(operatorKubeconfig, electArgs);
-    await waitUntil("the operator to lead", async () => (await stateOf(op)) === "leading", { timeoutMs: 30_000 });
+    await waitUntil("the operator to lead", async () => (await op.state()) === "leading", { timeoutMs: 30_000 });
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(await op.stop("SIGTERM")).toBe(0);
   });

@@ -1,22 +1,12 @@
 import { AppsV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
-import { setTimeout as delay } from "node:timers/promises";
 import { expect, test } from "vitest";
-import { ControlPlane } from "../src/controlplane/control-plane.ts";
+import { ControlPlane } from "../../src/controlplane/control-plane.ts";
+import { waitUntil } from "../../src/runtime/wait.ts";
 
 function kubeConfig(file: string): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromFile(file);
   return kc;
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await delay(250);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 // The first run on a machine may build the binaries (several minutes), hence the generous timeout.
@@ -54,12 +44,16 @@ test(
             },
           },
         });
-      await eventually("the Deployment's Pod to be reported unschedulable", async () => {
-        const pods = await core.listNamespacedPod({ namespace });
-        return pods.items[0]?.status?.conditions?.find(
-          (c) => c.type === "PodScheduled" && c.reason === "Unschedulable",
-        );
-      });
+      await waitUntil(
+        "the Deployment's Pod to be reported unschedulable",
+        async () => {
+          const pods = await core.listNamespacedPod({ namespace });
+          return pods.items[0]?.status?.conditions?.find(
+            (c) => c.type === "PodScheduled" && c.reason === "Unschedulable",
+          );
+        },
+        { timeoutMs: 60_000, intervalMs: 250 },
+      );
 
       await cp.stopApiserver();
       await expect(core.readNamespacedConfigMap({ name: "kept", namespace })).rejects.toThrow();
