@@ -1,4 +1,5 @@
+import { pqKeySetCrd } from "./pqkeyset.ts";
 import type { CrdDefinition } from "./types.ts";
 
 /** Every custom resource kind of the operator. Each kind's module adds itself here. */
-export const crds: CrdDefinition[] = [];
+export const crds: CrdDefinition[] = [pqKeySetCrd];

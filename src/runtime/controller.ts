@@ -1,4 +1,4 @@
-import { applyWouldChange, type ManagedFieldsEntry } from "./apply.ts";
+import { applyWouldChange } from "./apply.ts";
 import type { Cache } from "./cache.ts";
 import type { KubeClient } from "./client.ts";
 import { type ConditionStatus, jsonEqual, setCondition } from "./conditions.ts";
@@ -7,6 +7,7 @@ import type { EventRecorder } from "./events.ts";
 import type { InformerEvent } from "./informer.ts";
 import { type KindRef, apiVersionOf } from "./kinds.ts";
 import type { Logger } from "./log.ts";
+import type { Registry } from "prom-client";
 import type { RuntimeMetrics } from "./metrics.ts";
 import { type Condition, type KubeObject, controllerOwnerRef, objectKey, splitKey } from "./objects.ts";
 import { WorkQueue } from "./queue.ts";
@@ -101,15 +102,18 @@ export class ReconcileContext {
   readonly events: EventRecorder;
   readonly log: Logger;
   readonly now: Date;
+  /** The manager's metrics registry, where a controller registers its own metrics. */
+  readonly registry: Registry;
   private readonly primary: KindRef;
   private statusUpdate: { obj: KubeObject; update: StatusUpdate<object> } | undefined;
 
   constructor(
     key: string,
     primary: KindRef,
-    deps: { cache: Cache; client: KubeClient; events: EventRecorder; log: Logger },
+    deps: { cache: Cache; client: KubeClient; events: EventRecorder; log: Logger; registry: Registry },
   ) {
     this.key = key;
+    this.registry = deps.registry;
     this.primary = primary;
     this.cache = deps.cache;
     this.client = deps.client;
@@ -139,8 +143,7 @@ export class ReconcileContext {
       },
     };
     const live = this.cache.get<T>(kind, desired.metadata.namespace, desired.metadata.name);
-    const managed = (live?.metadata as { managedFields?: ManagedFieldsEntry[] } | undefined)?.managedFields;
-    if (live && !applyWouldChange(desired, live, managed, this.client.fieldManager)) return live;
+    if (live && !applyWouldChange(desired, live, live.metadata.managedFields, this.client.fieldManager)) return live;
     return this.client.apply(kind, desired);
   }
 
@@ -273,7 +276,7 @@ export class Controller {
       this.queue.forget(key); // deleted: owner references and finalizers took care of the rest
       return;
     }
-    const ctx = new ReconcileContext(key, this.def.for, { ...this.deps, log: this.deps.log });
+    const ctx = new ReconcileContext(key, this.def.for, { ...this.deps, registry: metrics.registry });
     const end = metrics.reconcileTime.startTimer({ controller });
     try {
       const result = await this.def.reconcile(ctx, obj);

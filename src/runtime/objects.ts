@@ -1,3 +1,4 @@
+import type { ManagedFieldsEntry } from "./apply.ts";
 import type { KindRef } from "./kinds.ts";
 
 export interface OwnerReference {
@@ -21,6 +22,7 @@ export interface ObjectMeta {
   annotations?: Record<string, string>;
   ownerReferences?: OwnerReference[];
   finalizers?: string[];
+  managedFields?: ManagedFieldsEntry[];
 }
 
 /** metav1.Condition. */

@@ -192,6 +192,7 @@ describe("a controller on the runtime", () => {
       client,
       events: new EventRecorder(client, "test", "test", new Logger("error")),
       log: new Logger("error"),
+      registry: manager.metrics.registry,
     });
     const err = await ctx.addFinalizer(stale, "test.nextgen.itechsmart.io/other").catch((e) => e);
     expect(isConflict(err)).toBe(true);
