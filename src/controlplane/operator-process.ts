@@ -41,7 +41,9 @@ export class OperatorProcess {
     });
   }
 
+  /** entry: the CLI module to run (default: this checkout's, as sources or compiled alike). */
   static async start(opts: {
+    entry?: string;
     kubeconfig: string;
     args?: string[];
     env?: NodeJS.ProcessEnv;
@@ -51,7 +53,7 @@ export class OperatorProcess {
     const child = spawn(
       process.execPath,
       [
-        MAIN,
+        opts.entry ?? MAIN,
         "run",
         "--kubeconfig",
         opts.kubeconfig,

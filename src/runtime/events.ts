@@ -3,9 +3,17 @@ import { EventKind, apiVersionOf } from "./kinds.ts";
 import type { Logger } from "./log.ts";
 import type { KubeObject } from "./objects.ts";
 
-/** Records events.k8s.io/v1 Events; the same event about the same object is written once per window. */
+const MAX_PENDING = 1000;
+
+/**
+ * Records events.k8s.io/v1 Events in the background, as client-go's broadcaster does: a reconcile never waits on
+ * one, the same event about the same object is written once per window, and when the API server falls behind,
+ * events beyond a bounded backlog are dropped rather than held in memory.
+ */
 export class EventRecorder {
   private readonly recent = new Map<string, number>();
+  private readonly pending: Array<() => Promise<void>> = [];
+  private sending = false;
   private readonly client: KubeClient;
   private readonly controller: string;
   private readonly instance: string;
@@ -20,21 +28,43 @@ export class EventRecorder {
     this.windowMs = windowMs;
   }
 
-  normal(obj: KubeObject, reason: string, note: string): Promise<void> {
-    return this.record(obj, "Normal", reason, note);
+  normal(obj: KubeObject, reason: string, note: string): void {
+    this.record(obj, "Normal", reason, note);
   }
 
-  warning(obj: KubeObject, reason: string, note: string): Promise<void> {
-    return this.record(obj, "Warning", reason, note);
+  warning(obj: KubeObject, reason: string, note: string): void {
+    this.record(obj, "Warning", reason, note);
   }
 
-  private async record(obj: KubeObject, type: "Normal" | "Warning", reason: string, note: string): Promise<void> {
+  private record(obj: KubeObject, type: "Normal" | "Warning", reason: string, note: string): void {
     const key = `${obj.metadata.uid}\u0000${type}\u0000${reason}\u0000${note}`;
     const now = Date.now();
     const last = this.recent.get(key);
     if (last !== undefined && now - last < this.windowMs) return;
     this.recent.set(key, now);
     if (this.recent.size > 4096) this.recent.delete(this.recent.keys().next().value as string);
+    if (this.pending.length >= MAX_PENDING) {
+      this.log.warn("event backlog full; dropping an event", { reason });
+      return;
+    }
+    this.pending.push(() => this.send(obj, type, reason, note, now));
+    void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    if (this.sending) return;
+    this.sending = true;
+    for (let next = this.pending.shift(); next; next = this.pending.shift()) await next();
+    this.sending = false;
+  }
+
+  private async send(
+    obj: KubeObject,
+    type: "Normal" | "Warning",
+    reason: string,
+    note: string,
+    now: number,
+  ): Promise<void> {
     const namespace = obj.metadata.namespace ?? "default";
     try {
       await this.client.create(EventKind, {

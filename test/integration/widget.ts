@@ -126,7 +126,7 @@ export function widgetController(log: ReconcileLog) {
         { owner: w },
       );
       status.set({ message: w.spec.message }).condition("Ready", "True", "Reconciled", `child holds ${w.spec.message}`);
-      if (status.pending()) await ctx.events.normal(w, "Reconciled", `child holds ${w.spec.message}`);
+      if (status.pending()) ctx.events.normal(w, "Reconciled", `child holds ${w.spec.message}`);
       log.finished.add(`${ctx.key}@${w.metadata.generation}`);
     },
   });

@@ -90,7 +90,7 @@ export const pqKeySetController = defineController<PQKeySet>({
       if (child && !isControlledBy(child, ks)) {
         const message = `${kind} ${child.metadata.name} exists and is not owned by this PQKeySet; it is left untouched. Delete it or choose another name.`;
         status.condition("Ready", "False", "SecretConflict", message);
-        await ctx.events.warning(ks, "SecretConflict", message);
+        ctx.events.warning(ks, "SecretConflict", message);
         return;
       }
     }
@@ -194,7 +194,7 @@ async function rotate(
     const failed = (ks.status?.failedAttempts ?? 0) + 1;
     const message = `Generating a ${ks.spec.algorithm} key failed (attempt ${failed}): ${(e as Error).message}`;
     status.set({ failedAttempts: failed }).condition("Ready", "False", "KeyGenerationFailed", message);
-    await ctx.events.warning(ks, "KeyGenerationFailed", message);
+    ctx.events.warning(ks, "KeyGenerationFailed", message);
     throw new Error(message);
   }
   metrics.keygenSeconds.observe({ algorithm: ks.spec.algorithm }, generated.seconds);
@@ -212,11 +212,7 @@ async function rotate(
   };
   await writeSecret(ctx, ks, secret, next);
   metrics.rotations.inc({ algorithm: ks.spec.algorithm, reason });
-  await ctx.events.normal(
-    ks,
-    "Rotated",
-    `Rotated (${reason}) to key ${generated.pair.keyId}; revision ${next.revision}.`,
-  );
+  ctx.events.normal(ks, "Rotated", `Rotated (${reason}) to key ${generated.pair.keyId}; revision ${next.revision}.`);
   ctx.log.info("rotated", {
     reason,
     keyId: generated.pair.keyId,

@@ -1,0 +1,121 @@
+import { readFileSync } from "node:fs";
+import { installPrerequisites } from "../src/cli/install.ts";
+import type { ControlPlane } from "../src/controlplane/control-plane.ts";
+import { OperatorProcess } from "../src/controlplane/operator-process.ts";
+import { type PQKeySet, PQKeySetKind } from "../src/crds/pqkeyset.ts";
+import { KubeClient } from "../src/runtime/client.ts";
+import { ConfigMapKind, NamespaceKind, SecretKind } from "../src/runtime/kinds.ts";
+import { waitUntil } from "../src/runtime/wait.ts";
+
+const COUNT = Number(process.env.BENCH_PQKEYSETS ?? 1000);
+const CONCURRENCY = 4; // the controller's MaxConcurrentReconciles
+
+const keySet = (namespace: string, name: string): PQKeySet => ({
+  apiVersion: "nextgen.itechsmart.io/v1alpha1",
+  kind: "PQKeySet",
+  metadata: { name, namespace },
+  spec: { algorithm: "ML-KEM-768" } as PQKeySet["spec"],
+});
+
+async function inParallel(n: number, concurrency: number, work: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) await work(next++);
+    }),
+  );
+}
+
+const rssMb = (pid: number, field: "VmRSS" | "VmHWM") =>
+  Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
+
+/**
+ * 1 000 ML-KEM-768 PQKeySets applied until all are Ready, next to the floor: a tight client making the same API
+ * writes with no crypto (the same creates of the resources, one Secret and one ConfigMap create and one status
+ * patch each, at the same concurrency). Then the operator's RSS, and its API writes per minute once converged.
+ */
+export async function benchPQKeySets(cp: ControlPlane): Promise<Record<string, string | number>> {
+  const admin = KubeClient.load(cp.adminKubeconfig, "bench-client");
+  await installPrerequisites(admin, process.cwd());
+  for (const ns of ["bench-floor", "bench-operator"]) {
+    await admin.create(NamespaceKind, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
+  }
+
+  const floorStart = performance.now();
+  await inParallel(COUNT, CONCURRENCY, async (i) => {
+    const name = `ks-${i}`;
+    const ks = await admin.create(PQKeySetKind, keySet("bench-floor", name));
+    const owner = [
+      { apiVersion: ks.apiVersion, kind: ks.kind, name, uid: ks.metadata.uid as string, controller: true },
+    ];
+    const data = { "current.kid": Buffer.from("x".repeat(43)).toString("base64") };
+    await admin.create(SecretKind, {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name, namespace: "bench-floor", ownerReferences: owner },
+      data,
+    } as never);
+    await admin.create(ConfigMapKind, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: `${name}-public`, namespace: "bench-floor", ownerReferences: owner },
+      data: { "public.pem": "x" },
+    } as never);
+    await admin.patch(
+      PQKeySetKind,
+      "bench-floor",
+      name,
+      "merge",
+      { status: { revision: 1 } },
+      { subresource: "status" },
+    );
+  });
+  const floorSeconds = (performance.now() - floorStart) / 1000;
+
+  const operator = await OperatorProcess.start({
+    entry: "dist/cli/main.js", // what the image runs: compiled, no type stripping
+    kubeconfig: cp.operatorKubeconfig,
+    args: ["--namespace", "bench-operator", "--log-level", "warn"],
+  });
+  await operator.waitReady();
+  const start = performance.now();
+  await inParallel(COUNT, CONCURRENCY, (i) => admin.create(PQKeySetKind, keySet("bench-operator", `ks-${i}`)));
+  await waitUntil(
+    `${COUNT} PQKeySets Ready`,
+    async () => {
+      const list = await admin.list<PQKeySet>(PQKeySetKind, { namespace: "bench-operator" });
+      const ready = list.items.filter((k) =>
+        k.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+      );
+      return ready.length === COUNT;
+    },
+    { timeoutMs: 30 * 60_000, intervalMs: 250 },
+  );
+  const operatorSeconds = (performance.now() - start) / 1000;
+  const rss = rssMb(operator.pid, "VmRSS");
+  const peak = rssMb(operator.pid, "VmHWM");
+
+  const writes = async () =>
+    (await operator.metric("rest_client_requests_total", { method: "POST" })) +
+    (await operator.metric("rest_client_requests_total", { method: "PUT" })) +
+    (await operator.metric("rest_client_requests_total", { method: "PATCH" })) +
+    (await operator.metric("rest_client_requests_total", { method: "DELETE" }));
+  // Let work that was queued behind the last Ready (events, a last status) land before counting.
+  await waitUntil("the work queue to drain", async () => (await operator.metric("workqueue_depth")) === 0, {
+    timeoutMs: 60_000,
+  });
+  const before = await writes();
+  await new Promise((r) => setTimeout(r, 60_000)); // a benchmark's observation window, not a test's wait
+  const idleWrites = (await writes()) - before;
+  await operator.stop();
+  await admin.close();
+  return {
+    "key sets": COUNT,
+    "floor (tight client, no crypto) s": floorSeconds.toFixed(1),
+    "operator apply-to-all-Ready s": operatorSeconds.toFixed(1),
+    "ratio to floor (target <= 1.5)": (operatorSeconds / floorSeconds).toFixed(2),
+    "operator RSS after convergence MB (target < 250)": rss.toFixed(0),
+    "operator peak RSS MB": peak.toFixed(0),
+    "API writes in the minute after convergence (target 0)": idleWrites,
+  };
+}

@@ -1,0 +1,21 @@
+import { ControlPlane } from "../src/controlplane/control-plane.ts";
+import { benchPQKeySets } from "./pqkeyset.ts";
+
+/** `npm run bench`: every benchmark against a fresh local control plane, each reported as a table. */
+const benches: Record<string, (cp: ControlPlane) => Promise<Record<string, string | number>>> = {
+  pqkeyset: benchPQKeySets,
+};
+
+const only = process.argv[2];
+for (const [name, bench] of Object.entries(benches)) {
+  if (only && only !== name) continue;
+  // The controller-manager and scheduler are left out: no benchmark needs garbage collection or scheduling,
+  // and their own traffic would blur the numbers.
+  const cp = await ControlPlane.start({ controllerManager: false, scheduler: false });
+  try {
+    console.log(`\n## ${name}`);
+    console.table(await bench(cp));
+  } finally {
+    await cp.stop();
+  }
+}
