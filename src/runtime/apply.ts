@@ -44,3 +44,25 @@ function ownsMissing(fields: FieldsV1, desired: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * The JSON merge patch (RFC 7386) that turns from into to: changed members, nulls for removed ones; arrays and
+ * scalars are replaced whole. Undefined when nothing differs.
+ */
+export function mergePatch(from: unknown, to: unknown): unknown {
+  if (!isPlainObject(from) || !isPlainObject(to)) return JSON.stringify(from) === JSON.stringify(to) ? undefined : to;
+  const patch: Record<string, unknown> = {};
+  for (const k of new Set([...Object.keys(from), ...Object.keys(to)])) {
+    if (to[k] === undefined) {
+      if (from[k] !== undefined) patch[k] = null;
+      continue;
+    }
+    const sub = from[k] === undefined ? to[k] : mergePatch(from[k], to[k]);
+    if (sub !== undefined) patch[k] = sub;
+  }
+  return Object.keys(patch).length ? patch : undefined;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}

@@ -1,4 +1,4 @@
-import { applyWouldChange } from "./apply.ts";
+import { applyWouldChange, mergePatch } from "./apply.ts";
 import type { Cache } from "./cache.ts";
 import type { KubeClient } from "./client.ts";
 import { type ConditionStatus, jsonEqual, setCondition } from "./conditions.ts";
@@ -105,7 +105,7 @@ export class ReconcileContext {
   /** The manager's metrics registry, where a controller registers its own metrics. */
   readonly registry: Registry;
   private readonly primary: KindRef;
-  private statusUpdate: { obj: KubeObject; update: StatusUpdate<object> } | undefined;
+  private statusUpdate: { obj: KubeObject & { status?: unknown }; update: StatusUpdate<object> } | undefined;
 
   constructor(
     key: string,
@@ -169,17 +169,26 @@ export class ReconcileContext {
     });
   }
 
-  /** Writes the collected status through the status subresource, if it changed. */
+  /**
+   * Writes the collected status through the status subresource, if it changed: a merge patch of just the
+   * difference, which the API server applies far more cheaply than a server-side apply of the whole status.
+   */
   async commitStatus(): Promise<boolean> {
     if (!this.statusUpdate) return false;
     const { obj, update } = this.statusUpdate;
     const status = update.pending();
     if (!status) return false;
-    const { name, namespace } = obj.metadata;
-    await this.client.apply(
+    const patch = mergePatch(obj.status ?? {}, status);
+    if (patch === undefined) return false;
+    await this.client.patch(
       this.primary,
-      { apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name, namespace }, status } as KubeObject,
-      { subresource: "status" },
+      obj.metadata.namespace,
+      obj.metadata.name,
+      "merge",
+      { status: patch },
+      {
+        subresource: "status",
+      },
     );
     return true;
   }

@@ -1,5 +1,5 @@
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import { type ResourceLimits, Worker } from "node:worker_threads";
 
 interface Task<Req, Res> {
   request: Req;
@@ -18,11 +18,13 @@ export class WorkerPool<Req, Res> {
   private readonly busy = new Map<Worker, Task<Req, Res>>();
   private readonly waiting: Task<Req, Res>[] = [];
   private readonly size: number;
+  private readonly limits: ResourceLimits | undefined;
   private closed = false;
 
-  constructor(file: URL, size = Math.max(1, availableParallelism() - 1)) {
+  constructor(file: URL, size = Math.max(1, availableParallelism() - 1), limits?: ResourceLimits) {
     this.file = file;
     this.size = size;
+    this.limits = limits;
   }
 
   run(request: Req): Promise<Res> {
@@ -50,7 +52,7 @@ export class WorkerPool<Req, Res> {
   }
 
   private spawn(): Worker {
-    const worker = new Worker(this.file);
+    const worker = new Worker(this.file, { resourceLimits: this.limits });
     worker.unref();
     worker.on("message", (m: { ok: true; value: Res } | { ok: false; error: string }) => {
       const task = this.busy.get(worker);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { applyWouldChange, contains } from "../../src/runtime/apply.ts";
+import { applyWouldChange, contains, mergePatch } from "../../src/runtime/apply.ts";
 import { jsonEqual, setCondition } from "../../src/runtime/conditions.ts";
 import { matchesSelector, selectorToString } from "../../src/runtime/labels.ts";
 import { mergeRules } from "../../src/runtime/rbac.ts";
@@ -116,5 +116,16 @@ describe("mergeRules", () => {
       { apiGroups: [""], resources: ["configmaps", "secrets"], verbs: ["get", "list", "watch", "create"] },
       { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get"] },
     ]);
+  });
+});
+
+describe("mergePatch", () => {
+  test("carries changed and new members, nulls removed ones, and replaces arrays whole", () => {
+    const from = { a: 1, b: { c: 2, d: 3 }, list: [1, 2], gone: "x" };
+    const to = { a: 1, b: { c: 5, d: 3 }, list: [1], added: true };
+    expect(mergePatch(from, to)).toEqual({ b: { c: 5 }, list: [1], gone: null, added: true });
+  });
+  test("is undefined when nothing differs", () => {
+    expect(mergePatch({ a: [1, { b: 2 }] }, { a: [1, { b: 2 }] })).toBeUndefined();
   });
 });
