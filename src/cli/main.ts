@@ -36,17 +36,19 @@ async function main(argv: string[]): Promise<number> {
   return command(args);
 }
 
+// Exit explicitly once the command is done: the manager has drained and released everything it must, and
+// nothing left (a keep-alive socket, an idle worker thread) should hold the process past its shutdown.
+const exit = (code: number) => process.stdout.write("", () => process.exit(code));
+
 main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => exit(code),
   (e: unknown) => {
     if (e instanceof UsageError) {
       console.error(`error: ${e.message}\nRun 'nextgen-operator --help' for usage.`);
-      process.exitCode = 2;
+      exit(2);
     } else {
       console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
-      process.exitCode = 1;
+      exit(1);
     }
   },
 );

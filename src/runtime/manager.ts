@@ -140,7 +140,12 @@ export class Manager {
     await Promise.all(this.controllers.map((c) => c.stop()));
     await this.elector?.release();
     await Promise.all([...this.informers.values()].map((i) => i.stop()));
-    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+    await Promise.all(
+      this.servers.map((s) => {
+        s.closeAllConnections(); // keep-alive scrapes and probes would hold close() open
+        return new Promise((r) => s.close(r));
+      }),
+    );
     this.opts.log.info("stopped");
   }
 

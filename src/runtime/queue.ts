@@ -1,5 +1,7 @@
 import { ControllerRateLimiter } from "./backoff.ts";
 
+const MAX_DELAY_MS = 24 * 3_600_000;
+
 /** What a queue reports; the manager wires these to the workqueue_* metrics. */
 export interface QueueObserver {
   added(): void;
@@ -48,9 +50,13 @@ export class WorkQueue {
     }
   }
 
-  /** Adds key after delayMs; of several pending delays for one key the earliest wins. */
-  addAfter(key: string, delayMs: number): void {
+  /**
+   * Adds key after delayMs; of several pending delays for one key the earliest wins. Delays are capped at a day:
+   * a timer longer than 2^31 ms fires at once, and a level-triggered reconcile loses nothing by looking early.
+   */
+  addAfter(key: string, requestedMs: number): void {
     if (this.shuttingDown) return;
+    const delayMs = Math.min(requestedMs, MAX_DELAY_MS);
     if (delayMs <= 0) return this.add(key);
     const at = performance.now() + delayMs;
     const pending = this.timers.get(key);

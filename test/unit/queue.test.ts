@@ -1,4 +1,4 @@
-import { describe, expect, test } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import { ControllerRateLimiter, ExponentialBackoff, TokenBucket, jittered } from "../../src/runtime/backoff.ts";
 import { WorkQueue } from "../../src/runtime/queue.ts";
 
@@ -103,4 +103,19 @@ describe("rate limiting", () => {
     expect(jittered(1000, 0.5, () => 0)).toBe(750);
     expect(jittered(1000, 0.5, () => 0.999999)).toBeCloseTo(1250, 2);
   });
+});
+
+test("a delay beyond what a timer can hold is capped at a day, not fired at once", async () => {
+  vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });
+  try {
+    const q = new WorkQueue();
+    q.addAfter("far", 30 * 24 * 3_600_000); // 30 days: more than 2^31 ms
+    vi.advanceTimersByTime(60_000);
+    expect(q.length).toBe(0);
+    vi.advanceTimersByTime(24 * 3_600_000);
+    expect(q.length).toBe(1);
+    q.shutdown();
+  } finally {
+    vi.useRealTimers();
+  }
 });
