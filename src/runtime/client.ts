@@ -59,6 +59,7 @@ export class KubeClient {
   observer: ResponseObserver | undefined;
   private readonly server: string;
   private readonly agent: Promise<Agent>;
+  private auth: { at: number; headers: Record<string, string> } | undefined;
 
   constructor(kubeConfig: KubeConfig, fieldManager: string) {
     this.kubeConfig = kubeConfig;
@@ -88,6 +89,21 @@ export class KubeClient {
     await (await this.agent).close();
   }
 
+  /**
+   * Authentication headers, refreshed every few seconds: tokens of exec plugins and projected service-account
+   * files rotate, but working them out anew for every request would cost more than the request.
+   */
+  private async authHeaders(): Promise<Record<string, string>> {
+    const now = Date.now();
+    if (!this.auth || now - this.auth.at > 5_000) {
+      const headers = Object.fromEntries(
+        Object.entries((await this.httpsOptions()).headers ?? {}).map(([k, v]) => [k, String(v)]),
+      );
+      this.auth = { at: now, headers };
+    }
+    return this.auth.headers;
+  }
+
   private async httpsOptions(): Promise<RequestOptions> {
     const o: RequestOptions = {};
     await this.kubeConfig.applyToHTTPSOptions(o);
@@ -102,9 +118,7 @@ export class KubeClient {
   ) {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(init.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    // Headers are taken per request: tokens of exec plugins and projected service-account files rotate.
-    const headers: Record<string, string> = { accept: "application/json" };
-    for (const [k, v] of Object.entries((await this.httpsOptions()).headers ?? {})) headers[k] = String(v);
+    const headers: Record<string, string> = { accept: "application/json", ...(await this.authHeaders()) };
     if (init.body !== undefined) headers["content-type"] = init.contentType ?? "application/json";
     const res = await fetch(url, {
       method,
@@ -242,10 +256,10 @@ export class KubeClient {
     let buffered = "";
     for await (const chunk of res.body) {
       buffered += decoder.decode(chunk as Uint8Array, { stream: true });
-      let nl: number;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, nl).trim();
-        buffered = buffered.slice(nl + 1);
+      let start = 0;
+      for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n", start)) {
+        const line = buffered.slice(start, nl).trim();
+        start = nl + 1;
         if (!line) continue;
         const event = JSON.parse(line) as WatchEvent<T>;
         if (event.type === "ERROR") {
@@ -254,6 +268,7 @@ export class KubeClient {
         }
         onEvent(event);
       }
+      buffered = buffered.slice(start);
     }
   }
 }

@@ -19,6 +19,8 @@ export interface InformerOptions {
   /** Re-delivers every cached object this often, so level-triggered controllers correct drift they missed. */
   resyncMs: number;
   log: Logger;
+  /** Trims each object before it is cached (e.g. managedFields nobody reads), to keep the cache small. */
+  transform?: (obj: KubeObject) => void;
   /** Backoff between failed list/watch attempts: from minBackoffMs doubling to maxBackoffMs, jittered. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -164,6 +166,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 
   private upsert(obj: T): void {
+    this.opts.transform?.(obj);
     const key = objectKey(obj);
     const old = this.store.get(key);
     if (old && old.metadata.resourceVersion === obj.metadata.resourceVersion) return;

@@ -9,6 +9,7 @@ import { type KindRef, kindKey } from "./kinds.ts";
 import { DEFAULT_LEADER_TIMINGS, LeaderElector, type LeaderElectionConfig } from "./leader.ts";
 import type { Logger } from "./log.ts";
 import { RuntimeMetrics } from "./metrics.ts";
+import type { KubeObject } from "./objects.ts";
 
 export interface ManagerOptions {
   client: KubeClient;
@@ -23,6 +24,17 @@ export interface ManagerOptions {
   resyncMs?: number;
   /** Per-controller MaxConcurrentReconciles overrides, by controller name. */
   concurrency?: Record<string, number>;
+}
+
+/**
+ * Drops the managedFields entries of other field managers before caching: only this operator's own entries are
+ * read (to tell whether an apply would change anything), and the rest can be most of a small object's size.
+ */
+function keepOwnManagedFields(fieldManager: string) {
+  return (obj: KubeObject) => {
+    const m = obj.metadata.managedFields;
+    if (m) obj.metadata.managedFields = m.filter((e) => e.manager === fieldManager);
+  };
 }
 
 export type StopReason = "signal" | "leadership-lost";
@@ -56,6 +68,7 @@ export class Manager {
         namespaces: this.opts.namespaces,
         resyncMs: this.opts.resyncMs ?? 10 * 60_000,
         log: this.opts.log,
+        transform: keepOwnManagedFields(this.opts.client.fieldManager),
       });
       this.informers.set(kindKey(kind), inf);
     }

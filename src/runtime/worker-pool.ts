@@ -1,4 +1,3 @@
-import { availableParallelism } from "node:os";
 import { type ResourceLimits, Worker } from "node:worker_threads";
 
 interface Task<Req, Res> {
@@ -7,24 +6,35 @@ interface Task<Req, Res> {
   reject(e: Error): void;
 }
 
+export interface WorkerPoolOptions {
+  /** At most this many threads at once. */
+  size: number;
+  /** A thread idle this long exits, so a converged operator holds no threads (each costs tens of MB). */
+  idleMs?: number;
+  resourceLimits?: ResourceLimits;
+}
+
 /**
- * A fixed pool of worker threads for CPU-heavy work (key generation, signing, simulation), so that the event loop
- * keeps renewing the lease, answering probes and running other reconciles meanwhile. The worker module receives
- * each request as a message and answers `{ ok: true, value }` or `{ ok: false, error }`.
+ * Worker threads for CPU-heavy work (key generation, signing, simulation), started on demand, so that the event
+ * loop keeps renewing the lease, answering probes and running other reconciles meanwhile. The worker module
+ * receives each request as a message and answers `{ ok: true, value }` or `{ ok: false, error }`.
  */
 export class WorkerPool<Req, Res> {
   private readonly file: URL;
-  private readonly idle: Worker[] = [];
+  private readonly opts: WorkerPoolOptions;
+  private readonly idle = new Map<Worker, NodeJS.Timeout>();
   private readonly busy = new Map<Worker, Task<Req, Res>>();
   private readonly waiting: Task<Req, Res>[] = [];
-  private readonly size: number;
-  private readonly limits: ResourceLimits | undefined;
   private closed = false;
 
-  constructor(file: URL, size = Math.max(1, availableParallelism() - 1), limits?: ResourceLimits) {
+  constructor(file: URL, opts: WorkerPoolOptions) {
     this.file = file;
-    this.size = size;
-    this.limits = limits;
+    this.opts = opts;
+  }
+
+  /** Threads alive now (busy or idle). */
+  get threads(): number {
+    return this.idle.size + this.busy.size;
   }
 
   run(request: Req): Promise<Res> {
@@ -38,12 +48,15 @@ export class WorkerPool<Req, Res> {
   async close(): Promise<void> {
     this.closed = true;
     for (const t of this.waiting.splice(0)) t.reject(new Error("worker pool is closed"));
-    await Promise.all([...this.idle.splice(0), ...this.busy.keys()].map((w) => w.terminate()));
+    for (const timer of this.idle.values()) clearTimeout(timer);
+    const all = [...this.idle.keys(), ...this.busy.keys()];
+    this.idle.clear();
+    await Promise.all(all.map((w) => w.terminate()));
   }
 
   private dispatch(): void {
     while (this.waiting.length) {
-      const worker = this.idle.pop() ?? (this.busy.size < this.size ? this.spawn() : undefined);
+      const worker = this.takeIdle() ?? (this.threads < this.opts.size ? this.spawn() : undefined);
       if (!worker) return;
       const task = this.waiting.shift() as Task<Req, Res>;
       this.busy.set(worker, task);
@@ -51,18 +64,36 @@ export class WorkerPool<Req, Res> {
     }
   }
 
+  private takeIdle(): Worker | undefined {
+    const next = this.idle.entries().next();
+    if (next.done) return undefined;
+    const [worker, timer] = next.value;
+    clearTimeout(timer);
+    this.idle.delete(worker);
+    return worker;
+  }
+
+  private release(worker: Worker): void {
+    const timer = setTimeout(() => {
+      this.idle.delete(worker);
+      void worker.terminate();
+    }, this.opts.idleMs ?? 30_000);
+    timer.unref();
+    this.idle.set(worker, timer);
+  }
+
   private spawn(): Worker {
-    const worker = new Worker(this.file, { resourceLimits: this.limits });
+    const worker = new Worker(this.file, { resourceLimits: this.opts.resourceLimits });
     worker.unref();
     worker.on("message", (m: { ok: true; value: Res } | { ok: false; error: string }) => {
       const task = this.busy.get(worker);
       this.busy.delete(worker);
-      if (!this.closed) this.idle.push(worker);
+      if (!this.closed) this.release(worker);
       if (m.ok) task?.resolve(m.value);
       else task?.reject(new Error(m.error));
       this.dispatch();
     });
-    // A worker that dies takes its task with it; the next task gets a fresh worker.
+    // A thread that dies takes its task with it; the next task gets a fresh thread.
     worker.on("error", (e) => this.lose(worker, e));
     worker.on("exit", (code) => this.lose(worker, new Error(`worker exited with code ${code}`)));
     return worker;
@@ -71,8 +102,8 @@ export class WorkerPool<Req, Res> {
   private lose(worker: Worker, e: Error): void {
     const task = this.busy.get(worker);
     this.busy.delete(worker);
-    const i = this.idle.indexOf(worker);
-    if (i >= 0) this.idle.splice(i, 1);
+    clearTimeout(this.idle.get(worker));
+    this.idle.delete(worker);
     task?.reject(e);
     if (!this.closed) this.dispatch();
   }

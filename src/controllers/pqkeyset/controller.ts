@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { type PQKeySet, PQKeySetKind, ROTATE_ANNOTATION } from "../../crds/pqkeyset.ts";
 import { parseDuration } from "../../crds/duration.ts";
 import { algorithm } from "../../pq/algorithms.ts";
@@ -26,7 +27,15 @@ const CHILD_NAME_INDEX = "pqkeyset-child-names";
 const MIN_ROTATION_PERIOD_MS = 60_000;
 
 let pool: WorkerPool<KeygenRequest, KeygenResult> | undefined;
-const keygen = () => (pool ??= new WorkerPool(siblingModule(import.meta.url, "../../pq/keygen-worker")));
+// Two threads keep key generation off the event loop, use a second core, and let a fast key not wait behind a
+// slow SLH-DSA one; more would mostly cost memory (a pod sees the node's cores, not its CPU limit). Threads exit
+// when idle, and key generation allocates little, so a small young generation keeps each one's heap small.
+const keygen = () =>
+  (pool ??= new WorkerPool(siblingModule(import.meta.url, "../../pq/keygen-worker"), {
+    size: Math.min(2, availableParallelism()),
+    idleMs: 30_000,
+    resourceLimits: { maxYoungGenerationSizeMb: 8 },
+  }));
 
 const names = (ks: PQKeySet) => ({
   secret: ks.spec.secretName ?? ks.metadata.name,
