@@ -88,9 +88,7 @@ export async function benchPQKeySets(cp: ControlPlane): Promise<Record<string, s
     entry: "dist/cli/main.js", // what the image runs: compiled, no type stripping
     kubeconfig: cp.operatorKubeconfig,
     args: ["--namespace", "bench-operator", "--log-level", "warn"],
-    env: process.env.BENCH_OPERATOR_NODE_OPTIONS
-      ? { NODE_OPTIONS: process.env.BENCH_OPERATOR_NODE_OPTIONS }
-      : undefined,
+    env: { NODE_OPTIONS: process.env.BENCH_OPERATOR_NODE_OPTIONS ?? imageNodeOptions() },
   });
   await operator.waitReady();
   // The bench observes readiness through a watch, as a dashboard would: polling full lists of 1 000 objects

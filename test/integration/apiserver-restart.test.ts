@@ -2,18 +2,16 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import { ControlPlane } from "../../src/controlplane/control-plane.ts";
 import { KubeClient, isGone } from "../../src/runtime/client.ts";
 import { ConfigMapKind, NamespaceKind } from "../../src/runtime/kinds.ts";
-import { Logger } from "../../src/runtime/log.ts";
-import { Manager } from "../../src/runtime/manager.ts";
+import type { Manager } from "../../src/runtime/manager.ts";
 import { waitUntil } from "../../src/runtime/wait.ts";
-import { type ReconcileLog, type Widget, WidgetKind, installWidgetCrd, widget, widgetController } from "./widget.ts";
+import { type ReconcileLog, type Widget, WidgetKind, installWidgetCrd, startWidgetManager, widget } from "./widget.ts";
 
 // This file restarts kube-apiserver, so it runs on a control plane of its own.
 let cp: ControlPlane;
 let admin: KubeClient;
 let client: KubeClient;
 let manager: Manager;
-let running: Promise<unknown>;
-const stop = new AbortController();
+let stop: () => Promise<void>;
 const log: ReconcileLog = { entries: [], finished: new Set() };
 const ns = "restart";
 const ready = async (name: string) =>
@@ -27,15 +25,11 @@ beforeAll(async () => {
   await installWidgetCrd(admin);
   await admin.create(NamespaceKind, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
   client = KubeClient.load(cp.adminKubeconfig, "nextgen-operator");
-  manager = new Manager({ client, log: new Logger("warn"), metricsAddress: "0", probeAddress: "0" });
-  manager.add(widgetController(log));
-  running = manager.run(stop.signal);
-  await waitUntil("caches to sync", () => manager.cachesSynced, { timeoutMs: 30_000 });
+  ({ manager, stop } = await startWidgetManager(client, log));
 });
 
 afterAll(async () => {
-  stop.abort();
-  await running;
+  await stop();
   await client.close();
   await admin.close();
   await cp.stop();

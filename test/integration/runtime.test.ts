@@ -4,7 +4,7 @@ import { ReconcileContext } from "../../src/runtime/controller.ts";
 import { EventRecorder } from "../../src/runtime/events.ts";
 import { ConfigMapKind, EventKind } from "../../src/runtime/kinds.ts";
 import { Logger } from "../../src/runtime/log.ts";
-import { Manager } from "../../src/runtime/manager.ts";
+import type { Manager } from "../../src/runtime/manager.ts";
 import type { KubeObject } from "../../src/runtime/objects.ts";
 import { cluster, createNamespace, waitUntil } from "./harness.ts";
 import {
@@ -14,16 +14,15 @@ import {
   WidgetKind,
   installWidgetCrd,
   widget,
-  widgetController,
+  startWidgetManager,
 } from "./widget.ts";
 
 const { admin, adminKubeconfig } = cluster();
 const log: ReconcileLog = { entries: [], finished: new Set() };
-const stop = new AbortController();
+let stop: () => Promise<void>;
 let manager: Manager;
 let client: KubeClient;
 let ns: string;
-let running: Promise<unknown>;
 
 const reconcilesOf = (key: string) => log.entries.filter((e) => e.key === key);
 const get = (name: string) => admin.get<Widget>(WidgetKind, ns, name);
@@ -39,22 +38,12 @@ beforeAll(async () => {
   await installWidgetCrd(admin);
   ns = await createNamespace(admin, "runtime");
   client = KubeClient.load(adminKubeconfig, "nextgen-operator");
-  manager = new Manager({
-    client,
-    log: new Logger("warn"),
-    namespaces: [ns],
-    metricsAddress: "0",
-    probeAddress: "0",
-    resyncMs: 0, // no resync here: it would enqueue keys in backoff early; the idle test runs its own manager
-  });
-  manager.add(widgetController(log));
-  running = manager.run(stop.signal);
-  await waitUntil("caches to sync", () => manager.cachesSynced, { timeoutMs: 30_000 });
+  // No resync here: it would enqueue keys in backoff early; the idle test runs a manager of its own with one.
+  ({ manager, stop } = await startWidgetManager(client, log, { namespaces: [ns], resyncMs: 0 }));
 });
 
 afterAll(async () => {
-  stop.abort();
-  await running;
+  await stop();
   await client.close();
 });
 
@@ -98,23 +87,12 @@ describe("a controller on the runtime", () => {
 
     // A second manager whose informers resync every 300 ms finds the same converged state.
     const resyncLog: ReconcileLog = { entries: [], finished: new Set() };
-    const second = new Manager({
-      client,
-      log: new Logger("warn"),
-      namespaces: [ns],
-      metricsAddress: "0",
-      probeAddress: "0",
-      resyncMs: 300,
-    });
-    second.add(widgetController(resyncLog));
-    const stopSecond = new AbortController();
-    const runningSecond = second.run(stopSecond.signal);
+    const second = await startWidgetManager(client, resyncLog, { namespaces: [ns], resyncMs: 300 });
     await waitUntil("three resync reconciles", () => resyncLog.entries.filter((e) => e.key === `${ns}/a`).length >= 4, {
       timeoutMs: 30_000,
     });
-    stopSecond.abort();
-    await runningSecond;
-    expect(await writes(second)).toBe(0);
+    await second.stop();
+    expect(await writes(second.manager)).toBe(0);
   });
 
   test("a spec change moves observedGeneration and the message, not lastTransitionTime", async () => {
@@ -205,8 +183,7 @@ describe("a controller on the runtime", () => {
     await admin.create(WidgetKind, widget(ns, "draining", { message: "d", slowMs: 1500 }));
     const key = `${ns}/draining`;
     await waitUntil("the slow reconcile to start", () => reconcilesOf(key).length >= 1, { timeoutMs: 30_000 });
-    stop.abort();
-    await running;
+    await stop();
     expect(log.finished.has(`${key}@1`)).toBe(true);
   });
 });

@@ -4,6 +4,8 @@ import { defineController } from "../../src/runtime/controller.ts";
 import { TerminalError } from "../../src/runtime/errors.ts";
 import { ConfigMapKind, type KindRef } from "../../src/runtime/kinds.ts";
 import type { Resource } from "../../src/runtime/objects.ts";
+import { Logger } from "../../src/runtime/log.ts";
+import { Manager, type ManagerOptions } from "../../src/runtime/manager.ts";
 import { waitUntil } from "../../src/runtime/wait.ts";
 
 /**
@@ -130,4 +132,24 @@ export function widgetController(log: ReconcileLog) {
       log.finished.add(`${ctx.key}@${w.metadata.generation}`);
     },
   });
+}
+
+/** A manager running the widget controller in this process, its caches synced; stop() drains and returns. */
+export async function startWidgetManager(
+  client: KubeClient,
+  log: ReconcileLog,
+  opts: Partial<Pick<ManagerOptions, "namespaces" | "resyncMs">> = {},
+): Promise<{ manager: Manager; stop(): Promise<void> }> {
+  const manager = new Manager({ client, log: new Logger("warn"), metricsAddress: "0", probeAddress: "0", ...opts });
+  manager.add(widgetController(log));
+  const abort = new AbortController();
+  const running = manager.run(abort.signal);
+  await waitUntil("caches to sync", () => manager.cachesSynced, { timeoutMs: 30_000 });
+  return {
+    manager,
+    stop: async () => {
+      abort.abort();
+      await running;
+    },
+  };
 }
