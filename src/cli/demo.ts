@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ControlPlane } from "../controlplane/control-plane.ts";
+import { SimulatedKubelets } from "../controlplane/kubelet.ts";
 import { OperatorProcess } from "../controlplane/operator-process.ts";
 import { crds } from "../crds/index.ts";
 import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../manifests/generate.ts";
@@ -35,9 +36,11 @@ export async function demoCommand(args: string[]): Promise<number> {
   say("starting the control plane (the first run builds it from Debian's packages)");
   const cp = await ControlPlane.start({ log: (l) => say(l) });
   let operator: OperatorProcess | undefined;
+  let kubelets: SimulatedKubelets | undefined;
   try {
     say(`control plane up at ${cp.apiserverUrl}; kubeconfig: ${cp.adminKubeconfig}`);
     const admin = KubeClient.load(cp.adminKubeconfig, "nextgen-demo");
+    kubelets = new SimulatedKubelets(admin);
     await installPrerequisites(admin, ROOT);
     say(`installed ${crds.length} CRDs and the operator's RBAC`);
 
@@ -54,8 +57,17 @@ export async function demoCommand(args: string[]): Promise<number> {
     say(`leading on Lease ${OPERATOR_NAMESPACE}/${LEADER_ELECTION_ID}; metrics at ${operator.metricsUrl}`);
 
     const samples = await readManifests(join(ROOT, "config/samples")).catch(() => [] as KubeObject[]);
+    // No kubelets run here: two simulated Nodes per sample site stand in, labelled to join it, heartbeating.
+    const sites = samples.filter((o) => o.kind === "EdgeNode").map((o) => o.metadata.name);
+    for (const site of sites) {
+      for (const i of [1, 2])
+        await kubelets.register(`${site}-node-${i}`, { labels: { "nextgen.itechsmart.io/site": site } });
+    }
+    kubelets.start();
     await applyObjects(admin, samples);
-    say(`applied ${samples.length} samples from config/samples`);
+    say(
+      `applied ${samples.length} samples from config/samples; ${sites.length * 2} simulated Nodes heartbeat for the sites`,
+    );
 
     const deadline = Date.now() + timeoutMs;
     let last = "";
@@ -78,6 +90,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     }
     return 0;
   } finally {
+    kubelets?.stopAll();
     await operator?.stop();
     await cp.stop();
     say("stopped the operator and the control plane");

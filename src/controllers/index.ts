@@ -1,7 +1,6 @@
 import type { ControllerDefinition } from "../runtime/controller.ts";
+import { edgeNodeController } from "./edgenode/controller.ts";
 import { pqKeySetController } from "./pqkeyset/controller.ts";
 
 /** Every controller the manager runs. Each kind's controller adds itself here. */
-export const controllers: ControllerDefinition<never>[] = [
-  pqKeySetController as unknown as ControllerDefinition<never>,
-];
+export const controllers = [pqKeySetController, edgeNodeController] as unknown as ControllerDefinition<never>[];

@@ -1,5 +1,6 @@
+import { edgeNodeCrd } from "./edgenode.ts";
 import { pqKeySetCrd } from "./pqkeyset.ts";
 import type { CrdDefinition } from "./types.ts";
 
 /** Every custom resource kind of the operator. Each kind's module adds itself here. */
-export const crds: CrdDefinition[] = [pqKeySetCrd];
+export const crds: CrdDefinition[] = [pqKeySetCrd, edgeNodeCrd];

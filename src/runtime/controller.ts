@@ -18,9 +18,14 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
-/** A watch on another kind whose events map to keys of the primary kind. */
+/**
+ * A watch on another kind whose events map to keys of the primary kind. An update is mapped for the old and the
+ * new object both, so that what an object left (a Node relabelled out of a site) hears of it too.
+ */
 export interface WatchMapping {
   kind: KindRef;
+  /** Watch only this namespace (e.g. kube-node-lease), whatever namespaces the manager is scoped to. */
+  namespace?: string;
   map(obj: KubeObject, cache: Cache): string[];
 }
 
@@ -39,6 +44,11 @@ export interface ControllerDefinition<T extends KubeObject = KubeObject> {
   maxConcurrentReconciles?: number;
   /** Adds informer indexes the reconciler or the watch mappings look up. */
   setup?(cache: Cache): void;
+  /**
+   * Starts a source of keys other than watches (e.g. probes of remote endpoints) when the controller starts
+   * leading; answers the function that stops it.
+   */
+  start?(enqueue: (key: string) => void, cache: Cache, registry: Registry): () => void;
   reconcile(ctx: ReconcileContext, obj: T): Promise<ReconcileResult | void>;
 }
 
@@ -208,6 +218,7 @@ export class Controller {
   private readonly concurrency: number;
   private started = false;
   private workers: Promise<void>[] = [];
+  private stopSource: (() => void) | undefined;
 
   constructor(
     def: ControllerDefinition,
@@ -237,8 +248,9 @@ export class Controller {
       });
     }
     for (const w of this.def.watches ?? []) {
-      cache.informer(w.kind).onEvent((_e, obj) => {
+      cache.informer(w.kind).onEvent((_e, obj, old) => {
         for (const key of w.map(obj, cache)) this.enqueue(key);
+        if (old) for (const key of w.map(old, cache)) this.enqueue(key);
       });
     }
   }
@@ -253,10 +265,12 @@ export class Controller {
     this.deps.metrics.maxConcurrentReconciles.set({ controller: this.def.name }, this.concurrency);
     for (const obj of this.deps.cache.list(this.def.for)) this.queue.add(objectKey(obj));
     this.workers = Array.from({ length: this.concurrency }, () => this.work());
+    this.stopSource = this.def.start?.((key) => this.enqueue(key), this.deps.cache, this.deps.metrics.registry);
   }
 
   /** Stops taking keys and waits for reconciles in flight to finish. */
   async stop(): Promise<void> {
+    this.stopSource?.();
     this.queue.shutdown();
     await Promise.all(this.workers);
   }

@@ -61,6 +61,11 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.handlers.push(handler);
   }
 
+  /** The namespaces watched, undefined for all. */
+  get namespaces(): string[] | undefined {
+    return this.kind.namespaced ? this.opts.namespaces : undefined;
+  }
+
   get synced(): boolean {
     return this.loops.length > 0 && this.unsynced.size === 0;
   }

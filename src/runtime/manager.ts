@@ -60,12 +60,17 @@ export class Manager {
     opts.client.observer = (method, status) => this.metrics.restRequests.inc({ method, code: String(status) });
   }
 
-  /** The shared informer of a kind, created on first use. */
-  informer(kind: KindRef): Informer {
+  /** The shared informer of a kind, created on first use; namespace pins it to one namespace. */
+  informer(kind: KindRef, namespace?: string): Informer {
     let inf = this.informers.get(kindKey(kind));
+    if (inf && namespace && inf.namespaces?.join() !== namespace) {
+      throw new Error(
+        `${kindKey(kind)} is watched in namespace ${namespace} and elsewhere; one informer serves a kind`,
+      );
+    }
     if (!inf) {
       inf = new Informer(this.opts.client, kind, {
-        namespaces: this.opts.namespaces,
+        namespaces: namespace ? [namespace] : this.opts.namespaces,
         resyncMs: this.opts.resyncMs ?? 10 * 60_000,
         log: this.opts.log,
         transform: keepOwnManagedFields(this.opts.client.fieldManager),
@@ -77,7 +82,8 @@ export class Manager {
 
   add(def: ControllerDefinition<never>): void {
     const d = def as unknown as ControllerDefinition;
-    for (const k of [d.for, ...(d.owns ?? []), ...(d.watches ?? []).map((w) => w.kind)]) this.informer(k);
+    for (const k of [d.for, ...(d.owns ?? [])]) this.informer(k);
+    for (const w of d.watches ?? []) this.informer(w.kind, w.namespace);
     d.setup?.(this.cache);
     const events = new EventRecorder(this.opts.client, `nextgen.itechsmart.io/${d.name}`, this.identity, this.opts.log);
     this.controllers.push(
