@@ -64,8 +64,9 @@ export class SimulatedKubelets {
     }
   }
 
-  /** Heartbeats every registered, not stopped node every intervalMs until stopAll(). */
+  /** Heartbeats every registered, not killed node every intervalMs until stopAll(); a second call changes nothing. */
   start(intervalMs = 10_000): void {
+    if (this.timer) return;
     const beat = async () => {
       // Best effort, as a kubelet's: a missed beat shows as a stale heartbeat, which is what tests look for.
       await Promise.all([...this.ready.keys()].map((n) => this.heartbeat(n).catch(() => undefined)));
@@ -74,13 +75,14 @@ export class SimulatedKubelets {
     void beat();
   }
 
-  /** Stops heartbeating one node, as a kubelet that died would. */
+  /** Stops heartbeating one node, as a kubelet that died would; heartbeat() brings it back. */
   kill(name: string): void {
     this.ready.delete(name);
   }
 
   stopAll(): void {
     clearTimeout(this.timer);
+    this.timer = undefined;
     this.ready.clear();
   }
 }

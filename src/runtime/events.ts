@@ -1,5 +1,5 @@
 import type { KubeClient } from "./client.ts";
-import { EventKind, apiVersionOf } from "./kinds.ts";
+import { CoreEventKind, EventKind, apiVersionOf } from "./kinds.ts";
 import type { Logger } from "./log.ts";
 import type { KubeObject } from "./objects.ts";
 
@@ -65,31 +65,50 @@ export class EventRecorder {
     note: string,
     now: number,
   ): Promise<void> {
-    const namespace = obj.metadata.namespace ?? "default";
+    const name = `${obj.metadata.name}.${now.toString(16)}${Math.random().toString(16).slice(2, 6)}`;
+    const ref = {
+      apiVersion: obj.apiVersion,
+      kind: obj.kind,
+      name: obj.metadata.name,
+      namespace: obj.metadata.namespace,
+      uid: obj.metadata.uid,
+      resourceVersion: obj.metadata.resourceVersion,
+    };
+    const time = new Date(now).toISOString();
     try {
-      await this.client.create(EventKind, {
-        apiVersion: apiVersionOf(EventKind),
-        kind: "Event",
-        metadata: {
-          name: `${obj.metadata.name}.${now.toString(16)}${Math.random().toString(16).slice(2, 6)}`,
-          namespace,
-        },
-        eventTime: new Date(now).toISOString().replace("Z", "000Z"),
-        type,
-        reason,
-        action: reason,
-        note: note.slice(0, 1024),
-        reportingController: this.controller,
-        reportingInstance: this.instance,
-        regarding: {
-          apiVersion: obj.apiVersion,
-          kind: obj.kind,
-          name: obj.metadata.name,
-          namespace: obj.metadata.namespace,
-          uid: obj.metadata.uid,
-          resourceVersion: obj.metadata.resourceVersion,
-        },
-      } as KubeObject);
+      if (obj.metadata.namespace) {
+        await this.client.create(EventKind, {
+          apiVersion: apiVersionOf(EventKind),
+          kind: "Event",
+          metadata: { name, namespace: obj.metadata.namespace },
+          eventTime: time.replace("Z", "000Z"),
+          type,
+          reason,
+          action: reason,
+          note: note.slice(0, 1024),
+          reportingController: this.controller,
+          reportingInstance: this.instance,
+          regarding: ref,
+        } as KubeObject);
+      } else {
+        // Before Kubernetes 1.22, events.k8s.io/v1 rejects events about cluster-scoped objects; the core/v1 form
+        // (in "default", as the kubelet records Node events) is the same Event, readable through both APIs.
+        await this.client.create(CoreEventKind, {
+          apiVersion: "v1",
+          kind: "Event",
+          metadata: { name, namespace: "default" },
+          involvedObject: ref,
+          type,
+          reason,
+          message: note.slice(0, 1024),
+          source: { component: this.controller },
+          reportingComponent: this.controller,
+          reportingInstance: this.instance,
+          firstTimestamp: time.replace(/\.\d+Z$/, "Z"),
+          lastTimestamp: time.replace(/\.\d+Z$/, "Z"),
+          count: 1,
+        } as KubeObject);
+      }
     } catch (e) {
       // An event is informational: failing to record one must not fail the reconcile.
       this.log.warn("could not record event", { reason, error: String(e) });
