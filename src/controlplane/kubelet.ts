@@ -19,7 +19,7 @@ export interface NodeOptions {
 export class SimulatedKubelets {
   private readonly client: KubeClient;
   private readonly ready = new Map<string, boolean>();
-  private timer: NodeJS.Timeout | undefined;
+  private loop: { timer: NodeJS.Timeout | undefined; stopped: boolean } | undefined;
 
   constructor(client: KubeClient) {
     this.client = client;
@@ -66,11 +66,13 @@ export class SimulatedKubelets {
 
   /** Heartbeats every registered, not killed node every intervalMs until stopAll(); a second call changes nothing. */
   start(intervalMs = 10_000): void {
-    if (this.timer) return;
+    if (this.loop) return;
+    const loop = { timer: undefined as NodeJS.Timeout | undefined, stopped: false };
+    this.loop = loop;
     const beat = async () => {
       // Best effort, as a kubelet's: a missed beat shows as a stale heartbeat, which is what tests look for.
       await Promise.all([...this.ready.keys()].map((n) => this.heartbeat(n).catch(() => undefined)));
-      this.timer = setTimeout(() => void beat(), intervalMs);
+      if (!loop.stopped) loop.timer = setTimeout(() => void beat(), intervalMs);
     };
     void beat();
   }
@@ -81,8 +83,11 @@ export class SimulatedKubelets {
   }
 
   stopAll(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    if (this.loop) {
+      this.loop.stopped = true;
+      clearTimeout(this.loop.timer);
+      this.loop = undefined;
+    }
     this.ready.clear();
   }
 }
