@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { installPrerequisites } from "../src/cli/install.ts";
 import type { ControlPlane } from "../src/controlplane/control-plane.ts";
 import { OperatorProcess } from "../src/controlplane/operator-process.ts";
@@ -8,6 +7,7 @@ import { ConfigMapKind, NamespaceKind, SecretKind } from "../src/runtime/kinds.t
 import { Informer } from "../src/runtime/informer.ts";
 import { Logger } from "../src/runtime/log.ts";
 import { waitUntil } from "../src/runtime/wait.ts";
+import { imageNodeOptions, inParallel, rssMb } from "./util.ts";
 
 const COUNT = Number(process.env.BENCH_PQKEYSETS ?? 1000);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
@@ -20,26 +20,7 @@ const keySet = (namespace: string, name: string): PQKeySet => ({
   spec: { algorithm: "ML-KEM-768" } as PQKeySet["spec"],
 });
 
-async function inParallel(n: number, concurrency: number, work: (i: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < n) await work(next++);
-    }),
-  );
-}
-
-/** The NODE_OPTIONS the image sets (Dockerfile), so the benchmark measures the operator as it is shipped. */
-function imageNodeOptions(): string {
-  const m = /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(readFileSync("Dockerfile", "utf8"));
-  if (!m) throw new Error("the Dockerfile sets no NODE_OPTIONS");
-  return m[1] as string;
-}
-
 const isReady = (k: PQKeySet) => k.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
-
-const rssMb = (pid: number, field: "VmRSS" | "VmHWM") =>
-  Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
 
 /**
  * 1 000 ML-KEM-768 PQKeySets applied until all are Ready, next to the floor: a tight client making the same API

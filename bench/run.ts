@@ -1,9 +1,11 @@
 import { ControlPlane } from "../src/controlplane/control-plane.ts";
+import { benchEdgeNodes } from "./edgenode.ts";
 import { benchPQKeySets } from "./pqkeyset.ts";
 
 /** `npm run bench`: every benchmark against a fresh local control plane, each reported as a table. */
 const benches: Record<string, (cp: ControlPlane) => Promise<Record<string, string | number>>> = {
   pqkeyset: benchPQKeySets,
+  edgenode: benchEdgeNodes,
 };
 
 const only = process.argv[2];

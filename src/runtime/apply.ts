@@ -28,8 +28,10 @@ export function contains(whole: unknown, part: unknown): boolean {
   if (Array.isArray(part)) {
     return Array.isArray(whole) && whole.length === part.length && part.every((v, i) => contains(whole[i], v));
   }
+  const members = Object.entries(part).filter(([, v]) => v !== undefined);
+  if (members.length === 0) return true; // an empty map sets nothing, whatever stands there
   if (whole === null || typeof whole !== "object" || Array.isArray(whole)) return false;
-  return Object.entries(part).every(([k, v]) => v === undefined || contains((whole as Record<string, unknown>)[k], v));
+  return members.every(([k, v]) => v === undefined || contains((whole as Record<string, unknown>)[k], v));
 }
 
 /** Whether fieldsV1 names a field ("f:name") that desired lacks; list items ("k:", "v:", "i:") count with their list. */

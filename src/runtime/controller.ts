@@ -19,14 +19,14 @@ export interface ReconcileResult {
 }
 
 /**
- * A watch on another kind whose events map to keys of the primary kind. An update is mapped for the old and the
- * new object both, so that what an object left (a Node relabelled out of a site) hears of it too.
+ * A watch on another kind whose events map to keys of the primary kind. An update brings the old object too, so a
+ * mapping can reach what the object left (a Node relabelled out of a site) and skip what a change cannot affect.
  */
 export interface WatchMapping {
   kind: KindRef;
   /** Watch only this namespace (e.g. kube-node-lease), whatever namespaces the manager is scoped to. */
   namespace?: string;
-  map(obj: KubeObject, cache: Cache): string[];
+  map(obj: KubeObject, cache: Cache, old?: KubeObject): string[];
 }
 
 export interface ControllerDefinition<T extends KubeObject = KubeObject> {
@@ -249,8 +249,7 @@ export class Controller {
     }
     for (const w of this.def.watches ?? []) {
       cache.informer(w.kind).onEvent((_e, obj, old) => {
-        for (const key of w.map(obj, cache)) this.enqueue(key);
-        if (old) for (const key of w.map(old, cache)) this.enqueue(key);
+        for (const key of w.map(obj, cache, old)) this.enqueue(key);
       });
     }
   }

@@ -13,8 +13,9 @@ const { admin, operatorKubeconfig } = cluster();
 const kubelets = new SimulatedKubelets(admin);
 const SITE = "test.nextgen.itechsmart.io/site";
 
+let operator: Awaited<ReturnType<typeof startOperator>>;
 beforeAll(async () => {
-  await startOperator(operatorKubeconfig);
+  operator = await startOperator(operatorKubeconfig);
   kubelets.start(1000);
 });
 afterAll(() => kubelets.stopAll());
@@ -120,6 +121,36 @@ describe("EdgeNode", () => {
     expect(left.metadata.labels).toMatchObject({ team: "a" });
     expect(left.metadata.labels?.["example.com/pool"]).toBeUndefined();
     expect(left.metadata.labels?.["topology.kubernetes.io/region"]).toBeUndefined();
+  });
+
+  test("a converged site with members costs no API writes when reconciled again", async () => {
+    await kubelets.register("q-1", { labels: { [SITE]: "hub-q" } });
+    await kubelets.register("q-2", { labels: { [SITE]: "hub-q" } });
+    await admin.create(
+      EdgeNodeKind,
+      site("hub-q", {
+        nodeLabels: { "example.com/q": "1" },
+        nodeTaints: [{ key: "example.com/q", effect: "NoSchedule" }],
+      }),
+    );
+    await waitSite("hub-q", "Online", (x) => x.status?.phase === "Online" && x.status?.nodes?.total === 2);
+    await waitUntil(
+      "labels and taints on q-2",
+      async () => (await node("q-2"))?.spec?.taints?.some((t) => t.key === "example.com/q"),
+      { timeoutMs: 10_000 },
+    );
+    const writes = async () =>
+      (await operator.metric("rest_client_requests_total", { method: "POST" })) +
+      (await operator.metric("rest_client_requests_total", { method: "PATCH" })) +
+      (await operator.metric("rest_client_requests_total", { method: "PUT" }));
+    const reconciles = () => operator.metric("controller_runtime_reconcile_total", { controller: "edgenode" });
+    const before = await writes();
+    const r0 = await reconciles();
+    // An unrelated label on a member and on the site: each reconciles hub-q, which then has nothing to change.
+    await admin.patch(NodeKind, undefined, "q-1", "merge", { metadata: { labels: { unrelated: "x" } } });
+    await admin.patch(EdgeNodeKind, undefined, "hub-q", "merge", { metadata: { labels: { unrelated: "x" } } });
+    await waitUntil("two more reconciles", async () => (await reconciles()) >= r0 + 2, { timeoutMs: 10_000 });
+    expect(await writes()).toBe(before);
   });
 
   test("lease renewals drive Online -> Degraded -> Offline -> Online, with the offline taint and events", async () => {

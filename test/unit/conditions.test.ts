@@ -58,6 +58,13 @@ describe("applyWouldChange", () => {
     expect(applyWouldChange(desired, live, managed, "op")).toBe(false);
   });
 
+  test("an empty map contains nothing to apply, even where the live object has no such map", () => {
+    expect(contains({ metadata: { name: "x" } }, { metadata: { name: "x", annotations: {} } })).toBe(true);
+    expect(applyWouldChange({ metadata: { name: "x", annotations: {} } }, { metadata: { name: "x" } }, [], "op")).toBe(
+      false,
+    );
+  });
+
   test("a changed value must be applied", () => {
     expect(applyWouldChange({ metadata: { name: "x" }, data: { a: "9" } }, live, managed, "op")).toBe(true);
   });

@@ -68,7 +68,11 @@ export const edgeNodeController = defineController<EdgeNode>({
   name: "edgenode",
   for: EdgeNodeKind,
   watches: [
-    { kind: NodeKind, map: sitesOfNode },
+    // A Node's change reaches the sites it is in now and the ones it was in before.
+    {
+      kind: NodeKind,
+      map: (node, cache, old) => [...new Set([...sitesOfNode(node, cache), ...(old ? sitesOfNode(old, cache) : [])])],
+    },
     {
       kind: LeaseKind,
       namespace: NODE_LEASE_NAMESPACE,
@@ -78,12 +82,19 @@ export const edgeNodeController = defineController<EdgeNode>({
       },
     },
     {
-      // A site's change re-reconciles its parent (roll-ups) and its children (their hierarchy check).
+      // A site's status reaches its parent (roll-ups); a change of what it is (tier, parent, existence) also
+      // reaches its children, whose hierarchy check depends on it. A status change alone touches only the chain.
       kind: EdgeNodeKind,
-      map: (obj, cache) => [
-        ...((obj as EdgeNode).spec.parentRef ? [(obj as EdgeNode).spec.parentRef?.name as string] : []),
-        ...cache.byIndex(EdgeNodeKind, PARENT_INDEX, obj.metadata.name).map((c) => c.metadata.name),
-      ],
+      map: (obj, cache, old) => {
+        const site = obj as EdgeNode;
+        const before = old as EdgeNode | undefined;
+        const keys = new Set([site.spec.parentRef?.name, before?.spec.parentRef?.name]);
+        if (!before || before.metadata.generation !== site.metadata.generation || site.metadata.deletionTimestamp) {
+          for (const c of cache.byIndex(EdgeNodeKind, PARENT_INDEX, site.metadata.name)) keys.add(c.metadata.name);
+        }
+        keys.delete(undefined);
+        return [...keys] as string[];
+      },
     },
   ],
   rbac: [{ apiGroups: [""], resources: ["nodes"], verbs: ["patch"] }],
@@ -166,9 +177,16 @@ export const edgeNodeController = defineController<EdgeNode>({
       phase,
       nodes: { total: members.length, ready, notReady: members.length - ready },
       readyNodes: `${ready}/${members.length}`,
+      // A fresh member's heartbeat moves every 10 s: showing it would cost a status write per heartbeat, so the
+      // time is shown where it says something, on members whose heartbeat went stale.
       members: health
         .slice(0, MAX_MEMBERS_LISTED)
-        .map(({ name: n, ready: r, reason, lastHeartbeat }) => ({ name: n, ready: r, reason, lastHeartbeat })),
+        .map((h) => ({
+          name: h.name,
+          ready: h.ready,
+          reason: h.reason,
+          lastHeartbeat: h.fresh ? undefined : h.lastHeartbeat,
+        })),
       allocatable,
       latencyTargetMs: target,
       children: children.map((c) => c.metadata.name),
@@ -231,11 +249,23 @@ function setLatency(ctx: ReconcileContext, site: EdgeNode, probe: ReturnType<Pro
     status.condition("LatencyTargetMet", "Unknown", "NoProbe", "No probe is configured.");
     return;
   }
-  const p50 = percentile(probe?.samplesMs ?? [], 50);
-  const p95 = percentile(probe?.samplesMs ?? [], 95);
-  status.set({
-    latency: { p50Ms: p50, p95Ms: p95, samples: probe?.samplesMs.length ?? 0, lastProbeTime: probe?.lastProbeTime },
-  });
+  // Latency figures move with every probe: they are refreshed when the prober reports a change (reachability or
+  // the target flipping) and at most once a minute otherwise, not on every reconcile.
+  const shown = site.status?.latency;
+  const fresh = {
+    p50Ms: percentile(probe?.samplesMs ?? [], 50),
+    p95Ms: percentile(probe?.samplesMs ?? [], 95),
+    samples: probe?.samplesMs.length ?? 0,
+    lastProbeTime: probe?.lastProbeTime,
+  };
+  const met = (p95?: number) => (p95 === undefined ? undefined : p95 <= target);
+  const keep =
+    shown?.lastProbeTime !== undefined &&
+    ctx.now.getTime() - Date.parse(shown.lastProbeTime) < LATENCY_REFRESH_MS &&
+    met(shown.p95Ms) === met(fresh.p95Ms) &&
+    shown.samples > 0 === fresh.samples > 0;
+  const latency = keep ? shown : fresh;
+  status.set({ latency });
   if (probe?.reachable === undefined)
     status.condition("Reachable", "Unknown", "Probing", `Probing ${site.spec.probe.url}.`);
   else if (probe.reachable) status.condition("Reachable", "True", "ProbeSucceeded", `${site.spec.probe.url} answers.`);
@@ -246,6 +276,7 @@ function setLatency(ctx: ReconcileContext, site: EdgeNode, probe: ReturnType<Pro
       "ProbeFailed",
       `${site.spec.probe.url} does not answer: ${probe.lastError ?? "no response"}.`,
     );
+  const p95 = latency?.p95Ms;
   if (p95 === undefined) status.condition("LatencyTargetMet", "Unknown", "NoSamples", "No successful probe yet.");
   else if (p95 <= target)
     status.condition("LatencyTargetMet", "True", "WithinTarget", `p95 ${p95} ms is within the ${target} ms target.`);

@@ -37,7 +37,7 @@ export async function pushToNode(
     metadata: {
       name: node.metadata.name,
       labels,
-      annotations: managed.length ? { [MANAGED_TAINTS_ANNOTATION]: managed.join(",") } : {},
+      annotations: managed.length ? { [MANAGED_TAINTS_ANNOTATION]: managed.join(",") } : undefined,
     },
   });
   const next = [...current.filter((t) => !managed.includes(t.key)), ...taints];

@@ -1,0 +1,174 @@
+import { installPrerequisites } from "../src/cli/install.ts";
+import type { ControlPlane } from "../src/controlplane/control-plane.ts";
+import { SimulatedKubelets } from "../src/controlplane/kubelet.ts";
+import { OperatorProcess } from "../src/controlplane/operator-process.ts";
+import { type EdgeNode, EdgeNodeKind } from "../src/crds/edgenode.ts";
+import { KubeClient } from "../src/runtime/client.ts";
+import { Informer } from "../src/runtime/informer.ts";
+import { NodeKind } from "../src/runtime/kinds.ts";
+import { Logger } from "../src/runtime/log.ts";
+import { waitUntil } from "../src/runtime/wait.ts";
+import { imageNodeOptions, inParallel, rssMb } from "./util.ts";
+
+const NODES_PER_SITE = Number(process.env.BENCH_NODES_PER_SITE ?? 50);
+const SITE_LABEL = "bench.nextgen.itechsmart.io/site";
+
+interface Plan {
+  name: string;
+  spec: EdgeNode["spec"];
+}
+
+/** 4 hubs, 36 regional clusters, 160 local edges: 200 sites of 50 Nodes each, 10 000 Nodes. */
+function topology(): Plan[] {
+  const plans: Plan[] = [];
+  const site = (name: string, tier: EdgeNode["spec"]["tier"], parent?: string): Plan => ({
+    name,
+    spec: {
+      tier,
+      parentRef: parent ? { name: parent } : undefined,
+      nodeSelector: { matchLabels: { [SITE_LABEL]: name } },
+      // Leases are written once here (10 000 renewals every 10 s would swamp this machine's API server), so the
+      // grace period covers the whole benchmark.
+      offline: { gracePeriod: "1h", action: "None" },
+    } as EdgeNode["spec"],
+  });
+  for (let h = 0; h < 4; h++) {
+    plans.push(site(`hub-${h}`, "ContinentalHub"));
+    for (let r = 0; r < 9; r++) {
+      const region = `region-${h}-${r}`;
+      plans.push(site(region, "RegionalCluster", `hub-${h}`));
+      const edges = r < 4 ? 5 : 4; // 160 local edges in all
+      for (let e = 0; e < edges; e++) plans.push(site(`edge-${h}-${r}-${e}`, "LocalEdge", region));
+    }
+  }
+  return plans;
+}
+
+/**
+ * 10 000 Nodes with Leases across 200 sites in three tiers: time until every site's status is right after the
+ * sites are created, then what one Node going NotReady costs (reconciles and API writes: only its site's chain
+ * should move), and the operator's RSS.
+ */
+export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, string | number>> {
+  const admin = KubeClient.load(cp.adminKubeconfig, "bench-client");
+  await installPrerequisites(admin, process.cwd());
+  const plans = topology();
+  const kubelets = new SimulatedKubelets(admin);
+  const registerStart = performance.now();
+  const nodes = plans.flatMap((p) =>
+    Array.from({ length: NODES_PER_SITE }, (_, i) => ({ name: `${p.name}-n${i}`, site: p.name })),
+  );
+  await inParallel(nodes.length, 16, (i) => {
+    const n = nodes[i] as { name: string; site: string };
+    return kubelets.register(n.name, { labels: { [SITE_LABEL]: n.site } });
+  });
+  const registerSeconds = (performance.now() - registerStart) / 1000;
+
+  const operator = await OperatorProcess.start({
+    entry: "dist/cli/main.js",
+    kubeconfig: cp.operatorKubeconfig,
+    args: ["--log-level", "warn"],
+    env: { NODE_OPTIONS: imageNodeOptions() },
+  });
+  await operator.waitReady(120_000);
+  const watcher = new Informer<EdgeNode>(admin, EdgeNodeKind, { resyncMs: 0, log: new Logger("error") });
+  watcher.start();
+  await watcher.waitForSync();
+
+  const total = (s: EdgeNode | undefined) => s?.status?.rollup;
+  const subtreeSites = (name: string): number =>
+    1 + plans.filter((p) => p.spec.parentRef?.name === name).reduce((n, c) => n + subtreeSites(c.name), 0);
+  const correct = (p: Plan) => {
+    const s = watcher.get(undefined, p.name);
+    const sites = subtreeSites(p.name);
+    return (
+      s?.status?.phase === "Online" &&
+      s.status.nodes?.total === NODES_PER_SITE &&
+      total(s)?.sites === sites &&
+      total(s)?.readyNodes === sites * NODES_PER_SITE
+    );
+  };
+  const writes = async () =>
+    (await operator.metric("rest_client_requests_total", { method: "POST" })) +
+    (await operator.metric("rest_client_requests_total", { method: "PUT" })) +
+    (await operator.metric("rest_client_requests_total", { method: "PATCH" }));
+  const start = performance.now();
+  await inParallel(plans.length, 4, (i) => {
+    const p = plans[i] as Plan;
+    return admin.create(EdgeNodeKind, {
+      apiVersion: "nextgen.itechsmart.io/v1alpha1",
+      kind: "EdgeNode",
+      metadata: { name: p.name },
+      spec: p.spec,
+    });
+  });
+  await waitUntil("every site's status to be right", () => plans.every(correct), {
+    timeoutMs: 30 * 60_000,
+    intervalMs: 100,
+  });
+  const convergeSeconds = (performance.now() - start) / 1000;
+  await waitUntil("the work queue to drain", async () => (await operator.metric("workqueue_depth")) === 0, {
+    timeoutMs: 120_000,
+  });
+
+  // One Node goes NotReady.
+  const before = {
+    writes: await writes(),
+    reconciles: await operator.metric("controller_runtime_reconcile_total", { controller: "edgenode" }),
+  };
+  const victim = "edge-0-0-0-n7";
+  const changeStart = performance.now();
+  await admin.patch(
+    NodeKind,
+    undefined,
+    victim,
+    "merge",
+    {
+      status: {
+        conditions: [
+          {
+            type: "Ready",
+            status: "False",
+            reason: "KubeletNotReady",
+            message: "bench",
+            lastHeartbeatTime: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+          },
+        ],
+      },
+    },
+    { subresource: "status" },
+  );
+  await waitUntil(
+    "the hub to count one Node fewer Ready",
+    () => total(watcher.get(undefined, "hub-0"))?.readyNodes === subtreeSites("hub-0") * NODES_PER_SITE - 1,
+    {
+      timeoutMs: 120_000,
+      intervalMs: 20,
+    },
+  );
+  const changeMs = performance.now() - changeStart;
+  await waitUntil("the work queue to drain", async () => (await operator.metric("workqueue_depth")) === 0, {
+    timeoutMs: 60_000,
+  });
+  await new Promise((r) => setTimeout(r, 2000)); // let any further reconcile this change caused show in the counters
+  const changeWrites = (await writes()) - before.writes;
+  const changeReconciles =
+    (await operator.metric("controller_runtime_reconcile_total", { controller: "edgenode" })) - before.reconciles;
+
+  const rss = rssMb(operator.pid, "VmRSS");
+  const peak = rssMb(operator.pid, "VmHWM");
+  await operator.stop();
+  await watcher.stop();
+  await admin.close();
+  return {
+    "nodes (with leases)": nodes.length,
+    sites: plans.length,
+    "registering nodes and leases s (setup)": registerSeconds.toFixed(1),
+    "sites created to every status right s": convergeSeconds.toFixed(1),
+    "one Node NotReady: until the hub's roll-up shows it ms": changeMs.toFixed(0),
+    "one Node NotReady: reconciles triggered (chain is 3)": changeReconciles,
+    "one Node NotReady: API writes (3 status patches)": changeWrites,
+    "operator RSS MB": rss.toFixed(0),
+    "operator peak RSS MB": peak.toFixed(0),
+  };
+}

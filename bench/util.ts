@@ -1,0 +1,22 @@
+import { readFileSync } from "node:fs";
+
+/** Runs work(0..n-1) with at most concurrency in flight. */
+export async function inParallel(n: number, concurrency: number, work: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) await work(next++);
+    }),
+  );
+}
+
+/** A process's resident set (VmRSS) or its peak (VmHWM), in MB. */
+export const rssMb = (pid: number, field: "VmRSS" | "VmHWM") =>
+  Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
+
+/** The NODE_OPTIONS the image sets (Dockerfile), so benchmarks measure the operator as it is shipped. */
+export function imageNodeOptions(): string {
+  const m = /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(readFileSync("Dockerfile", "utf8"));
+  if (!m) throw new Error("the Dockerfile sets no NODE_OPTIONS");
+  return m[1] as string;
+}
