@@ -167,7 +167,7 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
     "sites created to every status right s": convergeSeconds.toFixed(1),
     "one Node NotReady: until the hub's roll-up shows it ms": changeMs.toFixed(0),
     "one Node NotReady: reconciles triggered (chain is 3)": changeReconciles,
-    "one Node NotReady: API writes (3 status patches)": changeWrites,
+    "one Node NotReady: API writes (3 status patches + 1 phase event)": changeWrites,
     "operator RSS MB": rss.toFixed(0),
     "operator peak RSS MB": peak.toFixed(0),
   };
