@@ -49,7 +49,11 @@ const labelSelectorSchema: Schema = {
   type: "object",
   description: "A label selector over Nodes (metav1.LabelSelector).",
   properties: {
-    matchLabels: { type: "object", description: "Labels a Node must have.", additionalProperties: { type: "string" } },
+    matchLabels: {
+      type: "object",
+      description: "Labels a Node must have.",
+      additionalProperties: { type: "string", description: "The label's value." },
+    },
     matchExpressions: {
       type: "array",
       description: "Requirements on a Node's labels, all of which must hold.",
@@ -108,7 +112,7 @@ export const edgeNodeCrd: CrdDefinition = {
       nodeLabels: {
         type: "object",
         description: "Labels pushed onto member Nodes (removed when a Node leaves).",
-        additionalProperties: { type: "string" },
+        additionalProperties: { type: "string", description: "The label's value." },
       },
       nodeTaints: {
         type: "array",
@@ -186,7 +190,7 @@ export const edgeNodeCrd: CrdDefinition = {
       allocatable: {
         type: "object",
         description: "Summed allocatable of Ready members (cpu, memory, pods, nvidia.com/gpu, amd.com/gpu).",
-        additionalProperties: { type: "string" },
+        additionalProperties: { type: "string", description: "A quantity, as in a Node's allocatable." },
       },
       latency: {
         type: "object",

@@ -41,7 +41,7 @@ export type PQKeySet = Resource<PQKeySetSpec, PQKeySetStatus>;
 
 const dnsName = { type: "string", maxLength: 253, pattern: "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$" } as const;
 const stringMap = (description: string) =>
-  ({ type: "object", description, additionalProperties: { type: "string" } }) as const;
+  ({ type: "object", description, additionalProperties: { type: "string", description: "A value." } }) as const;
 
 export const pqKeySetCrd: CrdDefinition = {
   kind: PQKeySetKind,

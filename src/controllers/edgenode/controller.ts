@@ -179,14 +179,12 @@ export const edgeNodeController = defineController<EdgeNode>({
       readyNodes: `${ready}/${members.length}`,
       // A fresh member's heartbeat moves every 10 s: showing it would cost a status write per heartbeat, so the
       // time is shown where it says something, on members whose heartbeat went stale.
-      members: health
-        .slice(0, MAX_MEMBERS_LISTED)
-        .map((h) => ({
-          name: h.name,
-          ready: h.ready,
-          reason: h.reason,
-          lastHeartbeat: h.fresh ? undefined : h.lastHeartbeat,
-        })),
+      members: health.slice(0, MAX_MEMBERS_LISTED).map((h) => ({
+        name: h.name,
+        ready: h.ready,
+        reason: h.reason,
+        lastHeartbeat: h.fresh ? undefined : h.lastHeartbeat,
+      })),
       allocatable,
       latencyTargetMs: target,
       children: children.map((c) => c.metadata.name),
