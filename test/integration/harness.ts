@@ -21,10 +21,20 @@ export async function createNamespace(admin: KubeClient, prefix: string): Promis
   return name;
 }
 
-/** Starts the operator CLI with the operator's own ServiceAccount identity; stopped after the file's tests. */
+/**
+ * Starts the operator CLI with the operator's own ServiceAccount identity, and waits until it is ready (leading or
+ * standing by); stopped after the file's tests.
+ */
 export async function startOperator(kubeconfig: string, args: string[] = []): Promise<OperatorProcess> {
   const op = await OperatorProcess.start({ kubeconfig, args: ["--log-level", "debug", ...args] });
+  let stopping = false;
+  // An operator that dies under a test says why: its last lines go to the test output.
+  void op.waitExit().then((code) => {
+    if (!stopping && code !== null)
+      console.error(`operator exited with ${code}:\n${op.logs.split("\n").slice(-40).join("\n")}`);
+  });
   afterAll(async () => {
+    stopping = true;
     await op.stop();
   });
   return op;

@@ -18,7 +18,6 @@ describe("leader election between two operator processes", () => {
       timeoutMs: 30_000,
     });
     const second = await startOperator(operatorKubeconfig, electArgs);
-    await second.waitReady();
     expect(await second.state()).toBe("standby");
     const held = await lease();
     expect(held?.spec.holderIdentity).toBeTruthy();

@@ -20,7 +20,6 @@ beforeAll(async () => {
   ns = await createNamespace(admin, "pqk");
   ks = keySets(admin, ns);
   operator = await startOperator(operatorKubeconfig);
-  await operator.waitReady();
 });
 
 const rotate = (name: string, value: string) =>
