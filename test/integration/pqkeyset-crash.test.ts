@@ -39,7 +39,7 @@ test("an operator killed mid-rotation across many key sets loses no key and rota
   ).filter((r) => r === "2").length;
   console.error(`${rotatedBeforeKill} of ${names.length} key sets had rotated when the operator was killed`);
 
-  const second = await startOperator(operatorKubeconfig);
+  await startOperator(operatorKubeconfig);
   for (const n of names) {
     const set = await sets.waitFor(n, "rotated and Ready", (k) => k.status?.revision === 2 && isReady(k), 120_000);
     const secret = await sets.secret(n);
