@@ -67,7 +67,7 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
   const operator = await OperatorProcess.start({
     entry: "dist/cli/main.js",
     kubeconfig: cp.operatorKubeconfig,
-    args: ["--log-level", "warn"],
+    args: ["--log-level", "info"],
     env: { NODE_OPTIONS: imageNodeOptions() },
   });
   await operator.waitReady(120_000);

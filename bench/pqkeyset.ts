@@ -68,7 +68,7 @@ export async function benchPQKeySets(cp: ControlPlane): Promise<Record<string, s
   const operator = await OperatorProcess.start({
     entry: "dist/cli/main.js", // what the image runs: compiled, no type stripping
     kubeconfig: cp.operatorKubeconfig,
-    args: ["--namespace", "bench-operator", "--log-level", "warn"],
+    args: ["--namespace", "bench-operator", "--log-level", "info"],
     env: { NODE_OPTIONS: process.env.BENCH_OPERATOR_NODE_OPTIONS ?? imageNodeOptions() },
   });
   await operator.waitReady();

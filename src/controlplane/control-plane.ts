@@ -329,7 +329,7 @@ current-context: nextgen
 `;
 }
 
-export async function freePorts(n: number): Promise<number[]> {
+async function freePorts(n: number): Promise<number[]> {
   // All listeners stay open until every port is known, so the kernel cannot hand out the same port twice.
   const servers: Server[] = [];
   try {

@@ -3,7 +3,6 @@ import { createWriteStream } from "node:fs";
 import { once } from "node:events";
 import { join } from "node:path";
 import { waitUntil } from "../runtime/wait.ts";
-import { freePorts } from "./control-plane.ts";
 
 const MAIN = join(import.meta.dirname, "..", "cli", `main${import.meta.filename.endsWith(".ts") ? ".ts" : ".js"}`);
 
@@ -16,15 +15,13 @@ process.once("exit", () => {
 /** The operator as a real process (`nextgen-operator run`), as the demo and the integration tests run it. */
 export class OperatorProcess {
   readonly child: ChildProcess;
-  readonly metricsUrl: string;
-  readonly probeUrl: string;
+  metricsUrl = "";
+  probeUrl = "";
   private output = "";
   private exited: Promise<number | null>;
 
-  private constructor(child: ChildProcess, metricsPort: number, probePort: number, logFile?: string) {
+  private constructor(child: ChildProcess, logFile?: string) {
     this.child = child;
-    this.metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-    this.probeUrl = `http://127.0.0.1:${probePort}`;
     const log = logFile ? createWriteStream(logFile, { flags: "a" }) : undefined;
     const keep = (chunk: Buffer) => {
       // Kept bounded: tests read recent lines; the log file has everything.
@@ -49,7 +46,8 @@ export class OperatorProcess {
     env?: NodeJS.ProcessEnv;
     logFile?: string;
   }): Promise<OperatorProcess> {
-    const [metricsPort, probePort] = (await freePorts(2)) as [number, number];
+    // The operator binds port 0 and logs where it listens: ports chosen here and bound there could be taken in
+    // between by anything else on the machine.
     const child = spawn(
       process.execPath,
       [
@@ -58,14 +56,30 @@ export class OperatorProcess {
         "--kubeconfig",
         opts.kubeconfig,
         "--metrics-bind-address",
-        `127.0.0.1:${metricsPort}`,
+        "127.0.0.1:0",
         "--health-probe-bind-address",
-        `127.0.0.1:${probePort}`,
+        "127.0.0.1:0",
         ...(opts.args ?? []),
       ],
       { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] },
     );
-    return new OperatorProcess(child, metricsPort, probePort, opts.logFile);
+    const op = new OperatorProcess(child, opts.logFile);
+    await waitUntil(
+      "the operator's metrics and probe servers to listen",
+      () => {
+        if (child.exitCode !== null)
+          throw new Error(`operator exited with ${child.exitCode}:\n${op.output.slice(-4000)}`);
+        for (const line of op.output.split("\n")) {
+          if (!line.includes("server listening")) continue;
+          const entry = JSON.parse(line) as { msg: string; address: string };
+          if (entry.msg === "metrics server listening") op.metricsUrl = `http://${entry.address}/metrics`;
+          if (entry.msg === "probes server listening") op.probeUrl = `http://${entry.address}`;
+        }
+        return op.metricsUrl !== "" && op.probeUrl !== "";
+      },
+      { timeoutMs: 60_000, intervalMs: 50 },
+    );
+    return op;
   }
 
   get logs(): string {
