@@ -8,7 +8,7 @@ import { Informer } from "../src/runtime/informer.ts";
 import { NodeKind } from "../src/runtime/kinds.ts";
 import { Logger } from "../src/runtime/log.ts";
 import { waitUntil } from "../src/runtime/wait.ts";
-import { imageNodeOptions, inParallel, rssMb } from "./util.ts";
+import { imageNodeOptions, inParallel } from "./util.ts";
 
 const NODES_PER_SITE = Number(process.env.BENCH_NODES_PER_SITE ?? 50);
 const SITE_LABEL = "bench.nextgen.itechsmart.io/site";
@@ -88,10 +88,6 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
       total(s)?.readyNodes === sites * NODES_PER_SITE
     );
   };
-  const writes = async () =>
-    (await operator.metric("rest_client_requests_total", { method: "POST" })) +
-    (await operator.metric("rest_client_requests_total", { method: "PUT" })) +
-    (await operator.metric("rest_client_requests_total", { method: "PATCH" }));
   const start = performance.now();
   await inParallel(plans.length, 4, (i) => {
     const p = plans[i] as Plan;
@@ -113,7 +109,7 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
 
   // One Node goes NotReady.
   const before = {
-    writes: await writes(),
+    writes: await operator.apiWrites(),
     reconciles: await operator.metric("controller_runtime_reconcile_total", { controller: "edgenode" }),
   };
   const victim = "edge-0-0-0-n7";
@@ -151,12 +147,12 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
     timeoutMs: 60_000,
   });
   await new Promise((r) => setTimeout(r, 2000)); // let any further reconcile this change caused show in the counters
-  const changeWrites = (await writes()) - before.writes;
+  const changeWrites = (await operator.apiWrites()) - before.writes;
   const changeReconciles =
     (await operator.metric("controller_runtime_reconcile_total", { controller: "edgenode" })) - before.reconciles;
 
-  const rss = rssMb(operator.pid, "VmRSS");
-  const peak = rssMb(operator.pid, "VmHWM");
+  const rss = operator.rssMb("VmRSS");
+  const peak = operator.rssMb("VmHWM");
   await operator.stop();
   await watcher.stop();
   await admin.close();

@@ -7,7 +7,7 @@ import { ConfigMapKind, NamespaceKind, SecretKind } from "../src/runtime/kinds.t
 import { Informer } from "../src/runtime/informer.ts";
 import { Logger } from "../src/runtime/log.ts";
 import { waitUntil } from "../src/runtime/wait.ts";
-import { imageNodeOptions, inParallel, rssMb } from "./util.ts";
+import { imageNodeOptions, inParallel } from "./util.ts";
 
 const COUNT = Number(process.env.BENCH_PQKEYSETS ?? 1000);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
@@ -90,24 +90,19 @@ export async function benchPQKeySets(cp: ControlPlane): Promise<Record<string, s
   });
   const operatorSeconds = (performance.now() - start) / 1000;
   const operatorCpu = (await operator.metric("process_cpu_seconds_total")) - cpuBefore;
-  const rssAtReady = rssMb(operator.pid, "VmRSS");
+  const rssAtReady = operator.rssMb("VmRSS");
   const mb = async (metric: string) => ((await operator.metric(metric)) / 2 ** 20).toFixed(0);
   const heap = `${await mb("nodejs_heap_size_used_bytes")} used / ${await mb("nodejs_heap_size_total_bytes")} total / ${await mb("nodejs_external_memory_bytes")} external`;
 
-  const writes = async () =>
-    (await operator.metric("rest_client_requests_total", { method: "POST" })) +
-    (await operator.metric("rest_client_requests_total", { method: "PUT" })) +
-    (await operator.metric("rest_client_requests_total", { method: "PATCH" })) +
-    (await operator.metric("rest_client_requests_total", { method: "DELETE" }));
   // Let work that was queued behind the last Ready (events, a last status) land before counting.
   await waitUntil("the work queue to drain", async () => (await operator.metric("workqueue_depth")) === 0, {
     timeoutMs: 60_000,
   });
-  const before = await writes();
+  const before = await operator.apiWrites();
   await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000)); // a benchmark's observation window, not a test's wait
-  const idleWrites = (await writes()) - before;
-  const rss = rssMb(operator.pid, "VmRSS");
-  const peak = rssMb(operator.pid, "VmHWM");
+  const idleWrites = (await operator.apiWrites()) - before;
+  const rss = operator.rssMb("VmRSS");
+  const peak = operator.rssMb("VmHWM");
   await operator.stop();
   await watcher.stop();
   await admin.close();

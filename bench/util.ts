@@ -10,10 +10,6 @@ export async function inParallel(n: number, concurrency: number, work: (i: numbe
   );
 }
 
-/** A process's resident set (VmRSS) or its peak (VmHWM), in MB. */
-export const rssMb = (pid: number, field: "VmRSS" | "VmHWM") =>
-  Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
-
 /** The NODE_OPTIONS the image sets (Dockerfile), so benchmarks measure the operator as it is shipped. */
 export function imageNodeOptions(): string {
   const m = /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(readFileSync("Dockerfile", "utf8"));

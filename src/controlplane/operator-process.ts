@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, readFileSync } from "node:fs";
 import { once } from "node:events";
 import { join } from "node:path";
 import { waitUntil } from "../runtime/wait.ts";
@@ -123,6 +123,21 @@ export class OperatorProcess {
       if (Object.entries(labels).every(([k, v]) => got[k] === v)) sum += Number(m[4]);
     }
     return sum;
+  }
+
+  /** API requests that write (every verb but GET), from the operator's rest_client_requests_total. */
+  async apiWrites(): Promise<number> {
+    let n = 0;
+    for (const method of ["POST", "PUT", "PATCH", "DELETE"])
+      n += await this.metric("rest_client_requests_total", { method });
+    return n;
+  }
+
+  /** The process's resident set (VmRSS) or its peak (VmHWM), in MB. */
+  rssMb(field: "VmRSS" | "VmHWM"): number {
+    return (
+      Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${this.pid}/status`, "utf8"))?.[1]) / 1024
+    );
   }
 
   /** Sends signal and waits for the exit code (SIGKILL after timeoutMs). */

@@ -139,18 +139,14 @@ describe("EdgeNode", () => {
       async () => (await node("q-2"))?.spec?.taints?.some((t) => t.key === "example.com/q"),
       { timeoutMs: 10_000 },
     );
-    const writes = async () =>
-      (await operator.metric("rest_client_requests_total", { method: "POST" })) +
-      (await operator.metric("rest_client_requests_total", { method: "PATCH" })) +
-      (await operator.metric("rest_client_requests_total", { method: "PUT" }));
     const reconciles = () => operator.metric("controller_runtime_reconcile_total", { controller: "edgenode" });
-    const before = await writes();
+    const before = await operator.apiWrites();
     const r0 = await reconciles();
     // An unrelated label on a member and on the site: each reconciles hub-q, which then has nothing to change.
     await admin.patch(NodeKind, undefined, "q-1", "merge", { metadata: { labels: { unrelated: "x" } } });
     await admin.patch(EdgeNodeKind, undefined, "hub-q", "merge", { metadata: { labels: { unrelated: "x" } } });
     await waitUntil("two more reconciles", async () => (await reconciles()) >= r0 + 2, { timeoutMs: 10_000 });
-    expect(await writes()).toBe(before);
+    expect(await operator.apiWrites()).toBe(before);
   });
 
   test("lease renewals drive Online -> Degraded -> Offline -> Online, with the offline taint and events", async () => {

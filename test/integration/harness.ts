@@ -30,13 +30,14 @@ export async function startOperator(kubeconfig: string, args: string[] = []): Pr
   let stopping = false;
   // An operator that dies under a test says why: its last lines go to the test output.
   void op.waitExit().then((code) => {
-    if (!stopping && code !== null)
-      console.error(`operator exited with ${code}:\n${op.logs.split("\n").slice(-40).join("\n")}`);
+    if (stopping) return;
+    console.error(`operator exited (${code ?? op.child.signalCode}):\n${op.logs.split("\n").slice(-40).join("\n")}`);
   });
   afterAll(async () => {
     stopping = true;
     await op.stop();
   });
+  await op.waitReady();
   return op;
 }
 
