@@ -17,6 +17,8 @@ export class OperatorProcess {
   readonly child: ChildProcess;
   metricsUrl = "";
   probeUrl = "";
+  /** Set once stop() was asked for: an exit after that was wanted. */
+  stopRequested = false;
   private output = "";
   private exited: Promise<number | null>;
 
@@ -142,6 +144,7 @@ export class OperatorProcess {
 
   /** Sends signal and waits for the exit code (SIGKILL after timeoutMs). */
   async stop(signal: NodeJS.Signals = "SIGTERM", timeoutMs = 30_000): Promise<number | null> {
+    this.stopRequested = true;
     if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
     this.child.kill(signal);
     const timer = setTimeout(() => this.child.kill("SIGKILL"), timeoutMs);

@@ -27,14 +27,12 @@ export async function createNamespace(admin: KubeClient, prefix: string): Promis
  */
 export async function startOperator(kubeconfig: string, args: string[] = []): Promise<OperatorProcess> {
   const op = await OperatorProcess.start({ kubeconfig, args: ["--log-level", "debug", ...args] });
-  let stopping = false;
   // An operator that dies under a test says why: its last lines go to the test output.
   void op.waitExit().then((code) => {
-    if (stopping) return;
+    if (op.stopRequested) return;
     console.error(`operator exited (${code ?? op.child.signalCode}):\n${op.logs.split("\n").slice(-40).join("\n")}`);
   });
   afterAll(async () => {
-    stopping = true;
     await op.stop();
   });
   await op.waitReady();
