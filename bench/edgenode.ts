@@ -9,6 +9,7 @@ import { NodeKind } from "../src/runtime/kinds.ts";
 import { Logger } from "../src/runtime/log.ts";
 import { waitUntil } from "../src/runtime/wait.ts";
 import { imageNodeOptions, inParallel } from "./util.ts";
+import { metaTime } from "../src/runtime/time.ts";
 
 const NODES_PER_SITE = Number(process.env.BENCH_NODES_PER_SITE ?? 50);
 const SITE_LABEL = "bench.nextgen.itechsmart.io/site";
@@ -127,7 +128,7 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
             status: "False",
             reason: "KubeletNotReady",
             message: "bench",
-            lastHeartbeatTime: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+            lastHeartbeatTime: metaTime(new Date()),
           },
         ],
       },

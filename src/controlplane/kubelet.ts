@@ -1,9 +1,7 @@
 import type { KubeClient } from "../runtime/client.ts";
-import { LeaseKind, NodeKind } from "../runtime/kinds.ts";
+import { LeaseKind, NODE_LEASE_NAMESPACE, NodeKind } from "../runtime/kinds.ts";
 import type { KubeObject } from "../runtime/objects.ts";
-
-const microTime = (d = new Date()) => d.toISOString().replace("Z", "000Z");
-const NODE_LEASE_NAMESPACE = "kube-node-lease";
+import { metaTime, microTime } from "../runtime/time.ts";
 
 export interface NodeOptions {
   labels?: Record<string, string>;
@@ -42,7 +40,7 @@ export class SimulatedKubelets {
       apiVersion: "coordination.k8s.io/v1",
       kind: "Lease",
       metadata: { name, namespace: NODE_LEASE_NAMESPACE },
-      spec: { holderIdentity: name, leaseDurationSeconds: 40, renewTime: microTime() },
+      spec: { holderIdentity: name, leaseDurationSeconds: 40, renewTime: microTime(new Date()) },
     } as KubeObject);
   }
 
@@ -50,7 +48,9 @@ export class SimulatedKubelets {
   async heartbeat(name: string, ready = this.ready.get(name) ?? true): Promise<void> {
     const changed = this.ready.get(name) !== ready;
     this.ready.set(name, ready);
-    await this.client.patch(LeaseKind, NODE_LEASE_NAMESPACE, name, "merge", { spec: { renewTime: microTime() } });
+    await this.client.patch(LeaseKind, NODE_LEASE_NAMESPACE, name, "merge", {
+      spec: { renewTime: microTime(new Date()) },
+    });
     // A kubelet reports node status on change, or every 5 minutes; the Lease carries the heartbeat meanwhile.
     if (changed) {
       await this.client.patch(
@@ -93,7 +93,7 @@ export class SimulatedKubelets {
 }
 
 function readyCondition(ready: boolean) {
-  const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  const now = metaTime(new Date());
   return {
     type: "Ready",
     status: ready ? "True" : "False",

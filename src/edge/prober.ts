@@ -96,7 +96,7 @@ export class Prober {
       loop.stats.lastError = e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
       if (loop.failures >= 2) loop.stats.reachable = false; // one lost probe is not a partition
     }
-    loop.stats.lastProbeTime = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    loop.stats.lastProbeTime = new Date().toISOString();
     if (loop.stopped) return;
     if (summary(loop) !== before) this.onChange(site);
     loop.timer = setTimeout(() => void this.probe(site, loop), loop.spec.intervalSeconds * 1000);

@@ -1,4 +1,5 @@
 import type { Condition } from "./objects.ts";
+import { metaTime } from "./time.ts";
 
 export type ConditionStatus = Condition["status"];
 
@@ -14,8 +15,7 @@ export function setCondition(
   const list = [...(conditions ?? [])];
   const i = list.findIndex((c) => c.type === next.type);
   const prev = i >= 0 ? list[i] : undefined;
-  const lastTransitionTime =
-    prev && prev.status === next.status ? prev.lastTransitionTime : now.toISOString().replace(/\.\d+Z$/, "Z");
+  const lastTransitionTime = prev && prev.status === next.status ? prev.lastTransitionTime : metaTime(now);
   const c: Condition = { ...next, lastTransitionTime };
   if (i >= 0) list[i] = c;
   else list.push(c);

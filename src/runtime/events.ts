@@ -2,6 +2,7 @@ import type { KubeClient } from "./client.ts";
 import { CoreEventKind, EventKind, apiVersionOf } from "./kinds.ts";
 import type { Logger } from "./log.ts";
 import type { KubeObject } from "./objects.ts";
+import { metaTime, microTime } from "./time.ts";
 
 const MAX_PENDING = 1000;
 
@@ -74,14 +75,14 @@ export class EventRecorder {
       uid: obj.metadata.uid,
       resourceVersion: obj.metadata.resourceVersion,
     };
-    const time = new Date(now).toISOString();
+    const time = new Date(now);
     try {
       if (obj.metadata.namespace) {
         await this.client.create(EventKind, {
           apiVersion: apiVersionOf(EventKind),
           kind: "Event",
           metadata: { name, namespace: obj.metadata.namespace },
-          eventTime: time.replace("Z", "000Z"),
+          eventTime: microTime(time),
           type,
           reason,
           action: reason,
@@ -104,8 +105,8 @@ export class EventRecorder {
           source: { component: this.controller },
           reportingComponent: this.controller,
           reportingInstance: this.instance,
-          firstTimestamp: time.replace(/\.\d+Z$/, "Z"),
-          lastTimestamp: time.replace(/\.\d+Z$/, "Z"),
+          firstTimestamp: metaTime(time),
+          lastTimestamp: metaTime(time),
           count: 1,
         } as KubeObject);
       }

@@ -46,6 +46,9 @@ export const LeaseKind: KindRef = {
   plural: "leases",
   namespaced: true,
 };
+/** Where kubelets keep their heartbeat Leases, one per Node, named after it. */
+export const NODE_LEASE_NAMESPACE = "kube-node-lease";
+
 export const EventKind: KindRef = {
   group: "events.k8s.io",
   version: "v1",

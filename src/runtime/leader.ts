@@ -3,6 +3,7 @@ import { type KubeClient, isConflict, isNotFound } from "./client.ts";
 import { LeaseKind, apiVersionOf } from "./kinds.ts";
 import type { Logger } from "./log.ts";
 import type { KubeObject } from "./objects.ts";
+import { microTime } from "./time.ts";
 
 interface LeaseSpec {
   holderIdentity?: string;
@@ -23,8 +24,6 @@ export interface LeaderElectionConfig {
 }
 
 export const DEFAULT_LEADER_TIMINGS = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
-
-const microTime = (d: Date) => d.toISOString().replace("Z", "000Z");
 
 /**
  * Leader election on a coordination.k8s.io Lease, as client-go's leaderelection: expiry is judged by when this

@@ -12,7 +12,8 @@ import { Prober } from "../../edge/prober.ts";
 import { parseQuantity, sumResources } from "../../edge/quantity.ts";
 import type { Cache } from "../../runtime/cache.ts";
 import { type ReconcileContext, defineController } from "../../runtime/controller.ts";
-import { LeaseKind, NodeKind } from "../../runtime/kinds.ts";
+import { LeaseKind, NODE_LEASE_NAMESPACE, NodeKind } from "../../runtime/kinds.ts";
+import { metaTime } from "../../runtime/time.ts";
 import { matchesSelector } from "../../runtime/labels.ts";
 import type { KubeObject } from "../../runtime/objects.ts";
 import { edgeNodeMetrics } from "./metrics.ts";
@@ -25,7 +26,6 @@ const REGION_LABEL = "topology.kubernetes.io/region";
 const ZONE_LABEL = "topology.kubernetes.io/zone";
 const FINALIZER = "nextgen.itechsmart.io/release-nodes";
 const PARENT_INDEX = "edgenode-parent";
-const NODE_LEASE_NAMESPACE = "kube-node-lease";
 const CAPACITY = ["cpu", "memory", "pods", "nvidia.com/gpu", "amd.com/gpu"] as const;
 const MAX_MEMBERS_LISTED = 50;
 const LATENCY_REFRESH_MS = 60_000;
@@ -254,7 +254,7 @@ function setLatency(ctx: ReconcileContext, site: EdgeNode, probe: ReturnType<Pro
     p50Ms: percentile(probe?.samplesMs ?? [], 50),
     p95Ms: percentile(probe?.samplesMs ?? [], 95),
     samples: probe?.samplesMs.length ?? 0,
-    lastProbeTime: probe?.lastProbeTime,
+    lastProbeTime: probe?.lastProbeTime && metaTime(new Date(probe.lastProbeTime)),
   };
   const met = (p95?: number) => (p95 === undefined ? undefined : p95 <= target);
   const keep =

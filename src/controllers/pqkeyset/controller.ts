@@ -9,6 +9,7 @@ import { type ReconcileContext, defineController } from "../../runtime/controlle
 import { TerminalError } from "../../runtime/errors.ts";
 import { ConfigMapKind, type KindRef, SecretKind } from "../../runtime/kinds.ts";
 import { type KubeObject, controllerOwnerRef, isControlledBy, objectKey } from "../../runtime/objects.ts";
+import { metaTime } from "../../runtime/time.ts";
 import { WorkerPool, siblingModule } from "../../runtime/worker-pool.ts";
 import { pqKeySetMetrics } from "./metrics.ts";
 import { publicData } from "./publish.ts";
@@ -151,7 +152,7 @@ export const pqKeySetController = defineController<PQKeySet>({
         createdAt: k.createdAt,
       })),
       lastRotationTime: current.createdAt,
-      nextRotationTime: ks.spec.suspend ? undefined : nextRotation.toISOString().replace(/\.\d+Z$/, "Z"),
+      nextRotationTime: ks.spec.suspend ? undefined : metaTime(nextRotation),
       failedAttempts: 0,
     });
     if (!ks.spec.suspend) {
@@ -189,7 +190,7 @@ async function rotate(
 ): Promise<KeyState> {
   const metrics = pqKeySetMetrics(ctx.registry);
   const status = ctx.status(ks);
-  const createdAt = ctx.now.toISOString().replace(/\.\d+Z$/, "Z");
+  const createdAt = metaTime(ctx.now);
   const previous = state?.keys[0];
   const signs = algorithm(ks.spec.algorithm).use === "sig" && previous?.algorithm === ks.spec.algorithm;
   let generated: KeygenResult;
