@@ -37,10 +37,30 @@ export class WorkerPool<Req, Res> {
     return this.idle.size + this.busy.size;
   }
 
-  run(request: Req): Promise<Res> {
+  /**
+   * Runs request on a thread. Aborting signal rejects with its reason: a waiting task leaves the queue, a running
+   * one has its thread terminated (a synchronous computation there cannot be interrupted any other way) and the
+   * next task gets a fresh thread.
+   */
+  run(request: Req, opts: { signal?: AbortSignal } = {}): Promise<Res> {
     if (this.closed) return Promise.reject(new Error("worker pool is closed"));
+    const { signal } = opts;
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
-      this.waiting.push({ request, resolve, reject });
+      const onAbort = () => this.cancel(task, (signal as AbortSignal).reason);
+      const task: Task<Req, Res> = {
+        request,
+        resolve: (r) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(r);
+        },
+        reject: (e) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.waiting.push(task);
       this.dispatch();
     });
   }
@@ -52,6 +72,19 @@ export class WorkerPool<Req, Res> {
     const all = [...this.idle.keys(), ...this.busy.keys()];
     this.idle.clear();
     await Promise.all(all.map((w) => w.terminate()));
+  }
+
+  private cancel(task: Task<Req, Res>, reason: Error): void {
+    const queued = this.waiting.indexOf(task);
+    if (queued >= 0) this.waiting.splice(queued, 1);
+    for (const [worker, running] of this.busy) {
+      if (running !== task) continue;
+      // Out of busy before it exits, so its exit rejects nothing and a result it still sends is dropped.
+      this.busy.delete(worker);
+      void worker.terminate();
+    }
+    task.reject(reason);
+    if (!this.closed) this.dispatch();
   }
 
   private dispatch(): void {
@@ -87,10 +120,11 @@ export class WorkerPool<Req, Res> {
     worker.unref();
     worker.on("message", (m: { ok: true; value: Res } | { ok: false; error: string }) => {
       const task = this.busy.get(worker);
+      if (!task) return; // a cancelled task's thread, being terminated
       this.busy.delete(worker);
       if (!this.closed) this.release(worker);
-      if (m.ok) task?.resolve(m.value);
-      else task?.reject(new Error(m.error));
+      if (m.ok) task.resolve(m.value);
+      else task.reject(new Error(m.error));
       this.dispatch();
     });
     // A thread that dies takes its task with it; the next task gets a fresh thread.
