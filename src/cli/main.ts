@@ -4,6 +4,7 @@ import { UsageError } from "./args.ts";
 import { demoCommand } from "./demo.ts";
 import { manifestsCommand } from "./manifests.ts";
 import { runCommand } from "./run.ts";
+import { runnerCommand } from "./runner.ts";
 
 const help = `Usage: nextgen-operator <command> [flags]
 
@@ -15,6 +16,7 @@ Commands:
   manifests       generate config/crd, config/rbac and config/argocd from the sources
   control-plane   up | down | env: a local kube-apiserver, etcd, controller-manager and scheduler
   demo            bring up a local control plane, install, run the operator and watch the samples converge
+  runner          run one OpenQASM circuit on the embedded simulator and write its counts (a Job-mode backend's container)
 
 Run 'nextgen-operator <command> --help' for a command's flags.`;
 
@@ -23,6 +25,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   manifests: manifestsCommand,
   "control-plane": controlPlaneCommand,
   demo: demoCommand,
+  runner: runnerCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
