@@ -1,6 +1,13 @@
 import type { ControllerDefinition } from "../runtime/controller.ts";
 import { edgeNodeController } from "./edgenode/controller.ts";
 import { pqKeySetController } from "./pqkeyset/controller.ts";
+import { quantumBackendController } from "./quantumbackend/controller.ts";
+import { quantumJobController } from "./quantumjob/controller.ts";
 
 /** Every controller the manager runs. Each kind's controller adds itself here. */
-export const controllers = [pqKeySetController, edgeNodeController] as unknown as ControllerDefinition<never>[];
+export const controllers = [
+  pqKeySetController,
+  edgeNodeController,
+  quantumBackendController,
+  quantumJobController,
+] as unknown as ControllerDefinition<never>[];

@@ -2,7 +2,14 @@ import { TIERS, type Tier } from "../edge/hierarchy.ts";
 import type { LabelSelector } from "../runtime/labels.ts";
 import type { Condition, Resource } from "../runtime/objects.ts";
 import { durationSchema } from "./duration.ts";
-import { type CrdDefinition, type Schema, conditionsSchema, customKind, observedGenerationSchema } from "./types.ts";
+import {
+  type CrdDefinition,
+  type Schema,
+  conditionsSchema,
+  customKind,
+  labelSelectorSchema,
+  observedGenerationSchema,
+} from "./types.ts";
 
 export const EdgeNodeKind = customKind("EdgeNode", "edgenodes", false);
 
@@ -45,39 +52,6 @@ export type EdgeNode = Resource<EdgeNodeSpec, EdgeNodeStatus>;
 
 const str = (description: string): Schema => ({ type: "string", description });
 const int = (description: string): Schema => ({ type: "integer", description });
-const labelSelectorSchema: Schema = {
-  type: "object",
-  description: "A label selector over Nodes (metav1.LabelSelector).",
-  properties: {
-    matchLabels: {
-      type: "object",
-      description: "Labels a Node must have.",
-      additionalProperties: { type: "string", description: "The label's value." },
-    },
-    matchExpressions: {
-      type: "array",
-      description: "Requirements on a Node's labels, all of which must hold.",
-      items: {
-        type: "object",
-        description: "One requirement.",
-        required: ["key", "operator"],
-        properties: {
-          key: str("The label key."),
-          operator: {
-            type: "string",
-            enum: ["In", "NotIn", "Exists", "DoesNotExist"],
-            description: "How the key relates to values.",
-          },
-          values: {
-            type: "array",
-            description: "Values for In and NotIn.",
-            items: { type: "string", description: "A value." },
-          },
-        },
-      },
-    },
-  },
-};
 
 export const edgeNodeCrd: CrdDefinition = {
   kind: EdgeNodeKind,
@@ -102,7 +76,7 @@ export const edgeNodeCrd: CrdDefinition = {
       region: str("The site's region (also set as topology.kubernetes.io/region on members that have none)."),
       zone: str("The site's zone (also set as topology.kubernetes.io/zone on members that have none)."),
       carbonRegion: str("The electricity grid region whose carbon intensity applies to this site."),
-      nodeSelector: labelSelectorSchema,
+      nodeSelector: labelSelectorSchema("Nodes", "a Node"),
       nodeNames: { type: "array", description: "Nodes that belong to the site by name.", items: str("A Node's name.") },
       latencyTargetMs: {
         type: "integer",

@@ -22,6 +22,8 @@ export interface Schema {
   minItems?: number;
   maxItems?: number;
   nullable?: boolean;
+  /** Value validation only (structural schemas allow no types or descriptions inside). */
+  oneOf?: Schema[];
   "x-kubernetes-preserve-unknown-fields"?: boolean;
   "x-kubernetes-int-or-string"?: boolean;
   "x-kubernetes-list-type"?: "atomic" | "set" | "map";
@@ -84,3 +86,38 @@ export const observedGenerationSchema: Schema = {
   type: "integer",
   description: "The metadata.generation the operator last acted on.",
 };
+
+/** metav1.LabelSelector over objects of one kind (plural "Nodes", singular "a Node"). */
+export const labelSelectorSchema = (plural: string, singular: string): Schema => ({
+  type: "object",
+  description: `A label selector over ${plural} (metav1.LabelSelector).`,
+  properties: {
+    matchLabels: {
+      type: "object",
+      description: `Labels ${singular} must have.`,
+      additionalProperties: { type: "string", description: "The label's value." },
+    },
+    matchExpressions: {
+      type: "array",
+      description: `Requirements on ${singular}'s labels, all of which must hold.`,
+      items: {
+        type: "object",
+        description: "One requirement.",
+        required: ["key", "operator"],
+        properties: {
+          key: { type: "string", description: "The label key." },
+          operator: {
+            type: "string",
+            enum: ["In", "NotIn", "Exists", "DoesNotExist"],
+            description: "How the key relates to values.",
+          },
+          values: {
+            type: "array",
+            description: "Values for In and NotIn.",
+            items: { type: "string", description: "A value." },
+          },
+        },
+      },
+    },
+  },
+});

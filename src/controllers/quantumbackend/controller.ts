@@ -1,0 +1,201 @@
+import type { EdgeNode } from "../../crds/edgenode.ts";
+import { EdgeNodeKind } from "../../crds/edgenode.ts";
+import { type Calibration, type QuantumBackend, QuantumBackendKind } from "../../crds/quantumbackend.ts";
+import { type QuantumJob, QuantumJobKind } from "../../crds/quantumjob.ts";
+import { ProviderError, type RemoteBackendStatus } from "../../quantum/providers/provider.ts";
+import type { Cache } from "../../runtime/cache.ts";
+import { type ReconcileContext, defineController } from "../../runtime/controller.ts";
+import { SecretKind } from "../../runtime/kinds.ts";
+import { HOLDS_SLOT, activeJobsOn, addQuantumJobIndexes } from "../quantumjob/indexes.ts";
+import { credentialsRef, forgetRemote, remoteAccess } from "./remote.ts";
+
+const SITE_INDEX = "quantumbackend-site";
+const SECRET_INDEX = "quantumbackend-secret";
+/** Sites in these phases run work: a Degraded site still has Ready members. */
+export const SERVING_SITE_PHASES = ["Online", "Degraded"];
+
+interface Unavailable {
+  reason: string;
+  message: string;
+}
+
+/** What the provider last said about a Remote backend's device, refreshed every calibrationRefreshSeconds. */
+interface DeviceReading {
+  fingerprint: string;
+  readAt: number;
+  status?: RemoteBackendStatus;
+  calibration?: Calibration & { updated?: string };
+  problem?: Unavailable;
+}
+const readings = new Map<string, DeviceReading>();
+
+/**
+ * Keeps a QuantumBackend's status the truth about whether placement may send work to it (its site serving, its
+ * credentials present, its provider reachable and the device online), with its load and the calibration
+ * placement uses.
+ */
+export const quantumBackendController = defineController<QuantumBackend>({
+  name: "quantumbackend",
+  for: QuantumBackendKind,
+  watches: [
+    {
+      kind: EdgeNodeKind,
+      map: (site, cache, old) =>
+        old && (old as EdgeNode).status?.phase === (site as EdgeNode).status?.phase
+          ? []
+          : cache.byIndex(QuantumBackendKind, SITE_INDEX, site.metadata.name).map((b) => b.metadata.name),
+    },
+    {
+      kind: SecretKind,
+      map: (secret, cache) =>
+        cache
+          .byIndex(QuantumBackendKind, SECRET_INDEX, `${secret.metadata.namespace}/${secret.metadata.name}`)
+          .map((b) => b.metadata.name),
+    },
+    {
+      // Load counts follow the jobs placed here, and only the phase matters to them.
+      kind: QuantumJobKind,
+      map: (obj, _cache, old) => {
+        const job = obj as QuantumJob;
+        const before = old as QuantumJob | undefined;
+        if (before?.status?.phase === job.status?.phase && !job.metadata.deletionTimestamp) return [];
+        return [...new Set([job.status?.placement?.backend, before?.status?.placement?.backend])].filter(
+          (b): b is string => b !== undefined,
+        );
+      },
+    },
+  ],
+  setup(cache) {
+    const informer = cache.informer<QuantumBackend>(QuantumBackendKind);
+    informer.addIndex(SITE_INDEX, (b) => (b.spec.siteRef ? [b.spec.siteRef.name] : []));
+    informer.addIndex(SECRET_INDEX, (b) => {
+      const ref = credentialsRef(b);
+      return ref ? [`${ref.namespace}/${ref.name}`] : [];
+    });
+    addQuantumJobIndexes(cache);
+  },
+
+  async reconcile(ctx, backend) {
+    const name = backend.metadata.name;
+    if (backend.metadata.deletionTimestamp) {
+      readings.delete(name);
+      forgetRemote(name);
+      return;
+    }
+    const status = ctx.status(backend);
+    const jobs = activeJobsOn(ctx.cache, name);
+    status.set({
+      running: jobs.filter((j) => HOLDS_SLOT.includes(j.status?.phase ?? "Pending")).length,
+      queued: jobs.filter((j) => j.status?.phase === "Queued").length,
+    });
+
+    const problem = specProblem(backend) ?? siteProblem(backend, ctx.cache) ?? (await deviceProblem(ctx, backend));
+    const reading = readings.get(name);
+    status.set({
+      calibration: reading?.calibration ? withoutTime(reading.calibration) : backend.spec.calibration,
+      lastCalibrationTime: reading?.calibration?.updated,
+      remoteQueueLength: reading?.status?.queueLength,
+    });
+    if (problem) {
+      status.set({ phase: "Unavailable", ...problem });
+      status.condition("Ready", "False", problem.reason, problem.message);
+    } else {
+      const message = readyMessage(backend);
+      status.set({ phase: "Ready", reason: "Ready", message });
+      status.condition("Ready", "True", "Ready", message);
+    }
+    if (backend.status?.phase !== (problem ? "Unavailable" : "Ready")) {
+      const note = problem ? `${problem.reason}: ${problem.message}` : "Ready for work.";
+      if (problem) ctx.events.warning(backend, problem.reason, note);
+      else ctx.events.normal(backend, "Ready", note);
+    }
+    if (backend.spec.execution.mode === "Remote")
+      return { requeueAfterMs: backend.spec.execution.calibrationRefreshSeconds * 1000 };
+  },
+});
+
+function specProblem(backend: QuantumBackend): Unavailable | undefined {
+  const { type, execution } = backend.spec;
+  if (execution.mode === "Embedded" && type !== "Simulator")
+    return { reason: "InvalidSpec", message: "An Embedded backend runs the operator's simulator: set type Simulator." };
+  if (execution.mode === "Job" && type !== "Simulator")
+    return {
+      reason: "InvalidSpec",
+      message: "A Job backend runs a simulator image on the site's nodes: set type Simulator.",
+    };
+  if (execution.mode === "Remote" && (!execution.provider || !execution.credentialsSecretRef))
+    return {
+      reason: "InvalidSpec",
+      message: "A Remote backend needs spec.execution.provider and spec.execution.credentialsSecretRef.",
+    };
+  if (execution.mode === "Job" && !backend.spec.siteRef)
+    return { reason: "InvalidSpec", message: "A Job backend runs on a site's nodes: set spec.siteRef." };
+  return undefined;
+}
+
+function siteProblem(backend: QuantumBackend, cache: Cache): Unavailable | undefined {
+  const ref = backend.spec.siteRef;
+  if (!ref) return undefined;
+  const site = cache.get<EdgeNode>(EdgeNodeKind, undefined, ref.name);
+  if (!site) return { reason: "SiteNotFound", message: `EdgeNode ${ref.name} does not exist.` };
+  const phase = site.status?.phase;
+  if (!phase || !SERVING_SITE_PHASES.includes(phase))
+    return { reason: "SiteOffline", message: `Site ${ref.name} is ${phase ?? "not observed yet"}.` };
+  return undefined;
+}
+
+/** For Remote backends: credentials, then the provider's word on the device, read at most once a refresh period. */
+async function deviceProblem(ctx: ReconcileContext, backend: QuantumBackend): Promise<Unavailable | undefined> {
+  const name = backend.metadata.name;
+  if (backend.spec.execution.mode !== "Remote") return undefined;
+  const access = remoteAccess(backend, ctx.cache);
+  if ("reason" in access) {
+    readings.delete(name);
+    return access;
+  }
+  const ref = credentialsRef(backend);
+  const secretVersion = ref && ctx.cache.get(SecretKind, ref.namespace, ref.name)?.metadata.resourceVersion;
+  const fingerprint = `${backend.metadata.generation}/${secretVersion}`;
+  const now = ctx.now.getTime();
+  let reading = readings.get(name);
+  const periodMs = backend.spec.execution.calibrationRefreshSeconds * 1000;
+  if (!reading || reading.fingerprint !== fingerprint || now - reading.readAt >= periodMs) {
+    reading = { fingerprint, readAt: now };
+    try {
+      reading.status = await access.provider.backendStatus();
+      reading.calibration = await access.provider.calibration();
+    } catch (e) {
+      reading.problem = providerProblem(e, backend);
+    }
+    readings.set(name, reading);
+  }
+  if (reading.problem) return reading.problem;
+  if (reading.status && !reading.status.operational)
+    return {
+      reason: "DeviceOffline",
+      message: `The provider reports ${backend.spec.execution.device ?? name} is not operational${reading.status.message ? `: ${reading.status.message}` : ""}.`,
+    };
+  return undefined;
+}
+
+function providerProblem(e: unknown, backend: QuantumBackend): Unavailable {
+  const where = backend.spec.execution.endpoint ?? `the ${backend.spec.execution.provider} API`;
+  if (e instanceof ProviderError && e.kind === "Unauthorized")
+    return { reason: "Unauthorized", message: `${where} refused the credentials: ${e.message}` };
+  return {
+    reason: "ProviderUnreachable",
+    message: `${where} did not answer: ${e instanceof Error ? e.message : String(e)}`,
+  };
+}
+
+function readyMessage(backend: QuantumBackend): string {
+  const { mode } = backend.spec.execution;
+  const site = backend.spec.siteRef ? ` at site ${backend.spec.siteRef.name}` : "";
+  const what = mode === "Embedded" ? "in the operator" : mode === "Job" ? "as Jobs" : "on the provider's device";
+  return `Runs up to ${backend.spec.capabilities.maxQubits} qubits ${what}${site}.`;
+}
+
+function withoutTime(c: Calibration & { updated?: string }): Calibration {
+  const { updated: _updated, ...rest } = c;
+  return rest;
+}

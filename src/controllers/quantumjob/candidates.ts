@@ -1,0 +1,57 @@
+import { type EdgeNode, EdgeNodeKind } from "../../crds/edgenode.ts";
+import { type QuantumBackend, QuantumBackendKind } from "../../crds/quantumbackend.ts";
+import type { QuantumJob } from "../../crds/quantumjob.ts";
+import { parseQuantity } from "../../edge/quantity.ts";
+import type { BackendCandidate } from "../../quantum/placement.ts";
+import type { Cache } from "../../runtime/cache.ts";
+import { matchesSelector } from "../../runtime/labels.ts";
+import { SERVING_SITE_PHASES } from "../quantumbackend/controller.ts";
+import { HOLDS_SLOT, activeJobsOn } from "./indexes.ts";
+
+/**
+ * What the embedded simulator can hold: WebAssembly's 32-bit memory stops at 4 GiB, and the simulator needs room
+ * beside the state vector.
+ */
+export const EMBEDDED_MEMORY_BYTES = 2 * 1024 ** 3;
+
+/** Every QuantumBackend as placement sees it, with its site, load and memory, for one job. */
+export function candidates(cache: Cache, job: QuantumJob): BackendCandidate[] {
+  const selector = job.spec.backend?.selector;
+  return cache.list<QuantumBackend>(QuantumBackendKind).map((b) => {
+    const site = b.spec.siteRef && cache.get<EdgeNode>(EdgeNodeKind, undefined, b.spec.siteRef.name);
+    const active = activeJobsOn(cache, b.metadata.name);
+    const exec = b.spec.execution;
+    const memoryLimit = exec.resources?.limits?.memory;
+    return {
+      name: b.metadata.name,
+      type: b.spec.type,
+      ready: b.status?.phase === "Ready" && !b.metadata.deletionTimestamp,
+      notReadyReason: b.status?.phase
+        ? `${b.status.reason ?? b.status.phase}: ${b.status.message ?? ""}`.trim()
+        : "not observed yet",
+      selected: !selector || matchesSelector(b.metadata.labels, selector),
+      site: b.spec.siteRef && {
+        name: b.spec.siteRef.name,
+        online: !!site && SERVING_SITE_PHASES.includes(site.status?.phase ?? ""),
+        latencyMs: site ? site.status?.latency?.p50Ms : undefined,
+      },
+      carbonIntensity: b.spec.carbon?.intensityGramsPerKWh,
+      powerWatts: b.spec.carbon?.powerWatts,
+      capabilities: { maxQubits: b.spec.capabilities.maxQubits, maxShots: b.spec.capabilities.maxShots },
+      calibration: b.status?.calibration ?? b.spec.calibration,
+      memoryBytes:
+        exec.mode === "Embedded"
+          ? EMBEDDED_MEMORY_BYTES
+          : memoryLimit !== undefined
+            ? parseQuantity(memoryLimit)
+            : undefined,
+      capacity: {
+        maxConcurrentJobs: b.spec.capacity.maxConcurrentJobs,
+        running: active.filter((j) => HOLDS_SLOT.includes(j.status?.phase ?? "Pending")).length,
+        queued: active.filter((j) => j.status?.phase === "Queued").length,
+        remoteQueue: b.status?.remoteQueueLength,
+      },
+      cost: b.spec.cost,
+    };
+  });
+}

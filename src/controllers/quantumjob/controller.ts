@@ -1,0 +1,408 @@
+import { type QuantumBackend, QuantumBackendKind } from "../../crds/quantumbackend.ts";
+import { type JobPhase, type QuantumJob, QuantumJobKind } from "../../crds/quantumjob.ts";
+import { analyzeCircuit } from "../../quantum/circuit.ts";
+import { type PlacementDecision, type PlacementRequest, place } from "../../quantum/placement.ts";
+import { type Noise, noiseFromCalibration } from "../../quantum/simulator.ts";
+import { type ReconcileContext, type ReconcileResult, defineController } from "../../runtime/controller.ts";
+import { jsonEqual } from "../../runtime/conditions.ts";
+import { ConfigMapKind, JobKind } from "../../runtime/kinds.ts";
+import { type KubeObject, objectKey } from "../../runtime/objects.ts";
+import { metaTime } from "../../runtime/time.ts";
+import { admit, queueHead, release } from "./admission.ts";
+import { batchJobExecutor } from "./batch-job.ts";
+import { candidates } from "./candidates.ts";
+import { checkCircuit, embeddedExecutor, startEmbedded } from "./embedded.ts";
+import type { Executor, Observation, Run } from "./execution.ts";
+import { HOLDS_SLOT, addQuantumJobIndexes, jobsReferring, waitingJobs } from "./indexes.ts";
+import { remoteExecutor } from "./remote.ts";
+import { recordResult } from "./result.ts";
+
+const FINALIZER = "nextgen.itechsmart.io/cancel-run";
+const FINISHED: readonly JobPhase[] = ["Succeeded", "Failed", "Cancelled"];
+/** Queued jobs looked at again when a slot frees, beyond the slots themselves; positions further back wait. */
+const QUEUE_LOOKAHEAD = 10;
+const RETRY_BASE_MS = 5_000;
+const RETRY_MAX_MS = 300_000;
+
+type ConfigMap = KubeObject & { data?: Record<string, string> };
+type Ended = Exclude<Observation, { state: "Scheduled" | "Running" }>;
+
+const executors: Record<QuantumBackend["spec"]["execution"]["mode"], Executor> = {
+  Embedded: embeddedExecutor,
+  Job: batchJobExecutor,
+  Remote: remoteExecutor,
+};
+
+/**
+ * Runs a QuantumJob: reads and checks its circuit, places it on the backend that suits it best (saying why),
+ * waits for a slot in the backend's queue, runs it there and records what it measured; retries with backoff,
+ * cancels the run when the job is deleted, and resumes (never repeats) a run after an operator restart.
+ */
+export const quantumJobController = defineController<QuantumJob>({
+  name: "quantumjob",
+  for: QuantumJobKind,
+  owns: [JobKind],
+  watches: [
+    {
+      // What placement saw changed: waiting jobs look again, and jobs queued on a backend that stopped serving
+      // move. Load counts alone (status.running/queued) change no job's feasibility.
+      kind: QuantumBackendKind,
+      map: (obj, cache, old) => {
+        const b = obj as QuantumBackend;
+        const before = old as QuantumBackend | undefined;
+        if (
+          before &&
+          before.metadata.generation === b.metadata.generation &&
+          before.status?.phase === b.status?.phase &&
+          jsonEqual(before.status?.calibration, b.status?.calibration) &&
+          !b.metadata.deletionTimestamp
+        )
+          return [];
+        const jobs = [...waitingJobs(cache), ...queueHead(cache, b.metadata.name, Number.MAX_SAFE_INTEGER)];
+        return [...new Set(jobs.map(objectKey))];
+      },
+    },
+    {
+      kind: ConfigMapKind,
+      map: (cm, cache) =>
+        jobsReferring(cache, `configmap/${cm.metadata.namespace}/${cm.metadata.name}`)
+          .filter((j) => !j.status?.phase || j.status.phase === "Pending")
+          .map(objectKey),
+    },
+    {
+      // A slot frees when a job leaves Scheduled/Running, and a job joining a queue may go ahead of others: the
+      // head of that backend's queue looks again (further back, positions are refreshed as jobs move up).
+      kind: QuantumJobKind,
+      map: (obj, cache, old) => {
+        const job = obj as QuantumJob;
+        // A delete comes as the last state without an old one: the job is gone, and so is its slot.
+        const gone = !old && !!job.metadata.deletionTimestamp;
+        const before = gone ? job : (old as QuantumJob | undefined);
+        const phase = gone ? undefined : job.status?.phase;
+        const held = HOLDS_SLOT.includes(before?.status?.phase ?? "Pending");
+        const freed = held && !HOLDS_SLOT.includes(phase ?? "Pending");
+        const joined = phase === "Queued" && !!before && before.status?.phase !== "Queued";
+        const backend = freed
+          ? before?.status?.placement?.backend
+          : joined
+            ? job.status?.placement?.backend
+            : undefined;
+        if (!backend) return [];
+        const max = cache.get<QuantumBackend>(QuantumBackendKind, undefined, backend)?.spec.capacity.maxConcurrentJobs;
+        return queueHead(cache, backend, (max ?? 1) + QUEUE_LOOKAHEAD)
+          .map(objectKey)
+          .filter((k) => k !== objectKey(job));
+      },
+    },
+  ],
+  rbac: [
+    { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "patch", "delete"] },
+    { apiGroups: [""], resources: ["pods"], verbs: ["list"] },
+    { apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list", "watch", "create", "patch"] },
+    { apiGroups: [QuantumJobKind.group], resources: [QuantumJobKind.plural], verbs: ["delete"] },
+  ],
+  maxConcurrentReconciles: 4,
+  setup(cache) {
+    addQuantumJobIndexes(cache);
+  },
+  start(enqueue) {
+    const stop = startEmbedded(enqueue);
+    return () => void stop();
+  },
+
+  async reconcile(ctx, job) {
+    const phase = job.status?.phase;
+    if (job.metadata.deletionTimestamp) return finalize(ctx, job);
+    if (phase && FINISHED.includes(phase)) {
+      release(ctx.key);
+      embeddedExecutor.forget?.(ctx.key);
+      return expire(ctx, job);
+    }
+    job = await ctx.addFinalizer(job, FINALIZER);
+    if (phase === "Scheduled" || phase === "Running") return observeRun(ctx, job);
+    return schedule(ctx, job);
+  },
+});
+
+function backendNamed(ctx: ReconcileContext, name: string | undefined): QuantumBackend | undefined {
+  return name ? ctx.cache.get<QuantumBackend>(QuantumBackendKind, undefined, name) : undefined;
+}
+
+/** Deleting a job cancels its run wherever it is (worker thread, Job, remote job) before the object goes. */
+async function finalize(ctx: ReconcileContext, job: QuantumJob): Promise<void> {
+  const phase = job.status?.phase;
+  if (phase === "Scheduled" || phase === "Running") {
+    const backend = backendNamed(ctx, job.status?.placement?.backend);
+    const executor = backend && executors[backend.spec.execution.mode];
+    await executor?.cancel(ctx, job, backend);
+    ctx.events.normal(job, "Cancelled", `Cancelled the run on ${backend?.metadata.name ?? "its backend"}.`);
+  }
+  release(ctx.key);
+  embeddedExecutor.forget?.(ctx.key);
+  await ctx.removeFinalizer(job, FINALIZER);
+}
+
+/** ttlSecondsAfterFinished: a finished job deletes itself when its time is up. */
+async function expire(ctx: ReconcileContext, job: QuantumJob): Promise<ReconcileResult | void> {
+  const ttl = job.spec.ttlSecondsAfterFinished;
+  const done = job.status?.completionTime;
+  if (ttl === undefined || !done) return;
+  const leftMs = Date.parse(done) + ttl * 1000 - ctx.now.getTime();
+  if (leftMs > 0) return { requeueAfterMs: leftMs };
+  await ctx.client.delete(QuantumJobKind, job.metadata.namespace, job.metadata.name, {
+    propagationPolicy: "Background",
+    uid: job.metadata.uid,
+  });
+}
+
+/** Not started (or between attempts): circuit, placement, a slot, then the run starts. */
+async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<ReconcileResult | void> {
+  const status = ctx.status(job);
+  const retryAt = job.status?.retryTime ? Date.parse(job.status.retryTime) : 0;
+  if (retryAt > ctx.now.getTime()) return { requeueAfterMs: retryAt - ctx.now.getTime() };
+
+  const circuit = loadCircuit(ctx, job);
+  if ("reason" in circuit) return void waitFor(ctx, job, circuit.reason, circuit.message);
+  const analysis = analyzeCircuit(circuit.source);
+  if (!analysis.ok)
+    return void fail(
+      ctx,
+      job,
+      "InvalidCircuit",
+      `line ${analysis.line}, column ${analysis.column}: ${analysis.message}`,
+    );
+  const stats = analysis.stats;
+  if (job.status?.circuitHash !== stats.hash) {
+    const diagnostics = await checkCircuit(circuit.source);
+    const first = diagnostics[0];
+    if (first)
+      return void fail(ctx, job, "InvalidCircuit", `line ${first.line}, column ${first.column}: ${first.message}`);
+  }
+  status.set({ qubits: stats.qubits, gates: stats.gates, circuitHash: stats.hash });
+
+  const noise = noiseFor(ctx, job);
+  if (noise && "reason" in noise) return void waitFor(ctx, job, noise.reason, noise.message);
+
+  const request: PlacementRequest = {
+    qubits: stats.qubits,
+    shots: job.spec.shots,
+    gates: stats.gates,
+    strategy: job.spec.placement.strategy,
+    pinned: job.spec.backend.name,
+    // A device's noise is simulated: only a simulator can take such a job.
+    types: noise ? ["Simulator"] : job.spec.backend.types,
+    maxErrorRate: job.spec.backend.maxErrorRate,
+    minQuantumVolume: job.spec.backend.minQuantumVolume,
+    fallbackToSimulator: job.spec.backend.fallbackToSimulator,
+  };
+  const all = candidates(ctx.cache, job);
+  // A queued job keeps its place (and its placement's explanation) while its backend can still take it.
+  const queuedOn = job.status?.phase === "Queued" ? job.status.placement?.backend : undefined;
+  const stay =
+    queuedOn && place({ ...request, pinned: queuedOn, types: undefined, fallbackToSimulator: false }, all).chosen;
+  const decision: PlacementDecision = stay
+    ? {
+        chosen: { ...stay, fallbackUsed: !!job.status?.placement?.fallbackUsed },
+        reasons: job.status?.placement?.reasons ?? [],
+      }
+    : place(request, all);
+  const chosen = decision.chosen;
+  if (!chosen) {
+    status.set({
+      phase: "Pending",
+      queuePosition: undefined,
+      placement: { reasons: decision.reasons, fallbackUsed: false },
+    });
+    status.condition("Scheduled", "False", "Unschedulable", `No backend can run it. ${decision.reasons.join("; ")}`);
+    return;
+  }
+  const backend = backendNamed(ctx, chosen.name) as QuantumBackend;
+  const placement = {
+    backend: chosen.name,
+    site: backend.spec.siteRef?.name,
+    score: chosen.score,
+    reasons: decision.reasons,
+    fallbackUsed: chosen.fallbackUsed,
+  };
+  const slot = admit(ctx.cache, chosen.name, backend.spec.capacity.maxConcurrentJobs, job);
+  if (!slot.admitted) {
+    status.set({ phase: "Queued", placement, queuePosition: slot.position });
+    status.condition(
+      "Scheduled",
+      "False",
+      "Queued",
+      `Waiting for one of ${chosen.name}'s ${backend.spec.capacity.maxConcurrentJobs} slots.`,
+    );
+    return;
+  }
+
+  const attempt = (job.status?.attempts ?? 0) + 1;
+  const startTime = job.status?.startTime ?? metaTime(ctx.now);
+  const run: Run = {
+    job,
+    backend,
+    attempt,
+    noise,
+    site: placement.site,
+    deadlineMs: deadlineMs(job, startTime, ctx.now),
+  };
+  let reference;
+  try {
+    reference = await executors[backend.spec.execution.mode].start(ctx, run, circuit.source);
+  } catch (e) {
+    release(ctx.key);
+    throw e;
+  }
+  status.set({
+    phase: reference.running ? "Running" : "Scheduled",
+    placement,
+    queuePosition: undefined,
+    attempts: attempt,
+    startTime,
+    retryTime: undefined,
+    remoteJobId: reference.remoteJobId,
+    jobRef: reference.jobRef,
+  });
+  const fallback = chosen.fallbackUsed ? " (fallback to a simulator)" : "";
+  status.condition("Scheduled", "True", "Placed", `Placed on ${chosen.name}${fallback}, score ${chosen.score}.`);
+  status.condition("Complete", "False", "Running", `Attempt ${attempt} is running on ${chosen.name}.`);
+  ctx.events.normal(job, "Scheduled", `Attempt ${attempt} on ${chosen.name}${fallback}: ${decision.reasons[0] ?? ""}`);
+  return { requeueAfterMs: backend.spec.execution.mode === "Remote" ? 2_000 : undefined };
+}
+
+/** A run is in flight: learn how it is doing, and record how it ended. */
+async function observeRun(ctx: ReconcileContext, job: QuantumJob): Promise<ReconcileResult | void> {
+  const status = ctx.status(job);
+  const backend = backendNamed(ctx, job.status?.placement?.backend);
+  if (!backend)
+    return finishAttempt(ctx, job, {
+      state: "Failed",
+      reason: "BackendDeleted",
+      message: `QuantumBackend ${job.status?.placement?.backend} was deleted during the run.`,
+      retryable: true,
+    });
+  const executor = executors[backend.spec.execution.mode];
+  const startTime = job.status?.startTime ?? metaTime(ctx.now);
+  const left = deadlineMs(job, startTime, ctx.now);
+  if (left !== undefined && left <= 0) {
+    await executor.cancel(ctx, job, backend);
+    return finishAttempt(ctx, job, {
+      state: "Failed",
+      reason: "DeadlineExceeded",
+      message: `The job ran past activeDeadlineSeconds (${job.spec.activeDeadlineSeconds} s).`,
+      retryable: false,
+    });
+  }
+  const run: Run = { job, backend, attempt: job.status?.attempts ?? 1, site: backend.spec.siteRef?.name };
+  const seen = await executor.observe(ctx, run);
+  if (seen.state !== "Scheduled" && seen.state !== "Running") return finishAttempt(ctx, job, seen as Ended);
+  status.set({ phase: seen.state });
+  const next = [seen.requeueAfterMs, left].filter((x): x is number => x !== undefined);
+  return next.length ? { requeueAfterMs: Math.min(...next) } : undefined;
+}
+
+/** An attempt ended: a result, a retry after backoff, or the end of the job. */
+async function finishAttempt(ctx: ReconcileContext, job: QuantumJob, outcome: Ended): Promise<ReconcileResult | void> {
+  const status = ctx.status(job);
+  release(ctx.key);
+  embeddedExecutor.forget?.(ctx.key);
+  const end = {
+    completionTime: metaTime(ctx.now),
+    durationSeconds: job.status?.startTime
+      ? Math.round((ctx.now.getTime() - Date.parse(job.status.startTime)) / 10) / 100
+      : undefined,
+  };
+  if (outcome.state === "Succeeded") {
+    status.set({ phase: "Succeeded", ...end, result: await recordResult(ctx, job, outcome), lastError: undefined });
+    status.condition(
+      "Complete",
+      "True",
+      "Succeeded",
+      `Measured ${outcome.shots} shots on ${job.status?.placement?.backend}.`,
+    );
+    status.condition("Failed", "False", "Succeeded", "The job succeeded.");
+    ctx.events.normal(job, "Succeeded", `${outcome.shots} shots on ${job.status?.placement?.backend}.`);
+    return;
+  }
+  if (outcome.state === "Cancelled") {
+    status.set({ phase: "Cancelled", ...end, lastError: outcome.message });
+    status.condition("Complete", "False", "Cancelled", outcome.message);
+    ctx.events.warning(job, "Cancelled", outcome.message);
+    return;
+  }
+  const attempts = job.status?.attempts ?? 1;
+  if (outcome.retryable && attempts <= job.spec.maxRetries) {
+    const backoff = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempts - 1));
+    status.set({
+      phase: "Pending",
+      retryTime: metaTime(new Date(ctx.now.getTime() + backoff)),
+      lastError: `${outcome.reason}: ${outcome.message}`,
+      remoteJobId: undefined,
+      jobRef: undefined,
+    });
+    status.condition(
+      "Scheduled",
+      "False",
+      "BackoffAfterFailure",
+      `Attempt ${attempts} failed (${outcome.reason}); the next starts in ${backoff / 1000} s.`,
+    );
+    ctx.events.warning(job, "Retrying", `Attempt ${attempts} failed: ${outcome.message}`);
+    return { requeueAfterMs: backoff };
+  }
+  return fail(ctx, job, outcome.reason, outcome.message, end);
+}
+
+function fail(
+  ctx: ReconcileContext,
+  job: QuantumJob,
+  reason: string,
+  message: string,
+  end: { completionTime?: string; durationSeconds?: number } = { completionTime: metaTime(ctx.now) },
+): void {
+  const status = ctx.status(job);
+  status.set({ phase: "Failed", ...end, lastError: `${reason}: ${message}`, queuePosition: undefined });
+  status.condition("Failed", "True", reason, message);
+  status.condition("Complete", "False", reason, message);
+  if (job.status?.phase !== "Failed") ctx.events.warning(job, reason, message);
+}
+
+/** Not startable yet for a reason that a change elsewhere (a ConfigMap, a backend) will lift. */
+function waitFor(ctx: ReconcileContext, job: QuantumJob, reason: string, message: string): void {
+  ctx.status(job).set({ phase: "Pending" }).condition("Scheduled", "False", reason, message);
+}
+
+function loadCircuit(ctx: ReconcileContext, job: QuantumJob): { source: string } | { reason: string; message: string } {
+  const { openqasm, configMapRef } = job.spec.circuit;
+  if (openqasm !== undefined) return { source: openqasm };
+  if (!configMapRef) return { reason: "InvalidSpec", message: "spec.circuit needs openqasm or configMapRef." };
+  const cm = ctx.cache.get<ConfigMap>(ConfigMapKind, job.metadata.namespace, configMapRef.name);
+  const source = cm?.data?.[configMapRef.key];
+  if (source === undefined)
+    return {
+      reason: "CircuitNotFound",
+      message: cm
+        ? `ConfigMap ${configMapRef.name} has no key ${configMapRef.key}.`
+        : `ConfigMap ${configMapRef.name} does not exist.`,
+    };
+  return { source };
+}
+
+function noiseFor(ctx: ReconcileContext, job: QuantumJob): Noise | { reason: string; message: string } | undefined {
+  const from = job.spec.noise?.fromBackend;
+  if (!from) return undefined;
+  const device = backendNamed(ctx, from);
+  const calibration = device?.status?.calibration ?? device?.spec.calibration;
+  if (!calibration)
+    return {
+      reason: "NoiseSourceNotFound",
+      message: device
+        ? `QuantumBackend ${from} has no calibration to simulate.`
+        : `QuantumBackend ${from} does not exist.`,
+    };
+  return noiseFromCalibration(calibration);
+}
+
+function deadlineMs(job: QuantumJob, startTime: string, now: Date): number | undefined {
+  const limit = job.spec.activeDeadlineSeconds;
+  return limit === undefined ? undefined : Date.parse(startTime) + limit * 1000 - now.getTime();
+}

@@ -1,0 +1,105 @@
+import { availableParallelism } from "node:os";
+import { CircuitError, type Diagnostic, Simulator } from "../../quantum/simulator.ts";
+import type { Executor, Observation } from "./execution.ts";
+
+/** Runs in flight in this process, by job key; the outcome waits here until status records it. */
+const runs = new Map<string, { abort: AbortController; outcome?: Observation }>();
+let simulator: Simulator | undefined;
+let checker: Simulator | undefined;
+let enqueue: ((key: string) => void) | undefined;
+
+/**
+ * Starts the simulator's worker threads for the controller's lifetime: runs get their own threads, and checking a
+ * new circuit (a compile, milliseconds) gets one of its own, so it never waits behind an hour-long run. Answers the
+ * function that stops them, aborting what still runs.
+ */
+export function startEmbedded(enqueueKey: (key: string) => void): () => Promise<void> {
+  enqueue = enqueueKey;
+  const sim = (simulator = new Simulator({ threads: Math.max(2, Math.min(8, availableParallelism() - 1)) }));
+  const check = (checker = new Simulator({ threads: 1 }));
+  return async () => {
+    for (const run of runs.values()) run.abort.abort();
+    runs.clear();
+    await Promise.all([sim.close(), check.close()]);
+  };
+}
+
+/** The QDK compiler's diagnostics for a circuit ([] when it compiles), from a worker thread. */
+export function checkCircuit(source: string): Promise<Diagnostic[]> {
+  if (!checker) throw new Error("the embedded simulator is not running");
+  return checker.check(source);
+}
+
+function outcomeOf(e: unknown): Observation {
+  if (e instanceof CircuitError)
+    return { state: "Failed", reason: "InvalidCircuit", message: e.message, retryable: false };
+  const name = e instanceof Error ? e.name : "";
+  if (name === "TimeoutError")
+    return {
+      state: "Failed",
+      reason: "DeadlineExceeded",
+      message: "The run passed activeDeadlineSeconds.",
+      retryable: false,
+    };
+  if (name === "AbortError") return { state: "Cancelled", message: "The run was cancelled." };
+  return {
+    state: "Failed",
+    reason: "SimulationFailed",
+    message: e instanceof Error ? e.message : String(e),
+    retryable: true,
+  };
+}
+
+/** Embedded mode: the QDK simulator in the operator's worker threads. */
+export const embeddedExecutor: Executor = {
+  async start(ctx, run, source) {
+    if (!simulator) throw new Error("the embedded simulator is not running");
+    if (runs.has(ctx.key)) return { running: true };
+    const entry: { abort: AbortController; outcome?: Observation } = { abort: new AbortController() };
+    runs.set(ctx.key, entry);
+    const key = ctx.key;
+    simulator
+      .run(
+        { source, shots: run.job.spec.shots, noise: run.noise },
+        { signal: entry.abort.signal, timeoutMs: run.deadlineMs },
+      )
+      .then(
+        (r): Observation => ({
+          state: "Succeeded",
+          shots: r.shots,
+          counts: r.counts,
+          failedShots: r.failedShots,
+          shotError: r.shotError,
+        }),
+        outcomeOf,
+      )
+      .then((outcome) => {
+        entry.outcome = outcome;
+        if (runs.get(key) === entry) enqueue?.(key);
+      });
+    return { running: true };
+  },
+
+  async observe(ctx) {
+    const entry = runs.get(ctx.key);
+    // The run lived in a process that is gone. Running it again costs an attempt, so a circuit that brings the
+    // operator down cannot do so forever.
+    if (!entry)
+      return {
+        state: "Failed",
+        reason: "Interrupted",
+        message: "The operator restarted while the circuit ran inside it.",
+        retryable: true,
+      };
+    return entry.outcome ?? { state: "Running" };
+  },
+
+  async cancel(ctx) {
+    runs.get(ctx.key)?.abort.abort();
+    runs.delete(ctx.key);
+  },
+
+  forget(key) {
+    runs.delete(key);
+  },
+};

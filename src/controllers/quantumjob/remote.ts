@@ -1,0 +1,75 @@
+import { ProviderError } from "../../quantum/providers/provider.ts";
+import type { ReconcileContext } from "../../runtime/controller.ts";
+import { remoteAccess } from "../quantumbackend/remote.ts";
+import type { Executor, Observation, Run } from "./execution.ts";
+
+/** Polling slows from every 2 s to every 30 s as a remote job waits: QPU queues are minutes to hours long. */
+function pollAfterMs(run: Run, now: Date): number {
+  const waited = run.job.status?.startTime ? now.getTime() - Date.parse(run.job.status.startTime) : 0;
+  return Math.min(30_000, Math.max(2_000, Math.round(waited / 10)));
+}
+
+function provider(ctx: ReconcileContext, run: Pick<Run, "backend">) {
+  const access = remoteAccess(run.backend, ctx.cache);
+  if ("reason" in access) throw new Error(`${access.reason}: ${access.message}`);
+  return access.provider;
+}
+
+/** The tag that identifies one attempt at the provider, so that a restarted operator finds it again. */
+export function remoteTag(run: Run): string {
+  return `nextgen-${run.job.metadata.uid}-${run.attempt}`;
+}
+
+/** Remote mode: a provider's API. A job ID in status, or one found by its tag, is resumed, never resubmitted. */
+export const remoteExecutor: Executor = {
+  async start(ctx, run, source) {
+    const p = provider(ctx, run);
+    const tag = remoteTag(run);
+    const id = (await p.findByTag(tag)) ?? (await p.submit({ qasm: source, shots: run.job.spec.shots, tag }));
+    return { remoteJobId: id };
+  },
+
+  async observe(ctx, run): Promise<Observation> {
+    const id = run.job.status?.remoteJobId;
+    if (!id)
+      return { state: "Failed", reason: "NoRemoteJob", message: "No remote job ID was recorded.", retryable: true };
+    const p = provider(ctx, run);
+    try {
+      const s = await p.status(id);
+      switch (s.state) {
+        case "Queued":
+          return { state: "Scheduled", requeueAfterMs: pollAfterMs(run, ctx.now) };
+        case "Running":
+          return { state: "Running", requeueAfterMs: pollAfterMs(run, ctx.now) };
+        case "Cancelled":
+          return {
+            state: "Cancelled",
+            message: `The provider cancelled job ${id}${s.message ? `: ${s.message}` : ""}.`,
+          };
+        case "Failed":
+          return {
+            state: "Failed",
+            reason: "RemoteJobFailed",
+            message: `Job ${id} failed at the provider${s.message ? `: ${s.message}` : ""}.`,
+            retryable: true,
+          };
+        case "Completed": {
+          const r = await p.results(id);
+          return { state: "Succeeded", shots: r.shots, counts: r.counts };
+        }
+      }
+    } catch (e) {
+      if (e instanceof ProviderError && e.kind === "RateLimited")
+        return { state: "Running", requeueAfterMs: e.retryAfterMs ?? 30_000 };
+      if (e instanceof ProviderError && e.kind === "NotFound")
+        return { state: "Failed", reason: "RemoteJobLost", message: `The provider has no job ${id}.`, retryable: true };
+      throw e;
+    }
+  },
+
+  async cancel(ctx, job, backend) {
+    const id = job.status?.remoteJobId;
+    if (!id || !backend) return;
+    await provider(ctx, { backend }).cancel(id);
+  },
+};

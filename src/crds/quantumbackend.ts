@@ -1,0 +1,293 @@
+import type { Condition, Resource } from "../runtime/objects.ts";
+import { type CrdDefinition, type Schema, conditionsSchema, customKind, observedGenerationSchema } from "./types.ts";
+
+export const QuantumBackendKind = customKind("QuantumBackend", "quantumbackends", false);
+
+export const BACKEND_TYPES = ["Simulator", "QPU"] as const;
+export type BackendType = (typeof BACKEND_TYPES)[number];
+export const EXECUTION_MODES = ["Embedded", "Job", "Remote"] as const;
+export type ExecutionMode = (typeof EXECUTION_MODES)[number];
+/** Remote providers the operator has an adapter for (src/quantum/providers). */
+export const REMOTE_PROVIDERS = ["IBMQuantum"] as const;
+
+export interface Toleration {
+  key?: string;
+  operator?: "Exists" | "Equal";
+  value?: string;
+  effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+  tolerationSeconds?: number;
+}
+
+export interface Calibration {
+  singleQubitError?: number;
+  twoQubitError?: number;
+  readoutError?: number;
+  quantumVolume?: number;
+}
+
+export interface QuantumBackendSpec {
+  type: BackendType;
+  execution: {
+    mode: ExecutionMode;
+    image?: string;
+    command?: string[];
+    resources?: { requests?: Record<string, string | number>; limits?: Record<string, string | number> };
+    nodeSelector?: Record<string, string>;
+    tolerations?: Toleration[];
+    provider?: (typeof REMOTE_PROVIDERS)[number];
+    endpoint?: string;
+    authEndpoint?: string;
+    device?: string;
+    credentialsSecretRef?: { name: string; namespace?: string };
+    calibrationRefreshSeconds: number;
+  };
+  siteRef?: { name: string };
+  capabilities: { maxQubits: number; maxShots: number; basisGates?: string[] };
+  calibration?: Calibration;
+  capacity: { maxConcurrentJobs: number };
+  cost?: { perShot?: number; perSecond?: number; currency: string };
+  carbon?: { intensityGramsPerKWh?: number; powerWatts?: number };
+}
+
+export interface QuantumBackendStatus {
+  phase?: "Ready" | "Unavailable";
+  reason?: string;
+  message?: string;
+  running?: number;
+  queued?: number;
+  remoteQueueLength?: number;
+  calibration?: Calibration;
+  lastCalibrationTime?: string;
+  observedGeneration?: number;
+  conditions?: Condition[];
+}
+
+export type QuantumBackend = Resource<QuantumBackendSpec, QuantumBackendStatus>;
+
+const str = (description: string): Schema => ({ type: "string", description });
+const int = (description: string): Schema => ({ type: "integer", description });
+const rate = (description: string): Schema => ({ type: "number", minimum: 0, maximum: 1, description });
+const quantityMap = (description: string): Schema => ({
+  type: "object",
+  description,
+  additionalProperties: { "x-kubernetes-int-or-string": true, description: "A quantity (e.g. 2, 4Gi, 500m)." },
+});
+
+export const calibrationSchema = (description: string): Schema => ({
+  type: "object",
+  description,
+  properties: {
+    singleQubitError: rate("Typical (median) error of a single-qubit gate, 0 to 1."),
+    twoQubitError: rate("Typical (median) error of a two-qubit gate, 0 to 1."),
+    readoutError: rate("Typical (median) measurement error, 0 to 1."),
+    quantumVolume: { type: "integer", minimum: 1, description: "The device's quantum volume." },
+  },
+});
+
+export const quantumBackendCrd: CrdDefinition = {
+  kind: QuantumBackendKind,
+  singular: "quantumbackend",
+  shortNames: ["qb"],
+  description:
+    "A place where quantum circuits run: a simulator inside the operator, a simulator run as a Kubernetes Job on an " +
+    "edge site's nodes (CPU or GPU), or a remote QPU behind a provider's API, with its capabilities, calibration, " +
+    "capacity and cost, which placement weighs for each QuantumJob.",
+  spec: {
+    type: "object",
+    description: "The backend as the admin declares it.",
+    required: ["type"],
+    properties: {
+      type: { type: "string", enum: [...BACKEND_TYPES], description: "Simulator or QPU." },
+      execution: {
+        type: "object",
+        description: "How circuits are run.",
+        default: {},
+        properties: {
+          mode: {
+            type: "string",
+            enum: [...EXECUTION_MODES],
+            default: "Embedded",
+            description:
+              "Embedded: in the operator's worker threads (the QDK simulator); Job: one batch/v1 Job per " +
+              "QuantumJob on the site's nodes; Remote: a provider's HTTP API.",
+          },
+          image: str(
+            "Job mode: the runner image (default: this operator's image running `nextgen-operator runner`). " +
+              "Any image that honours the runner contract in the README will do, e.g. a GPU state-vector simulator.",
+          ),
+          command: {
+            type: "array",
+            description: "Job mode: the runner's command (default: nextgen-operator runner).",
+            items: str("An argument."),
+          },
+          resources: {
+            type: "object",
+            description: "Job mode: the runner container's resources, e.g. limits of nvidia.com/gpu: 1.",
+            properties: {
+              requests: quantityMap("Resources requested."),
+              limits: quantityMap("Resource limits; limits.memory bounds the circuits placement sends here."),
+            },
+          },
+          nodeSelector: {
+            type: "object",
+            description: "Job mode: labels the runner's node must have, on top of being a member of the site.",
+            additionalProperties: { type: "string", description: "The label's value." },
+          },
+          tolerations: {
+            type: "array",
+            description: "Job mode: taints the runner tolerates (e.g. of GPU nodes).",
+            items: {
+              type: "object",
+              description: "A toleration (core/v1 Toleration).",
+              properties: {
+                key: str("The taint key."),
+                operator: { type: "string", enum: ["Exists", "Equal"], description: "Exists or Equal." },
+                value: str("The taint value, for Equal."),
+                effect: {
+                  type: "string",
+                  enum: ["NoSchedule", "PreferNoSchedule", "NoExecute"],
+                  description: "The effect tolerated; empty for all.",
+                },
+                tolerationSeconds: int("For NoExecute: how long the pod stays bound after the taint appears."),
+              },
+            },
+          },
+          provider: {
+            type: "string",
+            enum: [...REMOTE_PROVIDERS],
+            description: "Remote mode: whose API (IBMQuantum: the IBM Quantum Platform's Qiskit Runtime REST API).",
+          },
+          endpoint: {
+            type: "string",
+            pattern: "^https?://",
+            description:
+              "Remote mode: the API's base URL (default: the provider's, e.g. https://quantum.cloud.ibm.com/api).",
+          },
+          authEndpoint: {
+            type: "string",
+            pattern: "^https?://",
+            description:
+              "Remote mode: the token service's base URL (default: the provider's, e.g. https://iam.cloud.ibm.com).",
+          },
+          device: str("Remote mode: the provider's name for the device (default: this backend's name)."),
+          credentialsSecretRef: {
+            type: "object",
+            description:
+              "Remote mode: the Secret holding the provider's credentials (IBMQuantum: keys apiKey and serviceCRN).",
+            required: ["name"],
+            properties: {
+              name: str("The Secret's name."),
+              namespace: str("The Secret's namespace (default: the operator's namespace, itechsmart-nextgen)."),
+            },
+          },
+          calibrationRefreshSeconds: {
+            type: "integer",
+            minimum: 60,
+            default: 900,
+            description: "Remote mode: how often the device's status and calibration are read from the provider.",
+          },
+        },
+      },
+      siteRef: {
+        type: "object",
+        description: "The EdgeNode (site) the backend runs at; Job-mode runners are placed on its member nodes.",
+        required: ["name"],
+        properties: { name: str("The EdgeNode's name.") },
+      },
+      capabilities: {
+        type: "object",
+        description: "What circuits the backend can take.",
+        default: {},
+        properties: {
+          maxQubits: { type: "integer", minimum: 1, default: 20, description: "The most qubits a circuit may use." },
+          maxShots: {
+            type: "integer",
+            minimum: 1,
+            default: 100000,
+            description: "The most shots one job may ask for.",
+          },
+          basisGates: {
+            type: "array",
+            description: "The gates the device runs natively (informational; QPUs need circuits in these gates).",
+            items: str("A gate name."),
+          },
+        },
+      },
+      calibration: calibrationSchema(
+        "Error rates as the admin knows them; for Remote backends the provider's figures replace these when it " +
+          "offers them (see status.calibration).",
+      ),
+      capacity: {
+        type: "object",
+        description: "How much the backend runs at once.",
+        default: {},
+        properties: {
+          maxConcurrentJobs: {
+            type: "integer",
+            minimum: 1,
+            default: 2,
+            description: "QuantumJobs running at once; more wait Queued by priority, then age.",
+          },
+        },
+      },
+      cost: {
+        type: "object",
+        description: "What a job costs, for the Cost strategy.",
+        properties: {
+          perShot: { type: "number", minimum: 0, description: "Cost of one shot." },
+          perSecond: { type: "number", minimum: 0, description: "Cost of one second of execution." },
+          currency: { type: "string", default: "USD", description: "The currency of both figures." },
+        },
+      },
+      carbon: {
+        type: "object",
+        description: "What running here emits, for the Carbon strategy (a CarbonBudget may supply the intensity).",
+        properties: {
+          intensityGramsPerKWh: {
+            type: "number",
+            minimum: 0,
+            description: "Grid carbon intensity where the backend runs, gCO2e/kWh.",
+          },
+          powerWatts: { type: "number", minimum: 0, description: "Power drawn while a job runs, W." },
+        },
+      },
+    },
+  },
+  status: {
+    type: "object",
+    description: "The backend as the operator observes it.",
+    properties: {
+      phase: {
+        type: "string",
+        enum: ["Ready", "Unavailable"],
+        description: "Ready: placement may send work here; Unavailable: see reason and message.",
+      },
+      reason: str(
+        "Why it is in this phase: Ready, InvalidSpec, SiteNotFound, SiteOffline, MissingCredentials, " +
+          "Unauthorized, ProviderUnreachable or DeviceOffline.",
+      ),
+      message: str("What happened, and what to do about it."),
+      running: int("QuantumJobs running here now."),
+      queued: int("QuantumJobs placed here waiting for a slot."),
+      remoteQueueLength: int("Remote mode: jobs in the provider's queue for the device, at the last refresh."),
+      calibration: calibrationSchema("The calibration placement uses: the provider's latest, else the spec's."),
+      lastCalibrationTime: {
+        type: "string",
+        format: "date-time",
+        description: "When the provider last calibrated the device (Remote mode).",
+      },
+      observedGeneration: observedGenerationSchema,
+      conditions: conditionsSchema,
+    },
+  },
+  printerColumns: [
+    { name: "Type", type: "string", jsonPath: ".spec.type", description: "Simulator or QPU." },
+    { name: "Mode", type: "string", jsonPath: ".spec.execution.mode", description: "Embedded, Job or Remote." },
+    { name: "Qubits", type: "integer", jsonPath: ".spec.capabilities.maxQubits", description: "Most qubits." },
+    { name: "Site", type: "string", jsonPath: ".spec.siteRef.name", description: "The EdgeNode it runs at." },
+    { name: "Running", type: "integer", jsonPath: ".status.running", description: "Jobs running." },
+    { name: "Queued", type: "integer", jsonPath: ".status.queued", description: "Jobs waiting." },
+    { name: "Phase", type: "string", jsonPath: ".status.phase", description: "Ready or Unavailable." },
+    { name: "Reason", type: "string", jsonPath: ".status.reason", description: "Why.", priority: 1 },
+  ],
+};
