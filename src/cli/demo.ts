@@ -16,11 +16,21 @@ export const demoHelp = `Usage: nextgen-operator demo [--once] [--timeout SECOND
 
 Brings up a local control plane (etcd, kube-apiserver, controller-manager, scheduler), installs the CRDs and RBAC,
 runs the operator under its own ServiceAccount's permissions, applies config/samples and prints the status of every
-resource as it converges. Runs until Ctrl-C; --once exits 0 as soon as everything is Ready (non-zero on timeout).`;
+resource as it converges. Runs until Ctrl-C; --once exits 0 as soon as everything has converged (non-zero on timeout).`;
 
 const ROOT = join(import.meta.dirname, "..", "..");
 
-type Row = { kind: string; name: string; ready: string; reason: string; message: string };
+type Row = { kind: string; name: string; ready: string; reason: string; message: string; settled: boolean };
+
+/**
+ * The condition that says a sample has converged: jobs run to completion; a backend has settled once it says
+ * whether it is usable (the IBM sample stays Unavailable for lack of credentials, and says so); the rest are Ready.
+ */
+const CONVERGED: Record<string, { condition: string; settled: (status: string) => boolean }> = {
+  QuantumJob: { condition: "Complete", settled: (s) => s === "True" },
+  QuantumBackend: { condition: "Ready", settled: (s) => s !== "Unknown" },
+};
+const READY = { condition: "Ready", settled: (s: string) => s === "True" };
 
 export async function demoCommand(args: string[]): Promise<number> {
   const { values } = parse("demo", args, { once: { type: "boolean" }, timeout: { type: "string" } });
@@ -78,12 +88,12 @@ export async function demoCommand(args: string[]): Promise<number> {
       last = table;
       if (operator.child.exitCode !== null)
         throw new Error(`the operator exited (${operator.child.exitCode}); see ${logFile}`);
-      if (values.once && rows.every((r) => r.ready === "True")) {
-        say(`all ${rows.length} resources Ready; operator healthy`);
+      if (values.once && rows.every((r) => r.settled)) {
+        say(`all ${rows.length} resources converged; operator healthy`);
         return 0;
       }
       if (values.once && Date.now() > deadline) {
-        say(`not everything became Ready within ${timeoutMs / 1000}s`);
+        say(`not everything converged within ${timeoutMs / 1000}s`);
         return 1;
       }
       await sleep(1000, undefined, { signal: stop.signal }).catch(() => undefined);
@@ -102,13 +112,15 @@ async function statusRows(client: KubeClient): Promise<Row[]> {
   for (const crd of crds) {
     const list = await client.list<KubeObject & { status?: { conditions?: Condition[] } }>(crd.kind);
     for (const o of list.items) {
-      const ready = findCondition(o.status?.conditions, "Ready");
+      const converged = CONVERGED[crd.kind.kind] ?? READY;
+      const ready = findCondition(o.status?.conditions, converged.condition);
       rows.push({
         kind: crd.kind.kind,
         name: o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name,
         ready: ready?.status ?? "Unknown",
         reason: ready?.reason ?? "",
         message: ready?.message ?? "",
+        settled: converged.settled(ready?.status ?? "Unknown"),
       });
     }
   }
@@ -117,7 +129,14 @@ async function statusRows(client: KubeClient): Promise<Row[]> {
 
 function formatTable(rows: Row[]): string {
   if (!rows.length) return "(no resources)";
-  const head: Row = { kind: "KIND", name: "NAME", ready: "READY", reason: "REASON", message: "MESSAGE" };
+  const head: Row = {
+    kind: "KIND",
+    name: "NAME",
+    ready: "READY/COMPLETE",
+    reason: "REASON",
+    message: "MESSAGE",
+    settled: true,
+  };
   const cols = ["kind", "name", "ready", "reason"] as const;
   const width = Object.fromEntries(cols.map((c) => [c, Math.max(...[head, ...rows].map((r) => r[c].length))]));
   return [head, ...rows]

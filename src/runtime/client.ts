@@ -170,10 +170,11 @@ export class KubeClient {
     return list;
   }
 
-  async create<T extends KubeObject>(kind: KindRef, obj: T): Promise<T> {
+  /** Creates obj; with dryRun the API server validates and defaults it (schemas, admission) without storing it. */
+  async create<T extends KubeObject>(kind: KindRef, obj: T, opts: { dryRun?: boolean } = {}): Promise<T> {
     return this.request<T>("POST", resourcePath(kind, obj.metadata.namespace), {
       body: obj,
-      query: { fieldManager: this.fieldManager },
+      query: { fieldManager: this.fieldManager, dryRun: opts.dryRun ? "All" : undefined },
     });
   }
 

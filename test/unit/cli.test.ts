@@ -16,6 +16,7 @@ describe("the command line", () => {
       ["manifests", "--help"],
       ["control-plane", "--help"],
       ["demo", "--help"],
+      ["runner", "--help"],
     ]) {
       const r = cli(...args);
       expect(r.status, `${args.join(" ")}: ${r.stderr}`).toBe(0);

@@ -1,5 +1,6 @@
 import type { EdgeNode } from "../../crds/edgenode.ts";
 import { EdgeNodeKind } from "../../crds/edgenode.ts";
+import { parseQuantity } from "../../edge/quantity.ts";
 import { type Calibration, type QuantumBackend, QuantumBackendKind } from "../../crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind } from "../../crds/quantumjob.ts";
 import { ProviderError, type RemoteBackendStatus } from "../../quantum/providers/provider.ts";
@@ -11,6 +12,8 @@ import { credentialsRef, forgetRemote, remoteAccess } from "./remote.ts";
 
 const SITE_INDEX = "quantumbackend-site";
 const SECRET_INDEX = "quantumbackend-secret";
+/** Accelerators an EdgeNode sums over its Ready members (status.allocatable). */
+const ACCELERATORS = ["nvidia.com/gpu", "amd.com/gpu"];
 /** Sites in these phases run work: a Degraded site still has Ready members. */
 export const SERVING_SITE_PHASES = ["Online", "Degraded"];
 
@@ -141,6 +144,17 @@ function siteProblem(backend: QuantumBackend, cache: Cache): Unavailable | undef
   const phase = site.status?.phase;
   if (!phase || !SERVING_SITE_PHASES.includes(phase))
     return { reason: "SiteOffline", message: `Site ${ref.name} is ${phase ?? "not observed yet"}.` };
+  // A runner asking for accelerators the site does not have would wait unscheduled forever.
+  const limits = backend.spec.execution.mode === "Job" ? (backend.spec.execution.resources?.limits ?? {}) : {};
+  for (const resource of ACCELERATORS) {
+    const wanted = limits[resource];
+    const have = site.status?.allocatable?.[resource] ?? "0";
+    if (wanted !== undefined && parseQuantity(have) < parseQuantity(wanted))
+      return {
+        reason: "InsufficientCapacity",
+        message: `Site ${ref.name} has ${have} ${resource} on Ready members; each run needs ${wanted}.`,
+      };
+  }
   return undefined;
 }
 
