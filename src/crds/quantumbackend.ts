@@ -117,7 +117,8 @@ export const quantumBackendCrd: CrdDefinition = {
           ),
           command: {
             type: "array",
-            description: "Job mode: the runner's command (default: nextgen-operator runner).",
+            description:
+              "Job mode: the runner's command (default: the image's entrypoint; `runner` for this operator's image).",
             items: str("An argument."),
           },
           resources: {

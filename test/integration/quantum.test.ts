@@ -263,6 +263,10 @@ describe("Job mode", () => {
     };
     const batch = (await admin.get<BatchJob>(JobKind, ns, jobName)) as BatchJob;
     expect(batch.metadata.ownerReferences?.[0]).toMatchObject({ kind: "QuantumJob", name: "on-gpu", controller: true });
+    expect(batch.spec.template.spec.containers[0]).toMatchObject({
+      image: "ghcr.io/itechsmart/nextgen-operator:0.1.0",
+      args: ["runner"],
+    });
     expect(batch.spec.template.spec.nodeSelector).toEqual({ "nextgen.itechsmart.io/edge-node": site });
     expect(batch.spec.template.spec.containers[0]?.resources).toEqual({
       limits: { "nvidia.com/gpu": "1", memory: "8Gi" },

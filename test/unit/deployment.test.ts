@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadAll } from "js-yaml";
 import { describe, expect, test } from "vitest";
+import { DEFAULT_RUNNER_IMAGE } from "../../src/controllers/quantumjob/batch-job.ts";
 import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT } from "../../src/manifests/generate.ts";
 
 // config/manager and the Dockerfile are hand-written; these checks keep the hardening from being edited away.
@@ -13,8 +14,9 @@ interface Probe {
 }
 interface Container {
   name: string;
+  image?: string;
   args?: string[];
-  env?: { name: string; valueFrom?: { fieldRef?: { fieldPath?: string } } }[];
+  env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath?: string } } }[];
   ports?: { name?: string; containerPort: number }[];
   livenessProbe?: Probe;
   readinessProbe?: Probe;
@@ -87,6 +89,11 @@ describe("config/manager/manager.yaml", () => {
     expect(container?.args).toContain("--leader-elect");
     const podName = container?.env?.find((e) => e.name === "POD_NAME");
     expect(podName?.valueFrom?.fieldRef?.fieldPath).toBe("metadata.name");
+  });
+
+  test("Job-mode quantum runners default to the operator's own image", () => {
+    expect(container?.env?.find((e) => e.name === "NEXTGEN_RUNNER_IMAGE")?.value).toBe(container?.image);
+    expect(DEFAULT_RUNNER_IMAGE).toBe(container?.image);
   });
 });
 

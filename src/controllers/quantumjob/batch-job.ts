@@ -58,7 +58,9 @@ function batchJob(run: Run, source: string): BatchJob {
             {
               name: RUNNER_CONTAINER,
               image: exec.image ?? DEFAULT_RUNNER_IMAGE,
-              ...(exec.image && !exec.command ? {} : { command: exec.command ?? ["nextgen-operator", "runner"] }),
+              // The operator's image enters at its CLI: `runner` picks the command. Other images run their own
+              // entrypoint unless the backend names a command.
+              ...(exec.command ? { command: exec.command } : exec.image ? {} : { args: ["runner"] }),
               env,
               ...(exec.resources ? { resources: quantities(exec.resources) } : {}),
               terminationMessagePolicy: "FallbackToLogsOnError",

@@ -30,11 +30,16 @@ export function candidates(cache: Cache, job: QuantumJob): BackendCandidate[] {
         ? `${b.status.reason ?? b.status.phase}: ${b.status.message ?? ""}`.trim()
         : "not observed yet",
       selected: !selector || matchesSelector(b.metadata.labels, selector),
-      site: b.spec.siteRef && {
-        name: b.spec.siteRef.name,
-        online: !!site && SERVING_SITE_PHASES.includes(site.status?.phase ?? ""),
-        latencyMs: site ? site.status?.latency?.p50Ms : undefined,
-      },
+      site: b.spec.siteRef
+        ? {
+            name: b.spec.siteRef.name,
+            online: !!site && SERVING_SITE_PHASES.includes(site.status?.phase ?? ""),
+            latencyMs: site ? site.status?.latency?.p50Ms : undefined,
+          }
+        : exec.mode === "Embedded"
+          ? // In the operator's own process: no network between the job and its backend.
+            { name: "operator", online: true, latencyMs: 0 }
+          : undefined,
       carbonIntensity: b.spec.carbon?.intensityGramsPerKWh,
       powerWatts: b.spec.carbon?.powerWatts,
       capabilities: { maxQubits: b.spec.capabilities.maxQubits, maxShots: b.spec.capabilities.maxShots },
