@@ -173,10 +173,12 @@ export class ReconcileContext {
     );
   }
 
-  private patchFinalizers<T extends KubeObject>(obj: T, finalizers: string[]): Promise<T> {
-    return this.client.patch<T>(this.primary, obj.metadata.namespace, obj.metadata.name, "merge", {
+  private async patchFinalizers<T extends KubeObject>(obj: T, finalizers: string[]): Promise<T> {
+    const updated = await this.client.patch<T>(this.primary, obj.metadata.namespace, obj.metadata.name, "merge", {
       metadata: { resourceVersion: obj.metadata.resourceVersion, finalizers },
     });
+    this.cache.informer<T>(this.primary).writeThrough(obj.metadata.resourceVersion, updated);
+    return updated;
   }
 
   /**
@@ -190,7 +192,7 @@ export class ReconcileContext {
     if (!status) return false;
     const patch = mergePatch(obj.status ?? {}, status);
     if (patch === undefined) return false;
-    await this.client.patch(
+    const updated = await this.client.patch(
       this.primary,
       obj.metadata.namespace,
       obj.metadata.name,
@@ -200,6 +202,7 @@ export class ReconcileContext {
         subresource: "status",
       },
     );
+    this.cache.informer(this.primary).writeThrough(obj.metadata.resourceVersion, updated);
     return true;
   }
 }

@@ -170,6 +170,16 @@ export class Informer<T extends KubeObject = KubeObject> {
     return rv;
   }
 
+  /**
+   * Takes in the object one of our writes answered with, when the cache still holds the version that write was
+   * based on: the next reconcile then sees its own write, not the state before it. The watch event that follows
+   * carries the same resourceVersion, so handlers hear of the change once.
+   */
+  writeThrough(basedOn: string | undefined, obj: T): void {
+    const cached = this.store.get(objectKey(obj));
+    if (cached && cached.metadata.resourceVersion === basedOn) this.upsert(obj);
+  }
+
   private upsert(obj: T): void {
     this.opts.transform?.(obj);
     const key = objectKey(obj);
