@@ -87,8 +87,9 @@ export class Simulator {
   }
 
   /** Compiles without running: [] when valid, else the diagnostics. */
-  async check(source: string): Promise<Diagnostic[]> {
-    const reply = await this.pool.run({ kind: "check", source });
+  async check(source: string, opts: { timeoutMs?: number } = {}): Promise<Diagnostic[]> {
+    const signal = opts.timeoutMs === undefined ? undefined : AbortSignal.timeout(opts.timeoutMs);
+    const reply = await this.pool.run({ kind: "check", source }, { signal });
     return reply.kind === "invalid" ? reply.diagnostics : [];
   }
 

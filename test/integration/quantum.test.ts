@@ -384,6 +384,28 @@ describe("Remote mode (IBM Quantum Platform API, served by a local server that s
     await waitUntil("the job to be gone", async () => !(await getJob("cancel-me")), { timeoutMs: 30_000 });
   });
 
+  test("a provider asking to wait defers the submission; one refusing the job fails it, once", async () => {
+    ibm.autoAdvance = true;
+    // Longer than the adapter waits in line (5 s): the controller is told, and requeues instead of blocking.
+    ibm.failNext(/\/v1\/jobs$/, 429, 1, { "Retry-After": "8" });
+    await qjob("deferred", { shots: 100, backend: { name: qpu, fallbackToSimulator: false } });
+    const deferred = await waitJob(
+      "deferred",
+      "deferred",
+      (x) => condition(x, "Scheduled")?.reason === "SubmitDeferred",
+    );
+    expect(deferred.status?.phase).toBe("Pending");
+    await waitJob("deferred", "succeeded after the wait", (x) => x.status?.phase === "Succeeded");
+
+    ibm.failNext(/\/v1\/jobs$/, 400, 1);
+    const before = ibm.submitted();
+    await qjob("refused", { shots: 100, backend: { name: qpu, fallbackToSimulator: false } });
+    const refused = await waitJob("refused", "failed", (x) => x.status?.phase === "Failed");
+    expect(condition(refused, "Failed")?.reason).toBe("RejectedByProvider");
+    expect(refused.status?.attempts).toBe(1);
+    expect(ibm.submitted() - before).toBe(1);
+  });
+
   test("an operator restart resumes a submitted job instead of submitting it again", async () => {
     ibm.autoAdvance = false;
     const before = ibm.submitted();

@@ -6,6 +6,7 @@ import { type QuantumJob, QuantumJobKind } from "../../crds/quantumjob.ts";
 import { ProviderError, type RemoteBackendStatus } from "../../quantum/providers/provider.ts";
 import type { Cache } from "../../runtime/cache.ts";
 import { type ReconcileContext, defineController } from "../../runtime/controller.ts";
+import { jsonEqual } from "../../runtime/conditions.ts";
 import { SecretKind } from "../../runtime/kinds.ts";
 import { HOLDS_SLOT, activeJobsOn, addQuantumJobIndexes } from "../quantumjob/indexes.ts";
 import { credentialsRef, forgetRemote, remoteAccess } from "./remote.ts";
@@ -31,6 +32,7 @@ interface DeviceReading {
   problem?: Unavailable;
 }
 const readings = new Map<string, DeviceReading>();
+const PROBLEM_RETRY_MS = 60_000;
 
 /**
  * Keeps a QuantumBackend's status the truth about whether placement may send work to it (its site serving, its
@@ -42,11 +44,14 @@ export const quantumBackendController = defineController<QuantumBackend>({
   for: QuantumBackendKind,
   watches: [
     {
+      // A backend depends on its site's phase and, for Job runners that need GPUs, its allocatable.
       kind: EdgeNodeKind,
-      map: (site, cache, old) =>
-        old && (old as EdgeNode).status?.phase === (site as EdgeNode).status?.phase
-          ? []
-          : cache.byIndex(QuantumBackendKind, SITE_INDEX, site.metadata.name).map((b) => b.metadata.name),
+      map: (site, cache, old) => {
+        const now = (site as EdgeNode).status;
+        const before = (old as EdgeNode | undefined)?.status;
+        if (old && before?.phase === now?.phase && jsonEqual(before?.allocatable, now?.allocatable)) return [];
+        return cache.byIndex(QuantumBackendKind, SITE_INDEX, site.metadata.name).map((b) => b.metadata.name);
+      },
     },
     {
       kind: SecretKind,
@@ -113,7 +118,11 @@ export const quantumBackendController = defineController<QuantumBackend>({
       else ctx.events.normal(backend, "Ready", note);
     }
     if (backend.spec.execution.mode === "Remote")
-      return { requeueAfterMs: backend.spec.execution.calibrationRefreshSeconds * 1000 };
+      return {
+        requeueAfterMs: readings.get(name)?.problem
+          ? PROBLEM_RETRY_MS
+          : backend.spec.execution.calibrationRefreshSeconds * 1000,
+      };
   },
 });
 
@@ -169,10 +178,13 @@ async function deviceProblem(ctx: ReconcileContext, backend: QuantumBackend): Pr
   }
   const ref = credentialsRef(backend);
   const secretVersion = ref && ctx.cache.get(SecretKind, ref.namespace, ref.name)?.metadata.resourceVersion;
-  const fingerprint = `${backend.metadata.generation}/${secretVersion}`;
+  const fingerprint = `${backend.metadata.uid}/${backend.metadata.generation}/${secretVersion}`;
   const now = ctx.now.getTime();
-  let reading = readings.get(name);
-  const periodMs = backend.spec.execution.calibrationRefreshSeconds * 1000;
+  const previous = readings.get(name);
+  // After a failure the provider is asked again within a minute: one lost request should not take a QPU out of
+  // placement for a whole refresh period.
+  const periodMs = previous?.problem ? PROBLEM_RETRY_MS : backend.spec.execution.calibrationRefreshSeconds * 1000;
+  let reading = previous;
   if (!reading || reading.fingerprint !== fingerprint || now - reading.readAt >= periodMs) {
     reading = { fingerprint, readAt: now };
     try {
@@ -180,6 +192,8 @@ async function deviceProblem(ctx: ReconcileContext, backend: QuantumBackend): Pr
       reading.calibration = await access.provider.calibration();
     } catch (e) {
       reading.problem = providerProblem(e, backend);
+      // The last calibration read stays the best estimate while the provider does not answer.
+      if (previous?.fingerprint === fingerprint) reading.calibration = previous.calibration;
     }
     readings.set(name, reading);
   }

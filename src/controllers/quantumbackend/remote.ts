@@ -42,7 +42,8 @@ export function remoteAccess(backend: QuantumBackend, cache: Cache): RemoteAcces
       reason: "MissingCredentials",
       message: `Secret ${ref.namespace}/${ref.name} lacks the keys ${missing.join(", ")}.`,
     };
-  const fingerprint = `${backend.metadata.generation}/${secret.metadata.resourceVersion}`;
+  // The uid too: a backend deleted and made again under the same name may point at another device.
+  const fingerprint = `${backend.metadata.uid}/${backend.metadata.generation}/${secret.metadata.resourceVersion}`;
   const name = backend.metadata.name;
   const cached = built.get(name);
   if (cached?.fingerprint === fingerprint) return { provider: cached.provider };

@@ -20,9 +20,12 @@ type Pod = KubeObject & {
   };
 };
 
-/** One name per attempt: creating it again (after a restart) finds the same Job instead of a second one. */
+/**
+ * One name per attempt: creating it again (after a restart) finds the same Job instead of a second one. The uid
+ * keeps two QuantumJobs whose names share a long prefix apart, within the 63 characters of the job-name label.
+ */
 export function batchJobName(job: QuantumJob, attempt: number): string {
-  return `${job.metadata.name.slice(0, 50)}-run-${attempt}`;
+  return `${job.metadata.name.slice(0, 40)}-${(job.metadata.uid ?? "").slice(0, 8)}-run-${attempt}`;
 }
 
 function batchJob(run: Run, source: string): BatchJob {

@@ -1,7 +1,8 @@
 import { type QuantumBackend, QuantumBackendKind } from "../../crds/quantumbackend.ts";
-import { type JobPhase, type QuantumJob, QuantumJobKind } from "../../crds/quantumjob.ts";
+import { type JobPhase, type QuantumJob, QuantumJobKind, type QuantumJobStatus } from "../../crds/quantumjob.ts";
 import { analyzeCircuit } from "../../quantum/circuit.ts";
 import { type PlacementDecision, type PlacementRequest, place } from "../../quantum/placement.ts";
+import { ProviderError } from "../../quantum/providers/provider.ts";
 import { type Noise, noiseFromCalibration } from "../../quantum/simulator.ts";
 import { type ReconcileContext, type ReconcileResult, defineController } from "../../runtime/controller.ts";
 import { jsonEqual } from "../../runtime/conditions.ts";
@@ -13,8 +14,8 @@ import { batchJobExecutor } from "./batch-job.ts";
 import { candidates } from "./candidates.ts";
 import { checkCircuit, embeddedExecutor, startEmbedded } from "./embedded.ts";
 import type { Executor, Observation, Run } from "./execution.ts";
-import { HOLDS_SLOT, addQuantumJobIndexes, jobsReferring, waitingJobs } from "./indexes.ts";
-import { remoteExecutor } from "./remote.ts";
+import { HOLDS_SLOT, activeJobsOn, addQuantumJobIndexes, jobsReferring, waitingJobs } from "./indexes.ts";
+import { NoAccessError, remoteExecutor } from "./remote.ts";
 import { recordResult } from "./result.ts";
 
 const FINALIZER = "nextgen.itechsmart.io/cancel-run";
@@ -23,6 +24,9 @@ const FINISHED: readonly JobPhase[] = ["Succeeded", "Failed", "Cancelled"];
 const QUEUE_LOOKAHEAD = 10;
 const RETRY_BASE_MS = 5_000;
 const RETRY_MAX_MS = 300_000;
+
+/** Attempt numbers of runs this process started, by job key, until the cache shows them in status. */
+const starting = new Map<string, number>();
 
 type ConfigMap = KubeObject & { data?: Record<string, string> };
 type Ended = Exclude<Observation, { state: "Scheduled" | "Running" }>;
@@ -58,7 +62,8 @@ export const quantumJobController = defineController<QuantumJob>({
           !b.metadata.deletionTimestamp
         )
           return [];
-        const jobs = [...waitingJobs(cache), ...queueHead(cache, b.metadata.name, Number.MAX_SAFE_INTEGER)];
+        // A deleted backend's running jobs end their attempt; its queued ones move.
+        const jobs = [...waitingJobs(cache), ...activeJobsOn(cache, b.metadata.name)];
         return [...new Set(jobs.map(objectKey))];
       },
     },
@@ -82,11 +87,9 @@ export const quantumJobController = defineController<QuantumJob>({
         const held = HOLDS_SLOT.includes(before?.status?.phase ?? "Pending");
         const freed = held && !HOLDS_SLOT.includes(phase ?? "Pending");
         const joined = phase === "Queued" && !!before && before.status?.phase !== "Queued";
-        const backend = freed
-          ? before?.status?.placement?.backend
-          : joined
-            ? job.status?.placement?.backend
-            : undefined;
+        const left = before?.status?.phase === "Queued" && phase !== "Queued";
+        const backend =
+          freed || left ? before?.status?.placement?.backend : joined ? job.status?.placement?.backend : undefined;
         if (!backend) return [];
         const max = cache.get<QuantumBackend>(QuantumBackendKind, undefined, backend)?.spec.capacity.maxConcurrentJobs;
         return queueHead(cache, backend, (max ?? 1) + QUEUE_LOOKAHEAD)
@@ -107,7 +110,7 @@ export const quantumJobController = defineController<QuantumJob>({
   },
   start(enqueue) {
     const stop = startEmbedded(enqueue);
-    return () => void stop();
+    return () => void stop().catch(() => undefined); // threads are going away with the process anyway
   },
 
   async reconcile(ctx, job) {
@@ -118,6 +121,11 @@ export const quantumJobController = defineController<QuantumJob>({
       embeddedExecutor.forget?.(ctx.key);
       return expire(ctx, job);
     }
+    // A run started here whose status has not come back to the cache yet: this reconcile sees the job as it was
+    // before the start, and must not start it again (a second remote submission, a second status write).
+    const started = starting.get(ctx.key);
+    if (started !== undefined && (job.status?.attempts ?? 0) < started) return { requeueAfterMs: 500 };
+    starting.delete(ctx.key);
     job = await ctx.addFinalizer(job, FINALIZER);
     if (phase === "Scheduled" || phase === "Running") return observeRun(ctx, job);
     return schedule(ctx, job);
@@ -134,9 +142,17 @@ async function finalize(ctx: ReconcileContext, job: QuantumJob): Promise<void> {
   if (phase === "Scheduled" || phase === "Running") {
     const backend = backendNamed(ctx, job.status?.placement?.backend);
     const executor = backend && executors[backend.spec.execution.mode];
-    await executor?.cancel(ctx, job, backend);
-    ctx.events.normal(job, "Cancelled", `Cancelled the run on ${backend?.metadata.name ?? "its backend"}.`);
+    try {
+      await executor?.cancel(ctx, job, backend);
+      ctx.events.normal(job, "Cancelled", `Cancelled the run on ${backend?.metadata.name ?? "its backend"}.`);
+    } catch (e) {
+      // Retried with backoff while the provider may still answer; a run nobody can reach any more (its backend's
+      // credentials are gone) must not keep the job from being deleted.
+      if (!(e instanceof NoAccessError)) throw e;
+      ctx.events.warning(job, "CancelFailed", `Could not cancel the run: ${(e as Error).message}`);
+    }
   }
+  starting.delete(ctx.key);
   release(ctx.key);
   embeddedExecutor.forget?.(ctx.key);
   await ctx.removeFinalizer(job, FINALIZER);
@@ -158,12 +174,15 @@ async function expire(ctx: ReconcileContext, job: QuantumJob): Promise<Reconcile
 /** Not started (or between attempts): circuit, placement, a slot, then the run starts. */
 async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<ReconcileResult | void> {
   const status = ctx.status(job);
+  const startTime = job.status?.startTime ?? metaTime(ctx.now);
+  const left = deadlineMs(job, startTime, ctx.now);
+  if (left !== undefined && left <= 0) return void fail(ctx, job, "DeadlineExceeded", deadlineMessage(job));
   const retryAt = job.status?.retryTime ? Date.parse(job.status.retryTime) : 0;
-  if (retryAt > ctx.now.getTime()) return { requeueAfterMs: retryAt - ctx.now.getTime() };
+  if (retryAt > ctx.now.getTime()) return { requeueAfterMs: Math.min(retryAt - ctx.now.getTime(), left ?? Infinity) };
 
   const circuit = loadCircuit(ctx, job);
   if ("reason" in circuit) return void waitFor(ctx, job, circuit.reason, circuit.message);
-  const analysis = analyzeCircuit(circuit.source);
+  const analysis = analyze(circuit.source);
   if (!analysis.ok)
     return void fail(
       ctx,
@@ -202,7 +221,11 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
     queuedOn && place({ ...request, pinned: queuedOn, types: undefined, fallbackToSimulator: false }, all).chosen;
   const decision: PlacementDecision = stay
     ? {
-        chosen: { ...stay, fallbackUsed: !!job.status?.placement?.fallbackUsed },
+        chosen: {
+          ...stay,
+          score: job.status?.placement?.score ?? stay.score,
+          fallbackUsed: !!job.status?.placement?.fallbackUsed,
+        },
         reasons: job.status?.placement?.reasons ?? [],
       }
     : place(request, all);
@@ -237,22 +260,15 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
   }
 
   const attempt = (job.status?.attempts ?? 0) + 1;
-  const startTime = job.status?.startTime ?? metaTime(ctx.now);
-  const run: Run = {
-    job,
-    backend,
-    attempt,
-    noise,
-    site: placement.site,
-    deadlineMs: deadlineMs(job, startTime, ctx.now),
-  };
+  const run: Run = { job, backend, attempt, noise, site: placement.site, deadlineMs: left };
   let reference;
   try {
     reference = await executors[backend.spec.execution.mode].start(ctx, run, circuit.source);
   } catch (e) {
     release(ctx.key);
-    throw e;
+    return startFailed(ctx, job, placement, attempt, e);
   }
+  starting.set(ctx.key, attempt);
   status.set({
     phase: reference.running ? "Running" : "Scheduled",
     placement,
@@ -274,29 +290,34 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
 async function observeRun(ctx: ReconcileContext, job: QuantumJob): Promise<ReconcileResult | void> {
   const status = ctx.status(job);
   const backend = backendNamed(ctx, job.status?.placement?.backend);
-  if (!backend)
+  if (!backend) {
+    embeddedExecutor.forget?.(ctx.key); // the run may still be in this process's threads
     return finishAttempt(ctx, job, {
       state: "Failed",
       reason: "BackendDeleted",
       message: `QuantumBackend ${job.status?.placement?.backend} was deleted during the run.`,
       retryable: true,
     });
+  }
   const executor = executors[backend.spec.execution.mode];
-  const startTime = job.status?.startTime ?? metaTime(ctx.now);
-  const left = deadlineMs(job, startTime, ctx.now);
+  const run: Run = { job, backend, attempt: job.status?.attempts ?? 1, site: backend.spec.siteRef?.name };
+  // Observed first: a run that finished just before its deadline keeps its result.
+  const seen = await executor.observe(ctx, run);
+  if (seen.state !== "Scheduled" && seen.state !== "Running") return finishAttempt(ctx, job, seen as Ended);
+  const left = deadlineMs(job, job.status?.startTime ?? metaTime(ctx.now), ctx.now);
   if (left !== undefined && left <= 0) {
-    await executor.cancel(ctx, job, backend);
+    // Best effort: the job ends here either way, and a run that cannot be reached cannot be stopped.
+    await executor.cancel(ctx, job, backend).catch((e) => ctx.log.warn("cancel failed", { error: String(e) }));
     return finishAttempt(ctx, job, {
       state: "Failed",
       reason: "DeadlineExceeded",
-      message: `The job ran past activeDeadlineSeconds (${job.spec.activeDeadlineSeconds} s).`,
+      message: deadlineMessage(job),
       retryable: false,
     });
   }
-  const run: Run = { job, backend, attempt: job.status?.attempts ?? 1, site: backend.spec.siteRef?.name };
-  const seen = await executor.observe(ctx, run);
-  if (seen.state !== "Scheduled" && seen.state !== "Running") return finishAttempt(ctx, job, seen as Ended);
-  status.set({ phase: seen.state });
+  // A run never goes back from Running to Scheduled (a Job between its pod ending and its condition, a poll that
+  // was rate-limited).
+  status.set({ phase: seen.state === "Scheduled" && job.status?.phase === "Running" ? "Running" : seen.state });
   const next = [seen.requeueAfterMs, left].filter((x): x is number => x !== undefined);
   return next.length ? { requeueAfterMs: Math.min(...next) } : undefined;
 }
@@ -305,7 +326,6 @@ async function observeRun(ctx: ReconcileContext, job: QuantumJob): Promise<Recon
 async function finishAttempt(ctx: ReconcileContext, job: QuantumJob, outcome: Ended): Promise<ReconcileResult | void> {
   const status = ctx.status(job);
   release(ctx.key);
-  embeddedExecutor.forget?.(ctx.key);
   const end = {
     completionTime: metaTime(ctx.now),
     durationSeconds: job.status?.startTime
@@ -405,4 +425,46 @@ function noiseFor(ctx: ReconcileContext, job: QuantumJob): Noise | { reason: str
 function deadlineMs(job: QuantumJob, startTime: string, now: Date): number | undefined {
   const limit = job.spec.activeDeadlineSeconds;
   return limit === undefined ? undefined : Date.parse(startTime) + limit * 1000 - now.getTime();
+}
+
+/**
+ * A run could not be started. The provider refusing the circuit ends the job; being told to wait is waited out;
+ * anything else (an unreachable provider, refused credentials, a quota) is said in a condition and retried with
+ * backoff without using up an attempt, since no run took place.
+ */
+function startFailed(
+  ctx: ReconcileContext,
+  job: QuantumJob,
+  placement: NonNullable<QuantumJobStatus["placement"]>,
+  attempt: number,
+  e: unknown,
+): ReconcileResult | void {
+  const status = ctx.status(job);
+  const message = e instanceof Error ? e.message : String(e);
+  if (e instanceof ProviderError && e.kind === "Rejected") {
+    status.set({ attempts: attempt, placement });
+    return fail(ctx, job, "RejectedByProvider", `${placement.backend} refused the job: ${message}`);
+  }
+  status.set({ phase: "Pending", placement });
+  if (e instanceof ProviderError && e.kind === "RateLimited") {
+    const waitMs = e.retryAfterMs ?? 30_000;
+    status.set({ retryTime: metaTime(new Date(ctx.now.getTime() + waitMs)) });
+    status.condition("Scheduled", "False", "SubmitDeferred", `${placement.backend} asks to wait: ${message}`);
+    return { requeueAfterMs: waitMs };
+  }
+  status.condition("Scheduled", "False", "StartFailed", `Could not start on ${placement.backend}: ${message}`);
+  throw e;
+}
+
+/** analyzeCircuit, with anything it cannot digest (pathological nesting) reported as an invalid circuit. */
+function analyze(source: string): ReturnType<typeof analyzeCircuit> {
+  try {
+    return analyzeCircuit(source);
+  } catch (e) {
+    return { ok: false, line: 1, column: 1, message: `the circuit could not be parsed (${String(e)})` };
+  }
+}
+
+function deadlineMessage(job: QuantumJob): string {
+  return `The job ran past activeDeadlineSeconds (${job.spec.activeDeadlineSeconds} s).`;
 }

@@ -2,7 +2,10 @@ import { availableParallelism } from "node:os";
 import { CircuitError, type Diagnostic, Simulator } from "../../quantum/simulator.ts";
 import type { Executor, Observation } from "./execution.ts";
 
-/** Runs in flight in this process, by job key; the outcome waits here until status records it. */
+/**
+ * Runs in this process by job key and attempt; an outcome waits here until the job's status in the cache shows
+ * it (a status write that failed is made again from it).
+ */
 const runs = new Map<string, { abort: AbortController; outcome?: Observation }>();
 let simulator: Simulator | undefined;
 let checker: Simulator | undefined;
@@ -27,8 +30,12 @@ export function startEmbedded(enqueueKey: (key: string) => void): () => Promise<
 /** The QDK compiler's diagnostics for a circuit ([] when it compiles), from a worker thread. */
 export function checkCircuit(source: string): Promise<Diagnostic[]> {
   if (!checker) throw new Error("the embedded simulator is not running");
-  return checker.check(source);
+  // A compile takes milliseconds; one that hangs must not hold up every other job's check.
+  return checker.check(source, { timeoutMs: CHECK_TIMEOUT_MS });
 }
+
+const CHECK_TIMEOUT_MS = 30_000;
+const runId = (key: string, attempt: number) => `${key}#${attempt}`;
 
 function outcomeOf(e: unknown): Observation {
   if (e instanceof CircuitError)
@@ -54,9 +61,10 @@ function outcomeOf(e: unknown): Observation {
 export const embeddedExecutor: Executor = {
   async start(ctx, run, source) {
     if (!simulator) throw new Error("the embedded simulator is not running");
-    if (runs.has(ctx.key)) return { running: true };
+    const id = runId(ctx.key, run.attempt);
+    if (runs.has(id)) return { running: true };
     const entry: { abort: AbortController; outcome?: Observation } = { abort: new AbortController() };
-    runs.set(ctx.key, entry);
+    runs.set(id, entry);
     const key = ctx.key;
     simulator
       .run(
@@ -75,13 +83,13 @@ export const embeddedExecutor: Executor = {
       )
       .then((outcome) => {
         entry.outcome = outcome;
-        if (runs.get(key) === entry) enqueue?.(key);
+        if (runs.get(id) === entry) enqueue?.(key);
       });
     return { running: true };
   },
 
-  async observe(ctx) {
-    const entry = runs.get(ctx.key);
+  async observe(ctx, run) {
+    const entry = runs.get(runId(ctx.key, run.attempt));
     // The run lived in a process that is gone. Running it again costs an attempt, so a circuit that brings the
     // operator down cannot do so forever.
     if (!entry)
@@ -95,11 +103,15 @@ export const embeddedExecutor: Executor = {
   },
 
   async cancel(ctx) {
-    runs.get(ctx.key)?.abort.abort();
-    runs.delete(ctx.key);
+    embeddedExecutor.forget?.(ctx.key);
   },
 
+  /** Aborts whatever still runs for the job (a finished run has nothing to abort) and drops its outcomes. */
   forget(key) {
-    runs.delete(key);
+    for (const [id, entry] of runs)
+      if (id.startsWith(`${key}#`)) {
+        entry.abort.abort();
+        runs.delete(id);
+      }
   },
 };

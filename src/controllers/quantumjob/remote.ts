@@ -9,9 +9,17 @@ function pollAfterMs(run: Run, now: Date): number {
   return Math.min(30_000, Math.max(2_000, Math.round(waited / 10)));
 }
 
+/** The backend's provider cannot be reached at all (no credentials, an invalid spec), as opposed to failing. */
+export class NoAccessError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "NoAccessError";
+  }
+}
+
 function provider(ctx: ReconcileContext, run: Pick<Run, "backend">) {
   const access = remoteAccess(run.backend, ctx.cache);
-  if ("reason" in access) throw new Error(`${access.reason}: ${access.message}`);
+  if ("reason" in access) throw new NoAccessError(`${access.reason}: ${access.message}`);
   return access.provider;
 }
 
@@ -60,7 +68,7 @@ export const remoteExecutor: Executor = {
       }
     } catch (e) {
       if (e instanceof ProviderError && e.kind === "RateLimited")
-        return { state: "Running", requeueAfterMs: e.retryAfterMs ?? 30_000 };
+        return { state: "Scheduled", requeueAfterMs: e.retryAfterMs ?? 30_000 };
       if (e instanceof ProviderError && e.kind === "NotFound")
         return { state: "Failed", reason: "RemoteJobLost", message: `The provider has no job ${id}.`, retryable: true };
       throw e;
@@ -70,6 +78,10 @@ export const remoteExecutor: Executor = {
   async cancel(ctx, job, backend) {
     const id = job.status?.remoteJobId;
     if (!id || !backend) return;
-    await provider(ctx, { backend }).cancel(id);
+    try {
+      await provider(ctx, { backend }).cancel(id);
+    } catch (e) {
+      if (!(e instanceof ProviderError && e.kind === "NotFound")) throw e; // gone already: nothing to cancel
+    }
   },
 };

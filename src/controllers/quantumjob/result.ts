@@ -2,7 +2,7 @@ import { MAX_COUNTS_IN_STATUS, type QuantumJob, type QuantumJobStatus } from "..
 import { topCountEntries } from "../../quantum/counts.ts";
 import type { ReconcileContext } from "../../runtime/controller.ts";
 import { ConfigMapKind } from "../../runtime/kinds.ts";
-import type { KubeObject } from "../../runtime/objects.ts";
+import { type KubeObject, isControlledBy } from "../../runtime/objects.ts";
 import type { Observation } from "./execution.ts";
 import { JOB_LABEL } from "./batch-job.ts";
 
@@ -31,8 +31,16 @@ export async function recordResult(
     topResult: run.shots ? `${bits} (${((100 * topCount) / run.shots).toFixed(1)}%)` : "",
     ...(run.failedShots ? { failedShots: run.failedShots } : {}),
   };
-  if (Object.keys(run.counts).length > MAX_COUNTS_IN_STATUS) {
-    const name = `${job.metadata.name.slice(0, 246)}-result`;
+  const name = `${job.metadata.name.slice(0, 246)}-result`;
+  const existing = ctx.cache.get(ConfigMapKind, job.metadata.namespace, name);
+  // A ConfigMap of that name that is not this job's is left alone: the histogram is not worth someone's data.
+  if (existing && !isControlledBy(existing, job))
+    ctx.events.warning(
+      job,
+      "ResultNotStored",
+      `ConfigMap ${name} exists and is not this job's; the full histogram is not stored.`,
+    );
+  else if (Object.keys(run.counts).length > MAX_COUNTS_IN_STATUS) {
     await ctx.apply<KubeObject & { data: Record<string, string> }>(
       ConfigMapKind,
       {
