@@ -1,11 +1,13 @@
 import { ControlPlane } from "../src/controlplane/control-plane.ts";
 import { benchEdgeNodes } from "./edgenode.ts";
 import { benchPQKeySets } from "./pqkeyset.ts";
+import { benchQuantum } from "./quantum.ts";
 
 /** `npm run bench`: every benchmark against a fresh local control plane, each reported as a table. */
 const benches: Record<string, (cp: ControlPlane) => Promise<Record<string, string | number>>> = {
   pqkeyset: benchPQKeySets,
   edgenode: benchEdgeNodes,
+  quantum: benchQuantum,
 };
 
 const only = process.argv[2];

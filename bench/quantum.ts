@@ -1,0 +1,308 @@
+import { writeFileSync } from "node:fs";
+import { installPrerequisites } from "../src/cli/install.ts";
+import type { ControlPlane } from "../src/controlplane/control-plane.ts";
+import { OperatorProcess } from "../src/controlplane/operator-process.ts";
+import { type QuantumBackend, QuantumBackendKind, type QuantumBackendSpec } from "../src/crds/quantumbackend.ts";
+import { type QuantumJob, QuantumJobKind, type QuantumJobSpec } from "../src/crds/quantumjob.ts";
+import { analyzeCircuit } from "../src/quantum/circuit.ts";
+import { type BackendCandidate, type PlacementRequest, place } from "../src/quantum/placement.ts";
+import { Simulator } from "../src/quantum/simulator.ts";
+import { KubeClient } from "../src/runtime/client.ts";
+import { Informer } from "../src/runtime/informer.ts";
+import { NamespaceKind } from "../src/runtime/kinds.ts";
+import { Logger } from "../src/runtime/log.ts";
+import { waitUntil } from "../src/runtime/wait.ts";
+import { imageNodeOptions, inParallel } from "./util.ts";
+
+const NAMESPACE = "bench-quantum";
+const BACKEND = "bench-sim";
+const SLOTS = 4;
+const LATENCY_JOBS = 200;
+const LATENCY_SHOTS = 1000;
+const BURST_JOBS = 1000;
+const BURST_SHOTS = 100;
+/** The bench client's connection pool (KubeClient keeps 64): the burst is created as fast as it can send. */
+const CREATE_CONCURRENCY = 64;
+const PLACEMENT_BACKENDS = 100;
+const PLACEMENT_DECISIONS = 10_000;
+const GHZ_SHOTS = 1000;
+const GHZ_LIMIT_MS = 10_000;
+const GHZ_MAX_QUBITS = 2048;
+
+const BELL = `OPENQASM 3.0;
+include "stdgates.inc";
+qubit[2] q;
+bit[2] c;
+h q[0];
+cx q[0], q[1];
+c = measure q;
+`;
+const ghz = (n: number) =>
+  `OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[${n}] q;\nbit[${n}] c;\nh q[0];\n` +
+  Array.from({ length: n - 1 }, (_, i) => `cx q[${i}], q[${i + 1}];\n`).join("") +
+  "c = measure q;\n";
+
+const quantumJob = (name: string, shots: number): QuantumJob => ({
+  apiVersion: "nextgen.itechsmart.io/v1alpha1",
+  kind: "QuantumJob",
+  metadata: { name, namespace: NAMESPACE },
+  spec: {
+    circuit: { openqasm: BELL },
+    shots,
+    backend: { name: BACKEND, fallbackToSimulator: false },
+  } as QuantumJobSpec,
+});
+
+/** Nearest-rank percentile of ascending values. */
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+}
+
+/**
+ * The QuantumJob controller against the operator as shipped: apply-to-Succeeded latency of Bell jobs one after
+ * another, then a burst of small jobs on one backend of 4 slots (time, API writes, peak RSS). Then what needs no
+ * cluster: placement across 100 backends, circuit analysis, and the largest GHZ circuit the embedded simulator
+ * completes within 10 s.
+ */
+export async function benchQuantum(cp: ControlPlane): Promise<Record<string, string | number>> {
+  const cluster = await benchControllers(cp);
+  const placement = benchPlacement();
+  const largest = await largestGhz();
+  const ghzRow = `largest GHZ (${GHZ_SHOTS} shots, 1 thread) the simulator completes within ${GHZ_LIMIT_MS / 1000} s`;
+  return {
+    ...cluster,
+    ...placement,
+    [`${ghzRow}: qubits`]: largest.capped ? `${largest.qubits} (the search's cap)` : largest.qubits,
+    [`${ghzRow}: its wall time s`]: (largest.ms / 1000).toFixed(2),
+    [`${ghzRow}: smallest that did not, qubits`]: largest.failure ?? "none up to the cap",
+  };
+}
+
+async function benchControllers(cp: ControlPlane): Promise<Record<string, string | number>> {
+  const admin = KubeClient.load(cp.adminKubeconfig, "bench-client");
+  await installPrerequisites(admin, process.cwd());
+  await admin.create(NamespaceKind, { apiVersion: "v1", kind: "Namespace", metadata: { name: NAMESPACE } });
+  await admin.create<QuantumBackend>(QuantumBackendKind, {
+    apiVersion: "nextgen.itechsmart.io/v1alpha1",
+    kind: "QuantumBackend",
+    metadata: { name: BACKEND },
+    spec: {
+      type: "Simulator",
+      execution: { mode: "Embedded" },
+      capacity: { maxConcurrentJobs: SLOTS },
+    } as unknown as QuantumBackendSpec,
+  });
+
+  const operator = await OperatorProcess.start({
+    entry: "dist/cli/main.js",
+    kubeconfig: cp.operatorKubeconfig,
+    args: ["--namespace", NAMESPACE, "--log-level", "info"],
+    env: { NODE_OPTIONS: imageNodeOptions() },
+  });
+  await operator.waitReady(120_000);
+  await waitUntil(
+    `QuantumBackend ${BACKEND} to be Ready`,
+    async () => (await admin.get<QuantumBackend>(QuantumBackendKind, undefined, BACKEND))?.status?.phase === "Ready",
+    { timeoutMs: 60_000 },
+  );
+
+  // Each job's end is timed where a watcher learns of it, so how often the bench looks does not count.
+  const succeededAt = new Map<string, number>();
+  const failed = new Map<string, string>();
+  const jobs = new Informer<QuantumJob>(admin, QuantumJobKind, {
+    namespaces: [NAMESPACE],
+    resyncMs: 0,
+    log: new Logger("error"),
+  });
+  jobs.onEvent((_, j) => {
+    const name = j.metadata.name;
+    const phase = j.status?.phase;
+    if (phase === "Succeeded" && !succeededAt.has(name)) succeededAt.set(name, performance.now());
+    if (phase === "Failed" || phase === "Cancelled") failed.set(name, `${phase}: ${j.status?.lastError ?? ""}`);
+  });
+  jobs.start();
+  await jobs.waitForSync();
+  const waitSucceeded = async (what: string, names: string[], timeoutMs: number) => {
+    await waitUntil(what, () => failed.size > 0 || names.every((n) => succeededAt.has(n)), {
+      timeoutMs,
+      intervalMs: 5,
+    });
+    for (const [name, why] of failed) throw new Error(`QuantumJob ${name} did not succeed: ${why}`);
+  };
+
+  // One job first, so the measured ones find the simulator's threads started.
+  await admin.create(QuantumJobKind, quantumJob("warm-up", LATENCY_SHOTS));
+  await waitSucceeded("the warm-up job to succeed", ["warm-up"], 60_000);
+  const latencies: number[] = [];
+  for (let i = 0; i < LATENCY_JOBS; i++) {
+    const name = `bell-${i}`;
+    const start = performance.now();
+    await admin.create(QuantumJobKind, quantumJob(name, LATENCY_SHOTS));
+    await waitSucceeded(`QuantumJob ${name} to succeed`, [name], 60_000);
+    latencies.push((succeededAt.get(name) as number) - start);
+  }
+  latencies.sort((a, b) => a - b);
+
+  await waitUntil("the work queue to drain", async () => (await operator.metric("workqueue_depth")) === 0, {
+    timeoutMs: 60_000,
+  });
+  // Resets VmHWM to the current RSS (proc(5), clear_refs "5"), so the peak reported is the burst's.
+  writeFileSync(`/proc/${operator.pid}/clear_refs`, "5");
+  const rssBefore = operator.rssMb("VmRSS");
+  const burst = Array.from({ length: BURST_JOBS }, (_, i) => `burst-${i}`);
+  const writesBefore = await operator.apiWrites();
+  const burstStart = performance.now();
+  await inParallel(BURST_JOBS, CREATE_CONCURRENCY, (i) =>
+    admin.create(QuantumJobKind, quantumJob(burst[i] as string, BURST_SHOTS)),
+  );
+  await waitSucceeded(`${BURST_JOBS} QuantumJobs to succeed`, burst, 30 * 60_000);
+  const burstSeconds = (Math.max(...burst.map((n) => succeededAt.get(n) as number)) - burstStart) / 1000;
+  const burstWrites = (await operator.apiWrites()) - writesBefore;
+  const burstPeak = operator.rssMb("VmHWM");
+
+  await operator.stop();
+  await jobs.stop();
+  await admin.close();
+  const bell = `Bell (${LATENCY_SHOTS} shots) apply-to-Succeeded over ${LATENCY_JOBS} jobs one after another`;
+  const many = `${BURST_JOBS} Bell jobs (${BURST_SHOTS} shots) created at once, 1 backend of ${SLOTS} slots`;
+  return {
+    [`${bell}: p50 ms`]: percentile(latencies, 50).toFixed(0),
+    [`${bell}: p99 ms`]: percentile(latencies, 99).toFixed(0),
+    [`${bell}: max ms`]: (latencies.at(-1) as number).toFixed(0),
+    [`${many}: first create to all Succeeded s`]: burstSeconds.toFixed(1),
+    [`${many}: jobs/s`]: (BURST_JOBS / burstSeconds).toFixed(1),
+    [`${many}: operator API writes`]: burstWrites,
+    [`${many}: operator API writes per job`]: (burstWrites / BURST_JOBS).toFixed(1),
+    [`${many}: operator RSS before MB`]: rssBefore.toFixed(0),
+    [`${many}: operator peak RSS MB`]: burstPeak.toFixed(0),
+  };
+}
+
+/**
+ * 100 backends as varied as a real fleet: simulators of several sizes and QPUs with their own calibrations,
+ * queues, prices, sites and carbon intensities, and a few that cannot take the job (not Ready, not selected,
+ * offline, too small), so placement both scores and rejects.
+ */
+function fleet(): BackendCandidate[] {
+  return Array.from({ length: PLACEMENT_BACKENDS }, (_, i): BackendCandidate => {
+    const qpu = i % 5 < 2;
+    const ready = i % 23 !== 0;
+    return {
+      name: `${qpu ? "qpu" : "sim"}-${String(i).padStart(3, "0")}`,
+      type: qpu ? "QPU" : "Simulator",
+      ready,
+      notReadyReason: ready ? undefined : "MissingCredentials: Secret ibm-credentials not found",
+      selected: i % 31 !== 0,
+      site: i % 4 === 0 ? undefined : { name: `site-${i % 7}`, online: i % 19 !== 0, latencyMs: 2 + ((i * 37) % 180) },
+      carbonIntensity: i % 3 === 0 ? undefined : 50 + ((i * 53) % 600),
+      powerWatts: qpu ? 15_000 + (i % 4) * 5_000 : undefined,
+      capabilities: qpu
+        ? { maxQubits: [27, 127, 156, 16][i % 4] as number, maxShots: 100_000 }
+        : { maxQubits: [20, 24, 30, 34][i % 4] as number, maxShots: 1_000_000 },
+      calibration: qpu
+        ? {
+            singleQubitError: 2e-4 + (i % 9) * 1e-4,
+            twoQubitError: 3e-3 + (i % 11) * 1e-3,
+            readoutError: 1e-2 + (i % 5) * 5e-3,
+            quantumVolume: [32, 64, 128, 512][i % 4] as number,
+          }
+        : undefined,
+      memoryBytes: qpu ? undefined : 2 ** (28 + (i % 8)),
+      secondsPerShot: i % 2 ? undefined : (qpu ? 0.002 : 0.0002) * (1 + (i % 5)),
+      capacity: {
+        maxConcurrentJobs: qpu ? 1 : 1 + (i % 8),
+        running: i % 3,
+        queued: (i * 7) % 20,
+        remoteQueue: qpu ? (i * 13) % 50 : undefined,
+      },
+      cost: qpu ? { perShot: 3e-4 + (i % 6) * 1e-4, perSecond: 1.6 } : i % 2 ? { perSecond: 1e-3 } : undefined,
+    };
+  });
+}
+
+/** place() for one 20-qubit GHZ job across 100 backends, and analyzeCircuit on a 100-qubit GHZ, in µs. */
+function benchPlacement(): Record<string, string | number> {
+  const analysis = analyzeCircuit(ghz(20));
+  if (!analysis.ok) throw new Error(`the GHZ circuit does not analyse: ${analysis.message}`);
+  const request: PlacementRequest = {
+    qubits: analysis.stats.qubits,
+    shots: 4000,
+    gates: analysis.stats.gates,
+    strategy: "Balanced",
+    maxErrorRate: 0.5,
+    fallbackToSimulator: true,
+  };
+  const backends = fleet();
+  const first = place(request, backends);
+  if (!first.chosen) throw new Error(`no backend was chosen:\n${first.reasons.join("\n")}`);
+  const feasible = first.reasons.filter((r) => !r.includes(": rejected: ")).length;
+
+  const time = (runs: number, work: () => unknown): number[] => {
+    const samples: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const start = performance.now();
+      work();
+      samples.push((performance.now() - start) * 1000);
+    }
+    return samples.sort((a, b) => a - b);
+  };
+  const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+  time(PLACEMENT_DECISIONS / 10, () => place(request, backends)); // warm-up: let the JIT optimise it
+  const decisions = time(PLACEMENT_DECISIONS, () => place(request, backends));
+  const source = ghz(100);
+  time(1000, () => analyzeCircuit(source));
+  const analyses = time(1000, () => analyzeCircuit(source));
+  const over = `place() across ${PLACEMENT_BACKENDS} backends (${feasible} feasible), ${PLACEMENT_DECISIONS} decisions`;
+  return {
+    [`${over}: mean µs`]: mean(decisions).toFixed(1),
+    [`${over}: p99 µs`]: percentile(decisions, 99).toFixed(1),
+    "analyzeCircuit on a 100-qubit GHZ, 1000 runs: mean µs": mean(analyses).toFixed(1),
+  };
+}
+
+/**
+ * The largest GHZ circuit the embedded simulator (the same Simulator the embedded backend runs, one thread)
+ * completes within the limit: doubling from 8 qubits until a run times out or fails, then bisecting. The QDK
+ * simulator is sparse: a GHZ state has two nonzero amplitudes whatever n, so run time grows with n (gates and
+ * bits per shot), not with 2^n, and the search is capped rather than left to run into the thousands.
+ */
+async function largestGhz(): Promise<{ qubits: number; ms: number; capped: boolean; failure?: string }> {
+  const simulator = new Simulator({ threads: 1 });
+  try {
+    const attempt = async (n: number): Promise<{ ms: number; error?: string }> => {
+      // A timeout terminates the thread; a fresh one loads the wasm first, which is not the circuit's time.
+      await simulator.run({ source: ghz(2), shots: 1 });
+      const start = performance.now();
+      try {
+        const r = await simulator.run({ source: ghz(n), shots: GHZ_SHOTS }, { timeoutMs: GHZ_LIMIT_MS });
+        const ms = performance.now() - start;
+        const outcomes = Object.keys(r.counts).sort();
+        if (outcomes.join() !== ["0".repeat(n), "1".repeat(n)].join()) return { ms, error: "wrong counts" };
+        return ms > GHZ_LIMIT_MS ? { ms, error: "over the limit" } : { ms };
+      } catch (e) {
+        return { ms: performance.now() - start, error: e instanceof Error ? e.name : String(e) };
+      }
+    };
+    let best: { qubits: number; ms: number } | undefined;
+    let failure: { qubits: number; error: string } | undefined;
+    for (let n = 8; n <= GHZ_MAX_QUBITS && !failure; n *= 2) {
+      const r = await attempt(n);
+      if (r.error) failure = { qubits: n, error: r.error };
+      else best = { qubits: n, ms: r.ms };
+    }
+    if (!best) throw new Error(`GHZ(8) did not complete: ${failure?.error}`);
+    while (failure && failure.qubits - best.qubits > 1) {
+      const n: number = (best.qubits + failure.qubits) >> 1;
+      const r = await attempt(n);
+      if (r.error) failure = { qubits: n, error: r.error };
+      else best = { qubits: n, ms: r.ms };
+    }
+    return {
+      ...best,
+      capped: !failure,
+      failure: failure && `${failure.qubits} (${failure.error})`,
+    };
+  } finally {
+    await simulator.close();
+  }
+}
