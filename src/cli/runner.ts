@@ -1,10 +1,14 @@
 import { readFileSync, writeFileSync } from "node:fs";
-import { topCounts } from "../quantum/counts.ts";
-import { CircuitError, type Noise, type SimulationResult, Simulator } from "../quantum/simulator.ts";
+import { CircuitError, type Noise, Simulator } from "../quantum/simulator.ts";
+import {
+  type RunnerResult,
+  TERMINATION_MESSAGE_MAX_BYTES,
+  runnerFailure,
+  successDocument,
+} from "../quantum/runner-result.ts";
 import { parse } from "./args.ts";
 
 /** What Kubernetes keeps of a container's termination message. */
-export const TERMINATION_MESSAGE_MAX_BYTES = 4096;
 
 export const runnerHelp = `Usage: nextgen-operator runner
 
@@ -25,34 +29,9 @@ Environment:
 Flags:
   -h, --help             show this help`;
 
-export type RunnerErrorReason = "InvalidCircuit" | "InvalidInput" | "SimulationFailed" | "MalformedResult";
-
-export interface RunnerSuccess {
-  /** Shots that produced a result. */
-  shots: number;
-  /** The most frequent bitstrings, Qiskit order; all of them unless truncated. */
-  counts: Record<string, number>;
-  /** How many distinct bitstrings the run produced. */
-  distinct: number;
-  truncated: boolean;
-  durationMs: number;
-  /** Present when some shots hit a runtime error. */
-  failedShots?: number;
-  shotError?: string;
-}
-
-export interface RunnerFailure {
-  /** MalformedResult is never written by the runner: parseRunnerResult answers it for a document it cannot read. */
-  error: { reason: RunnerErrorReason; message: string };
-}
-
-export type RunnerResult = RunnerSuccess | RunnerFailure;
-
 /** Bad runner input: reported as InvalidInput, exit 2. */
 class InputError extends Error {}
 
-// An error message leaves room for the rest of the document in the termination message.
-const MAX_MESSAGE_CHARS = 1000;
 // The simulator takes shots as a 32-bit count.
 const MAX_SHOTS = 2 ** 31 - 1;
 
@@ -109,82 +88,6 @@ function parseNoise(text: string): Noise {
   return { pauli: [px, py, pz], qubitLoss };
 }
 
-const byteLength = (doc: RunnerResult) => Buffer.byteLength(JSON.stringify(doc));
-
-/** The success document, its counts cut to the most frequent bitstrings when the whole would not fit in maxBytes. */
-export function successDocument(result: SimulationResult, maxBytes = TERMINATION_MESSAGE_MAX_BYTES): RunnerSuccess {
-  const distinct = Object.keys(result.counts).length;
-  const doc = (counts: Record<string, number>): RunnerSuccess => {
-    const d: RunnerSuccess = {
-      shots: result.shots,
-      counts,
-      distinct,
-      truncated: Object.keys(counts).length < distinct,
-      durationMs: Math.round(result.durationMs),
-    };
-    if (result.failedShots > 0) {
-      d.failedShots = result.failedShots;
-      d.shotError = result.shotError?.slice(0, MAX_MESSAGE_CHARS);
-    }
-    return d;
-  };
-  const full = doc(result.counts);
-  if (byteLength(full) <= maxBytes) return full;
-  // The largest number of bitstrings that fits: size grows with the limit, so a binary search finds it.
-  let fits = 0;
-  let tooMany = distinct;
-  while (tooMany - fits > 1) {
-    const mid = Math.floor((fits + tooMany) / 2);
-    if (byteLength(doc(topCounts(result.counts, mid))) <= maxBytes) fits = mid;
-    else tooMany = mid;
-  }
-  return doc(topCounts(result.counts, fits));
-}
-
-function failure(reason: RunnerErrorReason, message: string): RunnerFailure {
-  return { error: { reason, message: message.slice(0, MAX_MESSAGE_CHARS) } };
-}
-
-const isCount = (v: unknown) => typeof v === "number" && Number.isInteger(v) && v >= 0;
-
-function asRunnerResult(value: unknown): RunnerResult | undefined {
-  if (typeof value !== "object" || value === null) return undefined;
-  const v = value as Record<string, unknown>;
-  if (typeof v.error === "object" && v.error !== null) {
-    const { reason, message } = v.error as Record<string, unknown>;
-    const reasons: unknown[] = ["InvalidCircuit", "InvalidInput", "SimulationFailed"];
-    if (!reasons.includes(reason) || typeof message !== "string") return undefined;
-    return failure(reason as RunnerErrorReason, message);
-  }
-  const counts = v.counts;
-  if (typeof counts !== "object" || counts === null || !Object.values(counts).every(isCount)) return undefined;
-  if (!isCount(v.shots) || !isCount(v.distinct) || typeof v.truncated !== "boolean") return undefined;
-  if (typeof v.durationMs !== "number") return undefined;
-  if (v.failedShots !== undefined && !isCount(v.failedShots)) return undefined;
-  if (v.shotError !== undefined && typeof v.shotError !== "string") return undefined;
-  return value as RunnerSuccess;
-}
-
-/**
- * Reads a runner's document back from a container's termination message. Tolerant: when the message is the tail
- * of the container's log (terminationMessagePolicy FallbackToLogsOnError) the document is its last line; anything
- * that is not a runner document comes back as a MalformedResult error.
- */
-export function parseRunnerResult(text: string): RunnerResult {
-  const trimmed = text.trim();
-  if (!trimmed) return failure("MalformedResult", "the runner left no result (killed before it finished?)");
-  const lastLine = trimmed.slice(trimmed.lastIndexOf("\n") + 1);
-  for (const candidate of [trimmed, lastLine]) {
-    try {
-      const result = asRunnerResult(JSON.parse(candidate));
-      if (result) return result;
-    } catch {
-      // not JSON: try the next candidate
-    }
-  }
-  return failure("MalformedResult", `not a runner result: ${JSON.stringify(trimmed.slice(0, 200))}`);
-}
-
 /** Runs the circuit the environment describes; throws InputError, CircuitError or whatever else went wrong. */
 async function runFromEnv(env: NodeJS.ProcessEnv): Promise<[RunnerResult, number]> {
   const input = readInput(env);
@@ -192,7 +95,7 @@ async function runFromEnv(env: NodeJS.ProcessEnv): Promise<[RunnerResult, number
   try {
     const result = await simulator.run({ source: input.source, shots: input.shots, noise: input.noise });
     if (result.shots === 0) {
-      return [failure("SimulationFailed", `every shot failed: ${result.shotError ?? "no result"}`), 1];
+      return [runnerFailure("SimulationFailed", `every shot failed: ${result.shotError ?? "no result"}`), 1];
     }
     return [successDocument(result), 0];
   } finally {
@@ -201,9 +104,9 @@ async function runFromEnv(env: NodeJS.ProcessEnv): Promise<[RunnerResult, number
 }
 
 function errorOutcome(e: unknown): [RunnerResult, number] {
-  if (e instanceof InputError) return [failure("InvalidInput", e.message), 2];
-  if (e instanceof CircuitError) return [failure("InvalidCircuit", e.message), 3];
-  return [failure("SimulationFailed", e instanceof Error ? e.message : String(e)), 1];
+  if (e instanceof InputError) return [runnerFailure("InvalidInput", e.message), 2];
+  if (e instanceof CircuitError) return [runnerFailure("InvalidCircuit", e.message), 3];
+  return [runnerFailure("SimulationFailed", e instanceof Error ? e.message : String(e)), 1];
 }
 
 export async function runnerCommand(args: string[]): Promise<number> {

@@ -9,7 +9,7 @@ import {
   TERMINATION_MESSAGE_MAX_BYTES,
   parseRunnerResult,
   successDocument,
-} from "../../src/cli/runner.ts";
+} from "../../src/quantum/runner-result.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "nextgen-runner-"));
 const header = `OPENQASM 3.0;\ninclude "stdgates.inc";\n`;

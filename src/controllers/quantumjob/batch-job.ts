@@ -1,5 +1,5 @@
 import type { QuantumJob } from "../../crds/quantumjob.ts";
-import { parseRunnerResult } from "../../cli/runner.ts";
+import { parseRunnerResult } from "../../quantum/runner-result.ts";
 import { JobKind, PodKind } from "../../runtime/kinds.ts";
 import type { KubeObject } from "../../runtime/objects.ts";
 import { SITE_LABEL } from "../edgenode/controller.ts";
