@@ -8,7 +8,7 @@ import type { Cache } from "../../runtime/cache.ts";
 import { type ReconcileContext, defineController } from "../../runtime/controller.ts";
 import { jsonEqual } from "../../runtime/conditions.ts";
 import { SecretKind } from "../../runtime/kinds.ts";
-import { HOLDS_SLOT, activeJobsOn, addQuantumJobIndexes } from "../quantumjob/indexes.ts";
+import { addQuantumJobIndexes, backendLoad } from "../quantumjob/indexes.ts";
 import { credentialsRef, forgetRemote, remoteAccess } from "./remote.ts";
 
 const SITE_INDEX = "quantumbackend-site";
@@ -91,11 +91,7 @@ export const quantumBackendController = defineController<QuantumBackend>({
       return;
     }
     const status = ctx.status(backend);
-    const jobs = activeJobsOn(ctx.cache, name);
-    status.set({
-      running: jobs.filter((j) => HOLDS_SLOT.includes(j.status?.phase ?? "Pending")).length,
-      queued: jobs.filter((j) => j.status?.phase === "Queued").length,
-    });
+    status.set(backendLoad(ctx.cache, name));
 
     const problem = specProblem(backend) ?? siteProblem(backend, ctx.cache) ?? (await deviceProblem(ctx, backend));
     const reading = readings.get(name);

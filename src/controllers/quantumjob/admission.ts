@@ -1,14 +1,13 @@
-import { type JobPhase, type QuantumJob, QuantumJobKind } from "../../crds/quantumjob.ts";
+import { type QuantumJob, QuantumJobKind } from "../../crds/quantumjob.ts";
 import type { Cache } from "../../runtime/cache.ts";
 import { objectKey, splitKey } from "../../runtime/objects.ts";
-import { HOLDS_SLOT, activeJobsOn, queueOrder } from "./indexes.ts";
+import { FINISHED, HOLDS_SLOT, activeJobsOn, queueOrder } from "./indexes.ts";
 
 /**
  * Slots taken on each backend by jobs this process admitted. The cache shows a job's admission only once its
  * status write comes back; until then this ledger stops two concurrent reconciles taking the same free slot.
  */
 const ledger = new Map<string, Set<string>>();
-const FINISHED: readonly JobPhase[] = ["Succeeded", "Failed", "Cancelled"];
 
 export type Admission = { admitted: true } | { admitted: false; position: number; queued: number };
 

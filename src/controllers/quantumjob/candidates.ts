@@ -6,7 +6,7 @@ import type { BackendCandidate } from "../../quantum/placement.ts";
 import type { Cache } from "../../runtime/cache.ts";
 import { matchesSelector } from "../../runtime/labels.ts";
 import { SERVING_SITE_PHASES } from "../quantumbackend/controller.ts";
-import { HOLDS_SLOT, activeJobsOn } from "./indexes.ts";
+import { backendLoad } from "./indexes.ts";
 
 /**
  * What the embedded simulator can hold: WebAssembly's 32-bit memory stops at 4 GiB, and the simulator needs room
@@ -19,7 +19,6 @@ export function candidates(cache: Cache, job: QuantumJob): BackendCandidate[] {
   const selector = job.spec.backend?.selector;
   return cache.list<QuantumBackend>(QuantumBackendKind).map((b) => {
     const site = b.spec.siteRef && cache.get<EdgeNode>(EdgeNodeKind, undefined, b.spec.siteRef.name);
-    const active = activeJobsOn(cache, b.metadata.name);
     const exec = b.spec.execution;
     const memoryLimit = exec.resources?.limits?.memory;
     return {
@@ -52,8 +51,7 @@ export function candidates(cache: Cache, job: QuantumJob): BackendCandidate[] {
             : undefined,
       capacity: {
         maxConcurrentJobs: b.spec.capacity.maxConcurrentJobs,
-        running: active.filter((j) => HOLDS_SLOT.includes(j.status?.phase ?? "Pending")).length,
-        queued: active.filter((j) => j.status?.phase === "Queued").length,
+        ...backendLoad(cache, b.metadata.name),
         remoteQueue: b.status?.remoteQueueLength,
       },
       cost: b.spec.cost,

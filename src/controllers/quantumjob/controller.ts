@@ -1,5 +1,5 @@
 import { type QuantumBackend, QuantumBackendKind } from "../../crds/quantumbackend.ts";
-import { type JobPhase, type QuantumJob, QuantumJobKind, type QuantumJobStatus } from "../../crds/quantumjob.ts";
+import { type QuantumJob, QuantumJobKind, type QuantumJobStatus } from "../../crds/quantumjob.ts";
 import { analyzeCircuit } from "../../quantum/circuit.ts";
 import { type PlacementDecision, type PlacementRequest, place } from "../../quantum/placement.ts";
 import { ProviderError } from "../../quantum/providers/provider.ts";
@@ -14,12 +14,11 @@ import { batchJobExecutor } from "./batch-job.ts";
 import { candidates } from "./candidates.ts";
 import { checkCircuit, embeddedExecutor, startEmbedded } from "./embedded.ts";
 import type { Executor, Observation, Run } from "./execution.ts";
-import { HOLDS_SLOT, activeJobsOn, addQuantumJobIndexes, jobsReferring, waitingJobs } from "./indexes.ts";
+import { FINISHED, HOLDS_SLOT, activeJobsOn, addQuantumJobIndexes, jobsReferring, waitingJobs } from "./indexes.ts";
 import { NoAccessError, remoteExecutor } from "./remote.ts";
 import { recordResult } from "./result.ts";
 
 const FINALIZER = "nextgen.itechsmart.io/cancel-run";
-const FINISHED: readonly JobPhase[] = ["Succeeded", "Failed", "Cancelled"];
 /** Queued jobs looked at again when a slot frees, beyond the slots themselves; positions further back wait. */
 const QUEUE_LOOKAHEAD = 10;
 const RETRY_BASE_MS = 5_000;
@@ -127,7 +126,7 @@ export const quantumJobController = defineController<QuantumJob>({
     if (started !== undefined && (job.status?.attempts ?? 0) < started) return { requeueAfterMs: 500 };
     starting.delete(ctx.key);
     job = await ctx.addFinalizer(job, FINALIZER);
-    if (phase === "Scheduled" || phase === "Running") return observeRun(ctx, job);
+    if (phase && HOLDS_SLOT.includes(phase)) return observeRun(ctx, job);
     return schedule(ctx, job);
   },
 });
@@ -139,7 +138,7 @@ function backendNamed(ctx: ReconcileContext, name: string | undefined): QuantumB
 /** Deleting a job cancels its run wherever it is (worker thread, Job, remote job) before the object goes. */
 async function finalize(ctx: ReconcileContext, job: QuantumJob): Promise<void> {
   const phase = job.status?.phase;
-  if (phase === "Scheduled" || phase === "Running") {
+  if (phase && HOLDS_SLOT.includes(phase)) {
     const backend = backendNamed(ctx, job.status?.placement?.backend);
     const executor = backend && executors[backend.spec.execution.mode];
     try {

@@ -10,6 +10,7 @@ const WAITING = "quantumjob-waiting";
 
 export const ACTIVE_PHASES: readonly JobPhase[] = ["Queued", "Scheduled", "Running"];
 export const HOLDS_SLOT: readonly JobPhase[] = ["Scheduled", "Running"];
+export const FINISHED: readonly JobPhase[] = ["Succeeded", "Failed", "Cancelled"];
 
 /** Adds the QuantumJob indexes both quantum controllers read (idempotent: each controller's setup calls it). */
 export function addQuantumJobIndexes(cache: Cache): void {
@@ -31,6 +32,15 @@ export function addQuantumJobIndexes(cache: Cache): void {
 
 export function activeJobsOn(cache: Cache, backend: string): QuantumJob[] {
   return cache.byIndex<QuantumJob>(QuantumJobKind, ACTIVE_BY_BACKEND, backend);
+}
+
+/** A backend's load: the jobs holding its slots, and the jobs queued for one. */
+export function backendLoad(cache: Cache, backend: string): { running: number; queued: number } {
+  const active = activeJobsOn(cache, backend);
+  return {
+    running: active.filter((j) => HOLDS_SLOT.includes(j.status?.phase ?? "Pending")).length,
+    queued: active.filter((j) => j.status?.phase === "Queued").length,
+  };
 }
 
 export function jobsReferring(cache: Cache, ref: string): QuantumJob[] {
