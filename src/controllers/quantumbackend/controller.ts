@@ -9,7 +9,7 @@ import { type ReconcileContext, defineController } from "../../runtime/controlle
 import { jsonEqual } from "../../runtime/conditions.ts";
 import { SecretKind } from "../../runtime/kinds.ts";
 import { addQuantumJobIndexes, backendLoad } from "../quantumjob/indexes.ts";
-import { credentialsRef, forgetRemote, remoteAccess } from "./remote.ts";
+import { INCOMPLETE_REMOTE_SPEC, credentialsRef, forgetRemote, remoteAccess } from "./remote.ts";
 
 const SITE_INDEX = "quantumbackend-site";
 const SECRET_INDEX = "quantumbackend-secret";
@@ -81,15 +81,17 @@ export const quantumBackendController = defineController<QuantumBackend>({
       return ref ? [`${ref.namespace}/${ref.name}`] : [];
     });
     addQuantumJobIndexes(cache);
+    // Backends carry no finalizer, so no reconcile sees one go: what is held for it is dropped when it is deleted.
+    informer.onEvent((event, b) => {
+      if (event !== "delete") return;
+      readings.delete(b.metadata.name);
+      forgetRemote(b.metadata.name);
+    });
   },
 
   async reconcile(ctx, backend) {
     const name = backend.metadata.name;
-    if (backend.metadata.deletionTimestamp) {
-      readings.delete(name);
-      forgetRemote(name);
-      return;
-    }
+    if (backend.metadata.deletionTimestamp) return; // going away: nothing to ask its provider
     const status = ctx.status(backend);
     status.set(backendLoad(ctx.cache, name));
 
@@ -132,10 +134,7 @@ function specProblem(backend: QuantumBackend): Unavailable | undefined {
       message: "A Job backend runs a simulator image on the site's nodes: set type Simulator.",
     };
   if (execution.mode === "Remote" && (!execution.provider || !execution.credentialsSecretRef))
-    return {
-      reason: "InvalidSpec",
-      message: "A Remote backend needs spec.execution.provider and spec.execution.credentialsSecretRef.",
-    };
+    return INCOMPLETE_REMOTE_SPEC;
   if (execution.mode === "Job" && !backend.spec.siteRef)
     return { reason: "InvalidSpec", message: "A Job backend runs on a site's nodes: set spec.siteRef." };
   return undefined;

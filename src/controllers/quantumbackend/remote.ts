@@ -15,6 +15,11 @@ export type RemoteAccess = { provider: QpuProvider } | { reason: string; message
  */
 const built = new Map<string, { fingerprint: string; provider: QpuProvider }>();
 
+export const INCOMPLETE_REMOTE_SPEC = {
+  reason: "InvalidSpec",
+  message: "A Remote backend needs spec.execution.provider and spec.execution.credentialsSecretRef.",
+};
+
 export function credentialsRef(backend: QuantumBackend): { namespace: string; name: string } | undefined {
   const ref = backend.spec.execution?.credentialsSecretRef;
   return ref && { namespace: ref.namespace ?? OPERATOR_NAMESPACE, name: ref.name };
@@ -25,11 +30,7 @@ export function remoteAccess(backend: QuantumBackend, cache: Cache): RemoteAcces
   const exec = backend.spec.execution;
   const factory = exec.provider ? providers[exec.provider] : undefined;
   const ref = credentialsRef(backend);
-  if (!factory || !ref)
-    return {
-      reason: "InvalidSpec",
-      message: "A Remote backend needs spec.execution.provider and spec.execution.credentialsSecretRef.",
-    };
+  if (!factory || !ref) return INCOMPLETE_REMOTE_SPEC;
   const secret = cache.get<Secret>(SecretKind, ref.namespace, ref.name);
   if (!secret)
     return {
