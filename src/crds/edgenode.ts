@@ -4,11 +4,13 @@ import type { Condition, Resource } from "../runtime/objects.ts";
 import { durationSchema } from "./duration.ts";
 import {
   type CrdDefinition,
-  type Schema,
   conditionsSchema,
   customKind,
+  dateTime,
+  int,
   labelSelectorSchema,
   observedGenerationSchema,
+  str,
 } from "./types.ts";
 
 export const EdgeNodeKind = customKind("EdgeNode", "edgenodes", false);
@@ -49,9 +51,6 @@ export interface EdgeNodeStatus {
 }
 
 export type EdgeNode = Resource<EdgeNodeSpec, EdgeNodeStatus>;
-
-const str = (description: string): Schema => ({ type: "string", description });
-const int = (description: string): Schema => ({ type: "integer", description });
 
 export const edgeNodeCrd: CrdDefinition = {
   kind: EdgeNodeKind,
@@ -157,7 +156,7 @@ export const edgeNodeCrd: CrdDefinition = {
             name: str("The Node."),
             ready: { type: "boolean", description: "Ready with a fresh heartbeat." },
             reason: str("Ready, HeartbeatStale, NoHeartbeat or the Node's NotReady reason."),
-            lastHeartbeat: { type: "string", format: "date-time", description: "Its last heartbeat." },
+            lastHeartbeat: dateTime("Its last heartbeat."),
           },
         },
       },
@@ -173,7 +172,7 @@ export const edgeNodeCrd: CrdDefinition = {
           p50Ms: { type: "number", description: "Median, ms." },
           p95Ms: { type: "number", description: "95th percentile, ms." },
           samples: int("Successful probes the percentiles cover."),
-          lastProbeTime: { type: "string", format: "date-time", description: "When the site was last probed." },
+          lastProbeTime: dateTime("When the site was last probed."),
         },
       },
       latencyTargetMs: int("The latency target in force."),

@@ -1,7 +1,7 @@
 import { ALGORITHMS } from "../pq/algorithms.ts";
 import type { Condition, Resource } from "../runtime/objects.ts";
 import { durationSchema } from "./duration.ts";
-import { type CrdDefinition, conditionsSchema, customKind, observedGenerationSchema } from "./types.ts";
+import { type CrdDefinition, conditionsSchema, customKind, dateTime, observedGenerationSchema } from "./types.ts";
 
 export const PQKeySetKind = customKind("PQKeySet", "pqkeysets", true);
 
@@ -121,16 +121,12 @@ export const pqKeySetCrd: CrdDefinition = {
           properties: {
             keyId: { type: "string", description: "The key ID." },
             state: { type: "string", enum: ["Active", "Retained"], description: "Active (current) or Retained." },
-            createdAt: { type: "string", format: "date-time", description: "When the key was generated." },
+            createdAt: dateTime("When the key was generated."),
           },
         },
       },
-      lastRotationTime: { type: "string", format: "date-time", description: "When the current key was generated." },
-      nextRotationTime: {
-        type: "string",
-        format: "date-time",
-        description: "When the next scheduled rotation is due (absent while suspended).",
-      },
+      lastRotationTime: dateTime("When the current key was generated."),
+      nextRotationTime: dateTime("When the next scheduled rotation is due (absent while suspended)."),
       failedAttempts: {
         type: "integer",
         description: "Consecutive failed attempts to generate or store a key; reset by a success.",

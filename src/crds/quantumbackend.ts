@@ -1,5 +1,14 @@
 import type { Condition, Resource } from "../runtime/objects.ts";
-import { type CrdDefinition, type Schema, conditionsSchema, customKind, observedGenerationSchema } from "./types.ts";
+import {
+  type CrdDefinition,
+  type Schema,
+  conditionsSchema,
+  customKind,
+  dateTime,
+  int,
+  observedGenerationSchema,
+  str,
+} from "./types.ts";
 
 export const QuantumBackendKind = customKind("QuantumBackend", "quantumbackends", false);
 
@@ -64,8 +73,6 @@ export interface QuantumBackendStatus {
 
 export type QuantumBackend = Resource<QuantumBackendSpec, QuantumBackendStatus>;
 
-const str = (description: string): Schema => ({ type: "string", description });
-const int = (description: string): Schema => ({ type: "integer", description });
 const rate = (description: string): Schema => ({ type: "number", minimum: 0, maximum: 1, description });
 const quantityMap = (description: string): Schema => ({
   type: "object",
@@ -272,11 +279,7 @@ export const quantumBackendCrd: CrdDefinition = {
       queued: int("QuantumJobs placed here waiting for a slot."),
       remoteQueueLength: int("Remote mode: jobs in the provider's queue for the device, at the last refresh."),
       calibration: calibrationSchema("The calibration placement uses: the provider's latest, else the spec's."),
-      lastCalibrationTime: {
-        type: "string",
-        format: "date-time",
-        description: "When the provider last calibrated the device (Remote mode).",
-      },
+      lastCalibrationTime: dateTime("When the provider last calibrated the device (Remote mode)."),
       observedGeneration: observedGenerationSchema,
       conditions: conditionsSchema,
     },

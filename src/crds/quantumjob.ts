@@ -3,11 +3,13 @@ import type { LabelSelector } from "../runtime/labels.ts";
 import { BACKEND_TYPES, type BackendType } from "./quantumbackend.ts";
 import {
   type CrdDefinition,
-  type Schema,
   conditionsSchema,
   customKind,
+  dateTime,
+  int,
   labelSelectorSchema,
   observedGenerationSchema,
+  str,
 } from "./types.ts";
 
 export const QuantumJobKind = customKind("QuantumJob", "quantumjobs", true);
@@ -66,10 +68,6 @@ export interface QuantumJobStatus {
 }
 
 export type QuantumJob = Resource<QuantumJobSpec, QuantumJobStatus>;
-
-const str = (description: string): Schema => ({ type: "string", description });
-const int = (description: string): Schema => ({ type: "integer", description });
-const time = (description: string): Schema => ({ type: "string", format: "date-time", description });
 
 export const quantumJobCrd: CrdDefinition = {
   kind: QuantumJobKind,
@@ -176,7 +174,7 @@ export const quantumJobCrd: CrdDefinition = {
         description: "When the job may run (CarbonBudget defers deferrable work to cleaner hours).",
         properties: {
           deferrable: { type: "boolean", description: "The job may wait for a better time." },
-          notAfter: time("The latest time the job may start."),
+          notAfter: dateTime("The latest time the job may start."),
         },
       },
     },
@@ -226,9 +224,9 @@ export const quantumJobCrd: CrdDefinition = {
         description: "The batch/v1 Job running it (Job backends).",
         properties: { name: str("The Job's name.") },
       },
-      startTime: time("When the job first started running (activeDeadlineSeconds counts from here)."),
-      retryTime: time("After a failed attempt: when the next may start."),
-      completionTime: time("When the job finished."),
+      startTime: dateTime("When the job first started running (activeDeadlineSeconds counts from here)."),
+      retryTime: dateTime("After a failed attempt: when the next may start."),
+      completionTime: dateTime("When the job finished."),
       durationSeconds: { type: "number", description: "Seconds from start to completion." },
       result: {
         type: "object",

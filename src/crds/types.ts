@@ -82,6 +82,13 @@ export const conditionsSchema: Schema = {
   },
 };
 
+/** A described string field. */
+export const str = (description: string): Schema => ({ type: "string", description });
+/** A described integer field. */
+export const int = (description: string): Schema => ({ type: "integer", description });
+/** A described metav1.Time field (RFC 3339). */
+export const dateTime = (description: string): Schema => ({ type: "string", format: "date-time", description });
+
 export const observedGenerationSchema: Schema = {
   type: "integer",
   description: "The metadata.generation the operator last acted on.",
@@ -105,7 +112,7 @@ export const labelSelectorSchema = (plural: string, singular: string): Schema =>
         description: "One requirement.",
         required: ["key", "operator"],
         properties: {
-          key: { type: "string", description: "The label key." },
+          key: str("The label key."),
           operator: {
             type: "string",
             enum: ["In", "NotIn", "Exists", "DoesNotExist"],
