@@ -12,6 +12,7 @@ import { Informer } from "../src/runtime/informer.ts";
 import { NamespaceKind } from "../src/runtime/kinds.ts";
 import { Logger } from "../src/runtime/log.ts";
 import { waitUntil } from "../src/runtime/wait.ts";
+import { BELL, ghz } from "../test/fixtures/circuits.ts";
 import { imageNodeOptions, inParallel } from "./util.ts";
 
 const NAMESPACE = "bench-quantum";
@@ -28,19 +29,6 @@ const PLACEMENT_DECISIONS = 10_000;
 const GHZ_SHOTS = 1000;
 const GHZ_LIMIT_MS = 10_000;
 const GHZ_MAX_QUBITS = 2048;
-
-const BELL = `OPENQASM 3.0;
-include "stdgates.inc";
-qubit[2] q;
-bit[2] c;
-h q[0];
-cx q[0], q[1];
-c = measure q;
-`;
-const ghz = (n: number) =>
-  `OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[${n}] q;\nbit[${n}] c;\nh q[0];\n` +
-  Array.from({ length: n - 1 }, (_, i) => `cx q[${i}], q[${i + 1}];\n`).join("") +
-  "c = measure q;\n";
 
 const quantumJob = (name: string, shots: number): QuantumJob => ({
   apiVersion: "nextgen.itechsmart.io/v1alpha1",

@@ -10,6 +10,7 @@ import { type QuantumBackend, QuantumBackendKind, type QuantumBackendSpec } from
 import { type QuantumJob, QuantumJobKind, type QuantumJobSpec } from "../../src/crds/quantumjob.ts";
 import { JobKind, PodKind, SecretKind } from "../../src/runtime/kinds.ts";
 import { type FakeIbmQuantum, startFakeIbmQuantum } from "../fakes/ibm-quantum-server.ts";
+import { BELL, ghz } from "../fixtures/circuits.ts";
 import { type KubeObject, cluster, createNamespace, startOperator, waitUntil } from "./harness.ts";
 
 const { admin, operatorKubeconfig } = cluster();
@@ -21,18 +22,6 @@ let ibm: FakeIbmQuantum;
 /** Cluster-scoped names get this suffix, so that reruns against one control plane do not collide. */
 const suffix = Math.random().toString(36).slice(2, 7);
 
-const BELL = `OPENQASM 3.0;
-include "stdgates.inc";
-qubit[2] q;
-bit[2] c;
-h q[0];
-cx q[0], q[1];
-c = measure q;
-`;
-const ghz = (n: number) =>
-  `OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[${n}] q;\nbit[${n}] c;\nh q[0];\n` +
-  Array.from({ length: n - 1 }, (_, i) => `cx q[${i}], q[${i + 1}];\n`).join("") +
-  "c = measure q;\n";
 /** A circuit dense enough to keep a worker thread busy for seconds (every qubit in superposition, entangled). */
 const SLOW = `OPENQASM 3.0;
 include "stdgates.inc";

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { type CircuitAnalysis, type CircuitStats, analyzeCircuit } from "../../src/quantum/circuit.ts";
+import { BELL } from "../fixtures/circuits.ts";
 
 function stats(source: string): CircuitStats {
   const analysis = analyzeCircuit(source);
@@ -15,18 +16,9 @@ function failure(source: string): Extract<CircuitAnalysis, { ok: false }> {
   return analysis;
 }
 
-const bell = `OPENQASM 3.0;
-include "stdgates.inc";
-qubit[2] q;
-bit[2] c;
-h q[0];
-cx q[0], q[1];
-c = measure q;
-`;
-
 describe("circuit counts", () => {
   test("Bell and GHZ circuits", () => {
-    expect(stats(bell)).toMatchObject({
+    expect(stats(BELL)).toMatchObject({
       qubits: 2,
       registers: [{ name: "c", size: 2 }],
       gates: { singleQubit: 1, twoQubit: 1, multiQubit: 0, measurements: 2, total: 2 },
@@ -261,7 +253,7 @@ describe("circuit errors", () => {
   });
 
   test("text that is clearly not OpenQASM", () => {
-    expect(failure('{"circuit": "bell"}')).toMatchObject({ line: 1, column: 2 });
+    expect(failure('{"circuit": "BELL"}')).toMatchObject({ line: 1, column: 2 });
     expect(failure("qubit[2] q;\nh q[0]\ncx q[0], q[1];")).toMatchObject({
       message: "expected ';', found 'cx'",
       line: 3,
@@ -287,10 +279,10 @@ mystery_gate q[0];
 
 describe("circuit hash", () => {
   test("stable under CRLF and LF, and sensitive to content", () => {
-    const lf = stats(bell).hash;
+    const lf = stats(BELL).hash;
     expect(lf).toMatch(/^sha256:[0-9a-f]{64}$/);
-    expect(stats(bell.replaceAll("\n", "\r\n")).hash).toBe(lf);
-    expect(stats(bell.replace("h q[0]", "x q[0]")).hash).not.toBe(lf);
+    expect(stats(BELL.replaceAll("\n", "\r\n")).hash).toBe(lf);
+    expect(stats(BELL.replace("h q[0]", "x q[0]")).hash).not.toBe(lf);
   });
 
   test("CRLF line endings do not shift error positions", () => {

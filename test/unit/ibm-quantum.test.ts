@@ -9,14 +9,7 @@ import {
 } from "../../src/quantum/providers/ibm-quantum.ts";
 import { type ProviderConfig, ProviderError, providerNames, providers } from "../../src/quantum/providers/index.ts";
 import { type FakeIbmQuantum, type FakeIbmQuantumOptions, startFakeIbmQuantum } from "../fakes/ibm-quantum-server.ts";
-
-const BELL = `OPENQASM 3.0;
-include "stdgates.inc";
-qubit[2] q;
-bit[2] c;
-h q[0];
-cx q[0], q[1];
-c = measure q;`;
+import { BELL } from "../fixtures/circuits.ts";
 
 const running: FakeIbmQuantum[] = [];
 afterEach(async () => {

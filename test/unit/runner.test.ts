@@ -10,10 +10,10 @@ import {
   parseRunnerResult,
   successDocument,
 } from "../../src/quantum/runner-result.ts";
+import { BELL } from "../fixtures/circuits.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "nextgen-runner-"));
 const header = `OPENQASM 3.0;\ninclude "stdgates.inc";\n`;
-const bell = `${header}qubit[2] q;\nbit[2] c;\nh q[0];\ncx q[0], q[1];\nc = measure q;\n`;
 
 /** Runs `nextgen-operator runner` as a real process with only env (and PATH) in its environment. */
 function runner(name: string, env: Record<string, string>) {
@@ -37,7 +37,7 @@ function runner(name: string, env: Record<string, string>) {
 
 describe("nextgen-operator runner", () => {
   test("a Bell circuit: counts in the result file and on stdout, exit 0", async () => {
-    const r = await runner("bell", { NEXTGEN_CIRCUIT: bell, NEXTGEN_SHOTS: "1000" });
+    const r = await runner("BELL", { NEXTGEN_CIRCUIT: BELL, NEXTGEN_SHOTS: "1000" });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(r.result);
     const doc = JSON.parse(r.result) as RunnerSuccess;
@@ -49,7 +49,7 @@ describe("nextgen-operator runner", () => {
 
   test("a circuit that does not compile: the InvalidCircuit document, exit 3", async () => {
     const r = await runner("invalid", {
-      NEXTGEN_CIRCUIT: bell.replace("measure q;", "measure qq;"),
+      NEXTGEN_CIRCUIT: BELL.replace("measure q;", "measure qq;"),
       NEXTGEN_SHOTS: "10",
     });
     expect(r.code, r.stderr).toBe(3);
@@ -60,9 +60,9 @@ describe("nextgen-operator runner", () => {
 
   test("missing or invalid input: the InvalidInput document, exit 2", async () => {
     for (const [name, env, message] of [
-      ["no-shots", { NEXTGEN_CIRCUIT: bell }, /NEXTGEN_SHOTS must be an integer/],
+      ["no-shots", { NEXTGEN_CIRCUIT: BELL }, /NEXTGEN_SHOTS must be an integer/],
       ["no-circuit", { NEXTGEN_SHOTS: "5" }, /no circuit/],
-      ["bad-noise", { NEXTGEN_CIRCUIT: bell, NEXTGEN_SHOTS: "5", NEXTGEN_NOISE: '{"pauli":[0.1]}' }, /NEXTGEN_NOISE/],
+      ["bad-noise", { NEXTGEN_CIRCUIT: BELL, NEXTGEN_SHOTS: "5", NEXTGEN_NOISE: '{"pauli":[0.1]}' }, /NEXTGEN_NOISE/],
     ] as const) {
       const r = await runner(name, env);
       expect(r.code, name).toBe(2);

@@ -1,15 +1,8 @@
 import { afterAll, describe, expect, test } from "vitest";
 import { qdkResultToBitstring, topCountEntries, topCounts } from "../../src/quantum/counts.ts";
 import { CircuitError, Simulator, noiseFromCalibration } from "../../src/quantum/simulator.ts";
+import { BELL, ghz, qasm } from "../fixtures/circuits.ts";
 
-const qasm = (qubits: number, body: string, bits = `bit[${qubits}] c;`) =>
-  `OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[${qubits}] q;\n${bits}\n${body}\n`;
-const ghz = (n: number) =>
-  qasm(
-    n,
-    ["h q[0];", ...Array.from({ length: n - 1 }, (_, i) => `cx q[${i}], q[${i + 1}];`), "c = measure q;"].join("\n"),
-  );
-const bell = ghz(2);
 // Every amplitude nonzero: the cost doubles per qubit (about 0.2 s a shot at 18 qubits), so 100 000 shots run for hours.
 const dense = (n: number) =>
   qasm(
@@ -57,7 +50,7 @@ describe("QDK results as Qiskit bitstrings", () => {
 
 describe("the simulator", () => {
   test("Bell pairs: only 00 and 11, each about half of the shots", async () => {
-    const r = await simulator.run({ source: bell, shots: 1000 });
+    const r = await simulator.run({ source: BELL, shots: 1000 });
     expect(r.shots).toBe(1000);
     expect(r.failedShots).toBe(0);
     expect(Object.keys(r.counts).sort()).toEqual(["00", "11"]);
@@ -90,7 +83,7 @@ describe("the simulator", () => {
     // two measurements give four independent flips, and an odd number of them makes 01 or 10. The flip after h
     // does nothing to |+>. So the error share is (1 - (1 - 2·0.05)^4) / 2 ≈ 0.172.
     const shots = 2000;
-    const r = await simulator.run({ source: bell, shots, noise: { pauli: [0.05, 0, 0] } });
+    const r = await simulator.run({ source: BELL, shots, noise: { pauli: [0.05, 0, 0] } });
     const errors = (r.counts["01"] ?? 0) + (r.counts["10"] ?? 0);
     expect(errors).toBeGreaterThan(0);
     expect(sigmas(errors, shots, (1 - 0.9 ** 4) / 2)).toBeLessThan(5);
@@ -104,7 +97,7 @@ describe("the simulator", () => {
     expect((error as CircuitError).message).toBe("line 7, column 13: undefined symbol: qq");
     expect((error as CircuitError).diagnostics).toEqual([expected]);
     expect(await simulator.check(bad)).toEqual([expected]);
-    expect(await simulator.check(bell)).toEqual([]);
+    expect(await simulator.check(BELL)).toEqual([]);
   });
 
   test("a runtime error in some shots is reported with the shots that succeeded", async () => {
@@ -131,14 +124,14 @@ describe("the simulator", () => {
     await expect(aborted).rejects.toMatchObject({ name: "AbortError" });
     await expect(one.run(long, { timeoutMs: 300 })).rejects.toMatchObject({ name: "TimeoutError" });
     // One thread: had the long run kept it, this one would wait for minutes and time out.
-    const r = await one.run({ source: bell, shots: 100 }, { timeoutMs: 30_000 });
+    const r = await one.run({ source: BELL, shots: 100 }, { timeoutMs: 30_000 });
     expect(r.shots).toBe(100);
     await one.close();
   });
 
   test("shots must be a positive integer", async () => {
-    await expect(simulator.run({ source: bell, shots: 0 })).rejects.toThrow(/shots must be a positive integer/);
-    await expect(simulator.run({ source: bell, shots: 1.5 })).rejects.toThrow(/shots must be a positive integer/);
+    await expect(simulator.run({ source: BELL, shots: 0 })).rejects.toThrow(/shots must be a positive integer/);
+    await expect(simulator.run({ source: BELL, shots: 1.5 })).rejects.toThrow(/shots must be a positive integer/);
   });
 });
 
