@@ -7,7 +7,7 @@ import type { Executor, Observation, Run } from "./execution.ts";
 
 /** The operator's own image runs `nextgen-operator runner` unless a backend names another. */
 export const DEFAULT_RUNNER_IMAGE = process.env.NEXTGEN_RUNNER_IMAGE ?? "ghcr.io/itechsmart/nextgen-operator:0.1.0";
-export const RUNNER_CONTAINER = "runner";
+const RUNNER_CONTAINER = "runner";
 export const JOB_LABEL = "nextgen.itechsmart.io/quantumjob";
 
 type BatchJob = KubeObject & {
@@ -24,7 +24,7 @@ type Pod = KubeObject & {
  * One name per attempt: creating it again (after a restart) finds the same Job instead of a second one. The uid
  * keeps two QuantumJobs whose names share a long prefix apart, within the 63 characters of the job-name label.
  */
-export function batchJobName(job: QuantumJob, attempt: number): string {
+function batchJobName(job: QuantumJob, attempt: number): string {
   return `${job.metadata.name.slice(0, 40)}-${(job.metadata.uid ?? "").slice(0, 8)}-run-${attempt}`;
 }
 

@@ -12,7 +12,7 @@ import { backendLoad } from "./indexes.ts";
  * What the embedded simulator can hold: WebAssembly's 32-bit memory stops at 4 GiB, and the simulator needs room
  * beside the state vector.
  */
-export const EMBEDDED_MEMORY_BYTES = 2 * 1024 ** 3;
+const EMBEDDED_MEMORY_BYTES = 2 * 1024 ** 3;
 
 /** Every QuantumBackend as placement sees it, with its site, load and memory, for one job. */
 export function candidates(cache: Cache, job: QuantumJob): BackendCandidate[] {

@@ -8,7 +8,7 @@ const BY_REFERENCE = "quantumjob-reference";
 /** QuantumJobs not placed yet (new, Pending, or between attempts): what a backend's change may unblock. */
 const WAITING = "quantumjob-waiting";
 
-export const ACTIVE_PHASES: readonly JobPhase[] = ["Queued", "Scheduled", "Running"];
+const ACTIVE_PHASES: readonly JobPhase[] = ["Queued", "Scheduled", "Running"];
 export const HOLDS_SLOT: readonly JobPhase[] = ["Scheduled", "Running"];
 export const FINISHED: readonly JobPhase[] = ["Succeeded", "Failed", "Cancelled"];
 

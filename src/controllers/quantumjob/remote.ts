@@ -24,7 +24,7 @@ function provider(ctx: ReconcileContext, run: Pick<Run, "backend">) {
 }
 
 /** The tag that identifies one attempt at the provider, so that a restarted operator finds it again. */
-export function remoteTag(run: Run): string {
+function remoteTag(run: Run): string {
   return `nextgen-${run.job.metadata.uid}-${run.attempt}`;
 }
 

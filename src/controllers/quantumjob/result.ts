@@ -6,7 +6,7 @@ import { type KubeObject, isControlledBy } from "../../runtime/objects.ts";
 import type { Observation } from "./execution.ts";
 import { JOB_LABEL } from "./batch-job.ts";
 
-export const RESULT_KEY = "counts.json";
+const RESULT_KEY = "counts.json";
 /** A ConfigMap holds at most 1 MiB; the histogram keeps its most frequent bitstrings within this. */
 const MAX_HISTOGRAM_BYTES = 900_000;
 
