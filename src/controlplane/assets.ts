@@ -1,22 +1,85 @@
 import { spawn } from "node:child_process";
-import { accessSync, constants, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { createHash } from "node:crypto";
+import {
+  accessSync,
+  closeSync,
+  constants,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
 
+/**
+ * The binaries of one control plane. The tests, the demo and the benchmarks run a real Kubernetes: etcd,
+ * kube-apiserver, kube-controller-manager and kube-scheduler, built from the Go modules pinned in hack/k8s/<minor>
+ * (or taken from KUBEBUILDER_ASSETS, envtest's convention).
+ */
 export type AssetPaths = {
   etcd: string;
   kubeApiserver: string;
   kubeControllerManager?: string;
   kubeScheduler?: string;
   dir: string;
+  /** The Kubernetes version built, e.g. "1.37.2"; undefined for KUBEBUILDER_ASSETS. */
+  version?: string;
 };
 
+/** Test tools that do not depend on the Kubernetes minor (hack/tools): KWOK and Argo CD's Lua VM. */
+export type ToolPaths = { kwok: string; argocdHealth: string };
+
 const BUILD_TIMEOUT_MS = 60 * 60_000;
+const HACK = resolve(import.meta.dirname, "../../hack");
+const K8S_MODULES = join(HACK, "k8s");
+const TOOLS_MODULE = join(HACK, "tools");
+const CONTROL_PLANE_BINARIES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"];
 
 export function cacheRoot(): string {
   return join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "nextgen-operator");
+}
+
+/** The pinned Kubernetes versions (hack/k8s/<minor>/go.mod), newest first: ["1.37.2", "1.35.4", ...]. */
+export function pinnedVersions(): string[] {
+  return readdirSync(K8S_MODULES, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && /^1\.\d+$/.test(e.name))
+    .map((e) => pinnedVersion(join(K8S_MODULES, e.name)))
+    .sort((a, b) => compareVersions(b, a));
+}
+
+function pinnedVersion(moduleDir: string): string {
+  const match = /^\s*k8s\.io\/kubernetes v(1\.\d+\.\d+)\b/m.exec(readFileSync(join(moduleDir, "go.mod"), "utf8"));
+  if (!match) throw new Error(`${moduleDir}/go.mod does not require k8s.io/kubernetes`);
+  return match[1]!;
+}
+
+function compareVersions(a: string, b: string): number {
+  const [x, y] = [a, b].map((v) => v.split(".").map(Number));
+  for (let i = 0; i < 3; i++) if (x![i] !== y![i]) return x![i]! - y![i]!;
+  return 0;
+}
+
+/**
+ * The version to run: `requested` (a minor such as "1.35" or an exact pinned "1.35.4"), else NEXTGEN_K8S_VERSION,
+ * else the newest pinned.
+ */
+export function selectVersion(requested = process.env.NEXTGEN_K8S_VERSION): string {
+  const pinned = pinnedVersions();
+  if (!requested) return pinned[0]!;
+  const wanted = requested.replace(/^v/, "");
+  const found = pinned.find((v) => v === wanted || v.startsWith(`${wanted}.`));
+  if (!found) {
+    throw new Error(
+      `Kubernetes ${requested} is not pinned here; pinned: ${pinned.join(", ")} (add one with hack/k8s/pin.sh)`,
+    );
+  }
+  return found;
 }
 
 function executable(path: string): boolean {
@@ -28,7 +91,7 @@ function executable(path: string): boolean {
   }
 }
 
-function pathsIn(dir: string): AssetPaths {
+function pathsIn(dir: string, version?: string): AssetPaths {
   const [cm, sched] = [join(dir, "kube-controller-manager"), join(dir, "kube-scheduler")];
   return {
     dir,
@@ -36,22 +99,81 @@ function pathsIn(dir: string): AssetPaths {
     kubeApiserver: join(dir, "kube-apiserver"),
     ...(executable(cm) && { kubeControllerManager: cm }),
     ...(executable(sched) && { kubeScheduler: sched }),
+    ...(version && { version }),
   };
 }
 
-export async function ensureAssets(log: (line: string) => void): Promise<AssetPaths> {
+/** The control-plane binaries: from KUBEBUILDER_ASSETS when set, else built once per pinned version and cached. */
+export async function ensureAssets(log: (line: string) => void, requestedVersion?: string): Promise<AssetPaths> {
   const fromEnv = process.env.KUBEBUILDER_ASSETS;
   if (fromEnv) {
     const missing = ["etcd", "kube-apiserver"].filter((b) => !executable(join(fromEnv, b)));
     if (missing.length) throw new Error(`KUBEBUILDER_ASSETS=${fromEnv} lacks executable ${missing.join(" and ")}`);
     return pathsIn(fromEnv);
   }
-  const dir = join(cacheRoot(), "k8s-1.20.2");
-  const complete = () =>
-    ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"].every((b) => executable(join(dir, b)));
-  if (complete()) return pathsIn(dir);
+  const version = selectVersion(requestedVersion);
+  const moduleDir = join(K8S_MODULES, version.split(".").slice(0, 2).join("."));
+  const [major, minor] = version.split(".");
+  // What `kubectl version` and /version report, as Kubernetes' own build stamps it (hack/lib/version.sh).
+  const stamp = (pkg: string) =>
+    [`gitVersion=v${version}`, `gitMajor=${major}`, `gitMinor=${minor}`, "gitTreeState=clean"].map(
+      (kv) => `-X ${pkg}.${kv}`,
+    );
+  const dir = await buildCached(
+    `Kubernetes ${version} control plane`,
+    join(cacheRoot(), "k8s", `v${version}-${moduleHash(moduleDir, ["etcd/main.go"])}`),
+    CONTROL_PLANE_BINARIES,
+    (out) =>
+      goBuild(
+        moduleDir,
+        out,
+        [
+          "k8s.io/kubernetes/cmd/kube-apiserver",
+          "k8s.io/kubernetes/cmd/kube-controller-manager",
+          "k8s.io/kubernetes/cmd/kube-scheduler",
+          "./etcd",
+        ],
+        [...stamp("k8s.io/component-base/version"), ...stamp("k8s.io/client-go/pkg/version")],
+        log,
+      ),
+    log,
+  );
+  return pathsIn(dir, version);
+}
 
-  mkdirSync(cacheRoot(), { recursive: true });
+/** KWOK and the Argo CD health-check runner, built once from hack/tools and cached. */
+export async function ensureTools(log: (line: string) => void): Promise<ToolPaths> {
+  const dir = await buildCached(
+    "test tools (kwok, argocd-health)",
+    join(cacheRoot(), "tools", moduleHash(TOOLS_MODULE, ["argocd-health/main.go"])),
+    ["kwok", "argocd-health"],
+    (out) => goBuild(TOOLS_MODULE, out, ["sigs.k8s.io/kwok/cmd/kwok", "./argocd-health"], [], log),
+    log,
+  );
+  return { kwok: join(dir, "kwok"), argocdHealth: join(dir, "argocd-health") };
+}
+
+/** A cache key that changes whenever anything the build reads from the repository changes. */
+function moduleHash(moduleDir: string, sources: string[]): string {
+  const hash = createHash("sha256");
+  for (const file of ["go.mod", "go.sum", ...sources]) hash.update(readFileSync(join(moduleDir, file)));
+  return hash.digest("hex").slice(0, 12);
+}
+
+/**
+ * Runs `build` into `<dir>.partial` and renames it to `dir` when every binary is there; quiet when `dir` is complete.
+ * A lock file keeps concurrent callers (test projects, a demo) from building the same thing twice.
+ */
+async function buildCached(
+  what: string,
+  dir: string,
+  binaries: string[],
+  build: (out: string) => Promise<void>,
+  log: (line: string) => void,
+): Promise<string> {
+  const complete = () => binaries.every((b) => executable(join(dir, b)));
+  if (complete()) return dir;
+  mkdirSync(resolve(dir, ".."), { recursive: true });
   const lock = `${dir}.lock`;
   const deadline = Date.now() + BUILD_TIMEOUT_MS;
   let waiting = false;
@@ -69,17 +191,27 @@ export async function ensureAssets(log: (line: string) => void): Promise<AssetPa
       continue;
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for another build of ${dir} (lock ${lock})`);
-    if (!waiting) log(`waiting for another process building ${dir} (lock ${lock})`);
+    if (!waiting) log(`waiting for another process building ${what} into ${dir}`);
     waiting = true;
     await delay(1000);
   }
   try {
     // Another caller may have finished the build while we waited for the lock.
-    if (!complete()) await runBuild(dir, log);
+    if (!complete()) {
+      const partial = `${dir}.partial`;
+      rmSync(partial, { recursive: true, force: true });
+      mkdirSync(partial, { recursive: true });
+      const started = Date.now();
+      log(`building ${what} into ${dir} (first run only)`);
+      await build(partial);
+      rmSync(dir, { recursive: true, force: true });
+      renameSync(partial, dir);
+      log(`built ${what} in ${Math.round((Date.now() - started) / 1000)} s`);
+    }
   } finally {
     rmSync(lock, { force: true });
   }
-  return pathsIn(dir);
+  return dir;
 }
 
 function holderAlive(lock: string): boolean {
@@ -98,22 +230,64 @@ function holderAlive(lock: string): boolean {
   }
 }
 
-async function runBuild(dir: string, log: (line: string) => void): Promise<void> {
-  const script = resolve(import.meta.dirname, "../../scripts/build-k8s-assets.sh");
-  log(`building control-plane binaries into ${dir} with ${script} (first run only; takes several minutes)`);
-  const child = spawn("bash", [script, dir], { stdio: ["ignore", "pipe", "pipe"] });
+/** `go build` of `packages` in `moduleDir` into `out`, logging progress: modules fetched, packages compiled. */
+async function goBuild(
+  moduleDir: string,
+  out: string,
+  packages: string[],
+  ldflags: string[],
+  log: (line: string) => void,
+): Promise<void> {
+  const env = { ...process.env, CGO_ENABLED: "0", GOFLAGS: "-mod=readonly" };
+  log(`downloading the Go modules ${moduleDir}/go.sum pins`);
+  await run("go", ["mod", "download"], moduleDir, env, () => {});
+  let compiled = 0;
+  const every = 200;
+  await run(
+    "go",
+    ["build", "-v", "-trimpath", `-ldflags=-s -w ${ldflags.join(" ")}`, "-o", `${out}/`, ...packages],
+    moduleDir,
+    env,
+    // -v names each package as it is compiled: a count is progress enough on a build of a few thousand.
+    () => {
+      if (++compiled % every === 0) log(`compiled ${compiled} packages`);
+    },
+  );
+}
+
+async function run(
+  cmd: string,
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  onLine: (line: string) => void,
+): Promise<void> {
+  const child = spawn(cmd, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
   const tail: string[] = [];
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on("line", (line) => {
       tail.push(line);
       if (tail.length > 30) tail.shift();
-      log(line);
+      onLine(line);
     });
   }
-  const code = await new Promise<number | null>((res, rej) => child.on("error", rej).on("close", res));
+  const code = await new Promise<number | null>((res, rej) =>
+    child
+      .on("error", (err: NodeJS.ErrnoException) =>
+        rej(
+          err.code === "ENOENT"
+            ? new Error(
+                `${cmd} not found: building the test binaries needs Go 1.26 or newer on PATH ` +
+                  `(or set KUBEBUILDER_ASSETS to a folder holding etcd, kube-apiserver, kube-controller-manager and kube-scheduler)`,
+              )
+            : err,
+        ),
+      )
+      .on("close", res),
+  );
   if (code !== 0) {
     throw new Error(
-      `${script} failed (exit ${code}); set KUBEBUILDER_ASSETS to a folder with etcd and kube-apiserver to skip the build. Last output:\n${tail.join("\n")}`,
+      `${cmd} ${args.slice(0, 2).join(" ")} in ${cwd} failed (exit ${code}); last output:\n${tail.join("\n")}`,
     );
   }
 }

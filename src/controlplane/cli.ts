@@ -1,12 +1,14 @@
 import { join } from "node:path";
 import { parse, UsageError } from "../cli/args.ts";
-import { cacheRoot, ensureAssets } from "./assets.ts";
+import { cacheRoot, ensureAssets, ensureTools, pinnedVersions } from "./assets.ts";
 import { ControlPlane, controlPlaneEnv } from "./control-plane.ts";
 
-const overview = `Usage: nextgen-operator control-plane <up|down|env|assets> [--dir DIR]
+const overview = `Usage: nextgen-operator control-plane <up|down|env|assets> [--dir DIR] [--k8s-version VERSION]
 
-A local Kubernetes 1.20 control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) on loopback
-ports, for development. Its files live in DIR (default ${join(cacheRoot(), "control-plane")}).
+A local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) and KWOK on
+loopback ports, for development. Its files live in DIR (default ${join(cacheRoot(), "control-plane")}).
+VERSION is a pinned minor or release (hack/k8s/<minor>: ${pinnedVersions().join(", ")}); default NEXTGEN_K8S_VERSION,
+else the newest.
 
   up     start it in the background and print the shell exports to reach it: eval "$(nextgen-operator control-plane up)"
   down   stop it (succeeds when none runs)
@@ -24,8 +26,9 @@ The first run builds the binaries (several minutes) unless KUBEBUILDER_ASSETS na
 Stops the control plane started by 'up'; succeeds quietly when none runs.`,
   assets: `Usage: nextgen-operator control-plane assets
 
-Finds the control-plane binaries in KUBEBUILDER_ASSETS, or builds them once from Debian's packages into the cache
-folder (several minutes), and prints the folder. 'up', the tests and the demo do the same on first use.`,
+Finds the control-plane binaries in KUBEBUILDER_ASSETS, or builds them once from the Go modules pinned in
+hack/k8s/<minor> into the cache folder (several minutes; quiet when cached), builds KWOK and the test tools from
+hack/tools the same way, and prints the control plane's folder. 'up', the tests and the demo do the same on first use.`,
   env: `Usage: nextgen-operator control-plane env [--dir DIR]
 
 Prints the export lines for the running control plane; exits 1 when none runs.`,
@@ -46,12 +49,20 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
       `control-plane: ${sub === undefined ? "missing subcommand" : `unknown subcommand "${sub}"`}; expected up, down, env or assets`,
     );
   }
-  const { values } = parse(`control-plane ${sub}`, rest, { dir: { type: "string" } });
+  const { values } = parse(`control-plane ${sub}`, rest, {
+    dir: { type: "string" },
+    "k8s-version": { type: "string" },
+  });
+  const version = values["k8s-version"];
   if (values.help) return (say(usage[sub]!), 0);
   const dir = values.dir ?? join(cacheRoot(), "control-plane");
   const running = ControlPlane.runningState(dir);
 
-  if (sub === "assets") return (say((await ensureAssets(warn)).dir), 0);
+  if (sub === "assets") {
+    const assets = await ensureAssets(warn, version);
+    await ensureTools(warn);
+    return (say(assets.dir), 0);
+  }
   if (sub === "down") {
     if (await ControlPlane.stopFromState(dir)) warn(`stopped the control plane in ${dir}`);
     return 0;
@@ -65,7 +76,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     warn(`a control plane is already running in ${dir} (${running.apiserverUrl})`);
     return (say(exportLines(controlPlaneEnv(running))), 0);
   }
-  const cp = await ControlPlane.start({ dir, detached: true, log: warn });
+  const cp = await ControlPlane.start({ dir, detached: true, log: warn, version });
   say(exportLines(cp.env()));
   return 0;
 }

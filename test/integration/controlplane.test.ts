@@ -1,5 +1,6 @@
-import { AppsV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
 import { expect, test } from "vitest";
+import { selectVersion } from "../../src/controlplane/assets.ts";
 import { ControlPlane } from "../../src/controlplane/control-plane.ts";
 import { waitUntil } from "../../src/runtime/wait.ts";
 
@@ -11,15 +12,19 @@ function kubeConfig(file: string): KubeConfig {
 
 // The first run on a machine may build the binaries (several minutes), hence the generous timeout.
 test(
-  "a local control plane serves the API, enforces RBAC, runs controllers and survives an apiserver restart",
+  "a local control plane of the selected version serves the API, enforces RBAC, runs controllers and survives an apiserver restart",
   { timeout: 30 * 60_000 },
   async () => {
-    const cp = await ControlPlane.start({ log: (line) => console.error(line) });
+    const cp = await ControlPlane.start({ log: (line) => console.error(line), kwok: false });
     const pids = new Set<number>();
     const recordPids = () => Object.values(ControlPlane.runningState(cp.dir)!.pids).forEach((pid) => pids.add(pid!));
     try {
       recordPids();
       expect(pids.size).toBe(4);
+      // The binaries are the release NEXTGEN_K8S_VERSION picks (default the newest pinned), stamped as upstream does.
+      const version = await kubeConfig(cp.adminKubeconfig).makeApiClient(VersionApi).getCode();
+      expect(version.gitVersion).toBe(`v${selectVersion()}`);
+      expect(cp.version).toBe(selectVersion());
       const core = kubeConfig(cp.adminKubeconfig).makeApiClient(CoreV1Api);
       const namespace = "cp-test";
       await core.createNamespace({ body: { metadata: { name: namespace } } });
