@@ -1,15 +1,15 @@
 import { installPrerequisites } from "../src/cli/install.ts";
 import type { ControlPlane } from "../src/controlplane/control-plane.ts";
-import { SimulatedKubelets } from "../src/controlplane/kubelet.ts";
+import { KwokNodes } from "../src/controlplane/kwok.ts";
 import { OperatorProcess } from "../src/controlplane/operator-process.ts";
 import { type EdgeNode, EdgeNodeKind } from "../src/crds/edgenode.ts";
 import { KubeClient } from "../src/runtime/client.ts";
 import { Informer } from "../src/runtime/informer.ts";
 import { NodeKind } from "../src/runtime/kinds.ts";
+import type { Condition, KubeObject } from "../src/runtime/objects.ts";
 import { Logger } from "../src/runtime/log.ts";
 import { waitUntil } from "../src/runtime/wait.ts";
 import { imageNodeOptions, inParallel } from "./util.ts";
-import { metaTime } from "../src/runtime/time.ts";
 
 const NODES_PER_SITE = Number(process.env.BENCH_NODES_PER_SITE ?? 50);
 const SITE_LABEL = "bench.nextgen.itechsmart.io/site";
@@ -28,8 +28,8 @@ function topology(): Plan[] {
       tier,
       parentRef: parent ? { name: parent } : undefined,
       nodeSelector: { matchLabels: { [SITE_LABEL]: name } },
-      // Leases are written once here (10 000 renewals every 10 s would swamp this machine's API server), so the
-      // grace period covers the whole benchmark.
+      // kwok renews Leases every quarter of an hour here (bench/run.ts: 10 000 renewals every 10 s would swamp
+      // this machine's API server), so the grace period covers that.
       offline: { gracePeriod: "1h", action: "None" },
     } as EdgeNode["spec"],
   });
@@ -54,14 +54,18 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
   const admin = KubeClient.load(cp.adminKubeconfig, "bench-client");
   await installPrerequisites(admin, process.cwd());
   const plans = topology();
-  const kubelets = new SimulatedKubelets(admin);
+  const kwok = new KwokNodes(admin);
   const registerStart = performance.now();
   const nodes = plans.flatMap((p) =>
     Array.from({ length: NODES_PER_SITE }, (_, i) => ({ name: `${p.name}-n${i}`, site: p.name })),
   );
   await inParallel(nodes.length, 16, (i) => {
     const n = nodes[i] as { name: string; site: string };
-    return kubelets.register(n.name, { labels: { [SITE_LABEL]: n.site } });
+    return kwok.register(n.name, { labels: { [SITE_LABEL]: n.site }, wait: false });
+  });
+  await waitUntil("kwok to report every Node Ready", async () => (await readyNodes(admin)) === nodes.length, {
+    timeoutMs: 30 * 60_000,
+    intervalMs: 2000,
   });
   const registerSeconds = (performance.now() - registerStart) / 1000;
 
@@ -115,26 +119,7 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
   };
   const victim = "edge-0-0-0-n7";
   const changeStart = performance.now();
-  await admin.patch(
-    NodeKind,
-    undefined,
-    victim,
-    "merge",
-    {
-      status: {
-        conditions: [
-          {
-            type: "Ready",
-            status: "False",
-            reason: "KubeletNotReady",
-            message: "bench",
-            lastHeartbeatTime: metaTime(new Date()),
-          },
-        ],
-      },
-    },
-    { subresource: "status" },
-  );
+  await kwok.setReady(victim, false);
   await waitUntil(
     "the hub to count one Node fewer Ready",
     () => total(watcher.get(undefined, "hub-0"))?.readyNodes === subtreeSites("hub-0") * NODES_PER_SITE - 1,
@@ -158,9 +143,9 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
   await watcher.stop();
   await admin.close();
   return {
-    "nodes (with leases)": nodes.length,
+    "KWOK nodes (with leases)": nodes.length,
     sites: plans.length,
-    "registering nodes and leases s (setup)": registerSeconds.toFixed(1),
+    "registering nodes until KWOK reports all Ready s (setup)": registerSeconds.toFixed(1),
     "sites created to every status right s": convergeSeconds.toFixed(1),
     "one Node NotReady: until the hub's roll-up shows it ms": changeMs.toFixed(0),
     "one Node NotReady: reconciles triggered (chain is 3)": changeReconciles,
@@ -168,4 +153,9 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
     "operator RSS MB": rss.toFixed(0),
     "operator peak RSS MB": peak.toFixed(0),
   };
+}
+
+async function readyNodes(admin: KubeClient): Promise<number> {
+  const list = await admin.list<KubeObject & { status?: { conditions?: Condition[] } }>(NodeKind);
+  return list.items.filter((n) => n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).length;
 }

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ControlPlane } from "../controlplane/control-plane.ts";
-import { SimulatedKubelets } from "../controlplane/kubelet.ts";
+import { KwokNodes } from "../controlplane/kwok.ts";
 import { OperatorProcess } from "../controlplane/operator-process.ts";
 import { crds } from "../crds/index.ts";
 import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../manifests/generate.ts";
@@ -14,7 +14,8 @@ import { applyObjects, installPrerequisites, readManifests } from "./install.ts"
 
 export const demoHelp = `Usage: nextgen-operator demo [--once] [--timeout SECONDS]
 
-Brings up a local control plane (etcd, kube-apiserver, controller-manager, scheduler), installs the CRDs and RBAC,
+Brings up a local control plane (etcd, kube-apiserver, controller-manager, scheduler, and KWOK for simulated
+Nodes; the version from NEXTGEN_K8S_VERSION, default the newest pinned), installs the CRDs and RBAC,
 runs the operator under its own ServiceAccount's permissions, applies config/samples and prints the status of every
 resource as it converges. Runs until Ctrl-C; --once exits 0 as soon as everything has converged (non-zero on timeout).`;
 
@@ -43,14 +44,13 @@ export async function demoCommand(args: string[]): Promise<number> {
   process.on("SIGINT", () => stop.abort());
   process.on("SIGTERM", () => stop.abort());
 
-  say("starting the control plane (the first run builds it from Debian's packages)");
+  say("starting the control plane (the first run builds it from the Go modules in hack/, several minutes)");
   const cp = await ControlPlane.start({ log: (l) => say(l) });
   let operator: OperatorProcess | undefined;
-  let kubelets: SimulatedKubelets | undefined;
   try {
     say(`control plane up at ${cp.apiserverUrl}; kubeconfig: ${cp.adminKubeconfig}`);
     const admin = KubeClient.load(cp.adminKubeconfig, "nextgen-demo");
-    kubelets = new SimulatedKubelets(admin);
+    const nodes = new KwokNodes(admin);
     await installPrerequisites(admin, ROOT);
     say(`installed ${crds.length} CRDs and the operator's RBAC`);
 
@@ -67,17 +67,14 @@ export async function demoCommand(args: string[]): Promise<number> {
     say(`leading on Lease ${OPERATOR_NAMESPACE}/${LEADER_ELECTION_ID}; metrics at ${operator.metricsUrl}`);
 
     const samples = await readManifests(join(ROOT, "config/samples")).catch(() => [] as KubeObject[]);
-    // No kubelets run here: two simulated Nodes per sample site stand in, labelled to join it, heartbeating.
+    // No kubelets run here: two KWOK Nodes per sample site stand in, labelled to join it.
     const sites = samples.filter((o) => o.kind === "EdgeNode").map((o) => o.metadata.name);
     for (const site of sites) {
       for (const i of [1, 2])
-        await kubelets.register(`${site}-node-${i}`, { labels: { "nextgen.itechsmart.io/site": site } });
+        await nodes.register(`${site}-node-${i}`, { labels: { "nextgen.itechsmart.io/site": site } });
     }
-    kubelets.start();
     await applyObjects(admin, samples);
-    say(
-      `applied ${samples.length} samples from config/samples; ${sites.length * 2} simulated Nodes heartbeat for the sites`,
-    );
+    say(`applied ${samples.length} samples from config/samples; ${sites.length * 2} KWOK Nodes serve the sites`);
 
     const deadline = Date.now() + timeoutMs;
     let last = "";
@@ -100,7 +97,6 @@ export async function demoCommand(args: string[]): Promise<number> {
     }
     return 0;
   } finally {
-    kubelets?.stopAll();
     await operator?.stop();
     await cp.stop();
     say("stopped the operator and the control plane");

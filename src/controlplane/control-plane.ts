@@ -7,9 +7,10 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { ensureAssets } from "./assets.ts";
+import { ensureAssets, ensureTools } from "./assets.ts";
+import { KWOK_NODE_SELECTOR, KWOK_STAGES } from "./kwok.ts";
 
-type Name = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler";
+type Name = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler" | "kwok";
 type Proc = { child: ChildProcess; log: string };
 export type ControlPlaneState = {
   pids: Partial<Record<Name, number>>;
@@ -17,18 +18,29 @@ export type ControlPlaneState = {
   adminKubeconfig: string;
   operatorKubeconfig: string;
   dir: string;
+  /** The Kubernetes version running (undefined for KUBEBUILDER_ASSETS binaries). */
+  version?: string;
 };
 export type StartOptions = {
   dir?: string;
   log?: (line: string) => void;
   controllerManager?: boolean;
   scheduler?: boolean;
+  /** Start KWOK for simulated Nodes and Pods (default true). */
+  kwok?: boolean;
+  /**
+   * The Lease duration kwok gives its Nodes, renewed every quarter of it as a kubelet does. Default 40 s (the
+   * kubelet's); tests that watch heartbeats go stale use less, a large fleet more, to spare the API server.
+   */
+  nodeLeaseDurationSeconds?: number;
+  /** A pinned Kubernetes version or minor (hack/k8s); default NEXTGEN_K8S_VERSION, else the newest. */
+  version?: string;
   /** Leave the processes running when this Node process exits (`control-plane up`). */
   detached?: boolean;
 };
 
 const OPERATOR_USER = "system:serviceaccount:itechsmart-nextgen:nextgen-operator";
-const STOP_ORDER: Name[] = ["kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"];
+const STOP_ORDER: Name[] = ["kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"];
 
 // Children of non-detached control planes, killed if this Node process exits before stop() ran.
 const owned = new Set<number>();
@@ -40,6 +52,7 @@ export class ControlPlane {
   readonly apiserverUrl: string;
   readonly adminKubeconfig: string;
   readonly operatorKubeconfig: string;
+  readonly version: string | undefined;
   readonly adminToken = randomBytes(24).toString("hex");
   private readonly procs = new Map<Name, Proc>();
   private readonly ownsDir: boolean;
@@ -47,8 +60,16 @@ export class ControlPlane {
   private readonly log: (line: string) => void;
   private apiserverCmd: [string, string[]] = ["", []];
 
-  private constructor(dir: string, ownsDir: boolean, detached: boolean, log: (line: string) => void, apiPort: number) {
+  private constructor(
+    dir: string,
+    ownsDir: boolean,
+    detached: boolean,
+    log: (line: string) => void,
+    apiPort: number,
+    version: string | undefined,
+  ) {
     this.dir = dir;
+    this.version = version;
     this.log = log;
     this.ownsDir = ownsDir;
     this.detached = detached;
@@ -59,23 +80,26 @@ export class ControlPlane {
 
   static async start(opts: StartOptions = {}): Promise<ControlPlane> {
     const log = opts.log ?? (() => {});
-    const bins = await ensureAssets(log);
-    const [apiPort, etcdPort, peerPort] = await freePorts(3);
+    const bins = await ensureAssets(log, opts.version);
+    const wantKwok = opts.kwok ?? true;
+    const tools = wantKwok ? await ensureTools(log) : undefined;
+    const [apiPort, etcdPort, peerPort, kwokPort] = await freePorts(4);
     const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "nextgen-cp-"));
     if (opts.dir && ControlPlane.runningState(dir)) throw new Error(`a control plane is already running in ${dir}`);
-    const cp = new ControlPlane(dir, !opts.dir, opts.detached ?? false, log, apiPort!);
+    const cp = new ControlPlane(dir, !opts.dir, opts.detached ?? false, log, apiPort!, bins.version);
     if (!cp.detached) hookExit();
     if (cp.ownsDir && !cp.detached) ownedDirs.add(dir);
 
     // A previous control plane in the same dir left data bound to other ports; start clean.
-    for (const sub of ["etcd", "apiserver-certs", "logs"]) rmSync(join(dir, sub), { recursive: true, force: true });
+    for (const sub of ["etcd", "apiserver-certs", "logs", "kwok"])
+      rmSync(join(dir, sub), { recursive: true, force: true });
     mkdirSync(join(dir, "logs"), { recursive: true });
     const file = (name: string, content: string) => (
       writeFileSync(join(dir, name), content, { mode: 0o600 }),
       join(dir, name)
     );
     const token = () => randomBytes(24).toString("hex");
-    const [cmToken, schedToken, operatorToken] = [token(), token(), token()];
+    const [cmToken, schedToken, operatorToken, kwokToken] = [token(), token(), token(), token()];
     const tokens = file(
       "tokens.csv",
       [
@@ -84,6 +108,8 @@ export class ControlPlane {
         // role is only meant for the controller-manager's own bookkeeping (it cannot create ReplicaSets, Pods...).
         `${cmToken},system:kube-controller-manager,kube-controller-manager,"system:masters"`,
         `${schedToken},system:kube-scheduler,kube-scheduler`,
+        // kwok plays every kubelet: Node and Pod status, Leases, deletions, events.
+        `${kwokToken},kwok,kwok,"system:masters"`,
         `${operatorToken},${OPERATOR_USER},nextgen-operator,"system:serviceaccounts,system:serviceaccounts:itechsmart-nextgen,system:authenticated"`,
       ].join("\n") + "\n",
     );
@@ -107,17 +133,12 @@ export class ControlPlane {
         `--listen-peer-urls=${peerUrl}`,
         `--initial-advertise-peer-urls=${peerUrl}`,
         `--initial-cluster=default=${peerUrl}`,
-        "--unsafe-no-fsync", // accepted by 3.4.23 although its --help does not list it
+        "--unsafe-no-fsync", // a throwaway cluster: durability is not worth an fsync per write
         "--quota-backend-bytes=1073741824",
         "--snapshot-count=10000",
         "--logger=zap",
       ]);
-      const etcdHealthy = () =>
-        fetch(`${etcdUrl}/health`).then(
-          (r) => r.ok,
-          () => false,
-        );
-      await cp.waitFor("etcd /health", etcdHealthy, 30_000);
+      await cp.waitFor("etcd /health", () => httpOk(`${etcdUrl}/health`), 30_000);
 
       cp.apiserverCmd = [
         bins.kubeApiserver,
@@ -126,7 +147,9 @@ export class ControlPlane {
           `--secure-port=${apiPort}`,
           "--bind-address=127.0.0.1",
           "--advertise-address=127.0.0.1",
-          "--insecure-port=0",
+          // The kubernetes Service's endpoints may not be loopback addresses; nothing here reaches the API through
+          // that Service (as with envtest), so it has none.
+          "--endpoint-reconciler-type=none",
           `--cert-dir=${certDir}`,
           `--token-auth-file=${tokens}`,
           "--authorization-mode=RBAC",
@@ -159,7 +182,6 @@ export class ControlPlane {
           "--use-service-account-credentials=false",
           "--bind-address=127.0.0.1",
           "--secure-port=0",
-          "--port=0",
         ]);
       }
       const wantSched = (opts.scheduler ?? true) && bins.kubeScheduler;
@@ -170,7 +192,6 @@ export class ControlPlane {
           "--leader-elect=false",
           "--bind-address=127.0.0.1",
           "--secure-port=0",
-          "--port=0",
         ]);
       }
       // The serviceaccount controller creating default/default proves the controller-manager reached the apiserver.
@@ -182,7 +203,29 @@ export class ControlPlane {
           60_000,
         );
       }
-      log(`control plane ready at ${cp.apiserverUrl} (files in ${dir})`);
+      if (tools) {
+        log("starting kwok (simulated kubelets)");
+        const kwokDir = join(dir, "kwok");
+        mkdirSync(kwokDir, { recursive: true });
+        const leaseSeconds = opts.nodeLeaseDurationSeconds ?? 40;
+        await cp.spawn(
+          "kwok",
+          tools.kwok,
+          [
+            `--kubeconfig=${kubeconfig("kwok.kubeconfig", "kwok", kwokToken)}`,
+            `--config=${KWOK_STAGES}`,
+            `--manage-nodes-with-label-selector=${KWOK_NODE_SELECTOR}`,
+            `--node-lease-duration-seconds=${leaseSeconds}`,
+            "--cidr=10.244.0.0/16",
+            "--node-ip=10.1.0.1",
+            `--server-address=127.0.0.1:${kwokPort}`,
+          ],
+          // kwok always reads $KWOK_WORKDIR/kwok.yaml first: keep a developer's ~/.kwok out of the tests.
+          { KWOK_WORKDIR: kwokDir },
+        );
+        await cp.waitFor("kwok /healthz", () => httpOk(`http://127.0.0.1:${kwokPort}/healthz`), 30_000);
+      }
+      log(`control plane${bins.version ? ` ${bins.version}` : ""} ready at ${cp.apiserverUrl} (files in ${dir})`);
       return cp;
     } catch (err) {
       await cp.terminateAll();
@@ -247,10 +290,14 @@ export class ControlPlane {
     this.saveState();
   }
 
-  private async spawn(name: Name, bin: string, args: string[]): Promise<void> {
+  private async spawn(name: Name, bin: string, args: string[], env: Record<string, string> = {}): Promise<void> {
     const log = join(this.dir, "logs", `${name}.log`);
     const fd = openSync(log, "a");
-    const child = spawn(bin, args, { stdio: ["ignore", fd, fd], detached: this.detached });
+    const child = spawn(bin, args, {
+      stdio: ["ignore", fd, fd],
+      detached: this.detached,
+      env: { ...process.env, ...env },
+    });
     closeSync(fd);
     await once(child, "spawn");
     if (this.detached) child.unref();
@@ -294,8 +341,8 @@ export class ControlPlane {
   // Kept current with every spawn and exit, so `control-plane down` finds even a half-started control plane.
   private saveState(): void {
     const pids = Object.fromEntries([...this.procs].map(([name, p]) => [name, p.child.pid]));
-    const { apiserverUrl, adminKubeconfig, operatorKubeconfig, dir } = this;
-    const state: ControlPlaneState = { pids, apiserverUrl, adminKubeconfig, operatorKubeconfig, dir };
+    const { apiserverUrl, adminKubeconfig, operatorKubeconfig, dir, version } = this;
+    const state: ControlPlaneState = { pids, apiserverUrl, adminKubeconfig, operatorKubeconfig, dir, version };
     writeFileSync(join(dir, "state.json"), JSON.stringify(state, null, 2) + "\n");
   }
 }
@@ -342,6 +389,13 @@ async function freePorts(n: number): Promise<number[]> {
   } finally {
     await Promise.all(servers.map((s) => new Promise((res) => s.close(res))));
   }
+}
+
+function httpOk(url: string): Promise<boolean> {
+  return fetch(url).then(
+    (r) => r.ok,
+    () => false,
+  );
 }
 
 function readState(dir: string): ControlPlaneState | undefined {

@@ -39,6 +39,13 @@ export const NodeKind = core("Node", "nodes", false);
 export const NamespaceKind = core("Namespace", "namespaces", false);
 export const CoreEventKind = core("Event", "events");
 export const JobKind: KindRef = { group: "batch", version: "v1", kind: "Job", plural: "jobs", namespaced: true };
+export const DeploymentKind: KindRef = {
+  group: "apps",
+  version: "v1",
+  kind: "Deployment",
+  plural: "deployments",
+  namespaced: true,
+};
 export const LeaseKind: KindRef = {
   group: "coordination.k8s.io",
   version: "v1",

@@ -1,7 +1,7 @@
 import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { SimulatedKubelets } from "../../src/controlplane/kubelet.ts";
+import { beforeAll, describe, expect, test } from "vitest";
+import { KwokNodes } from "../../src/controlplane/kwok.ts";
 import { type EdgeNode, type EdgeNodeSpec, EdgeNodeKind } from "../../src/crds/edgenode.ts";
 import { EventKind, NodeKind } from "../../src/runtime/kinds.ts";
 import type { KubeObject } from "../../src/runtime/objects.ts";
@@ -10,15 +10,13 @@ import { cluster, startOperator, waitUntil } from "./harness.ts";
 type Node = KubeObject & { spec?: { taints?: Array<{ key: string; effect: string; value?: string }> } };
 
 const { admin, operatorKubeconfig } = cluster();
-const kubelets = new SimulatedKubelets(admin);
+const nodes = new KwokNodes(admin);
 const SITE = "test.nextgen.itechsmart.io/site";
 
 let operator: Awaited<ReturnType<typeof startOperator>>;
 beforeAll(async () => {
   operator = await startOperator(operatorKubeconfig);
-  kubelets.start(1000);
 });
-afterAll(() => kubelets.stopAll());
 
 const site = (name: string, spec: Partial<EdgeNodeSpec>): EdgeNode => ({
   apiVersion: "nextgen.itechsmart.io/v1alpha1",
@@ -60,12 +58,12 @@ class SiteEndpoint {
 
 describe("EdgeNode", () => {
   test("membership by selector and by name; labels and taints pushed without touching others', and removed when a Node leaves", async () => {
-    await kubelets.register("m-sel-1", { labels: { [SITE]: "hub-m", team: "a" } });
-    await kubelets.register("m-sel-2", {
+    await nodes.register("m-sel-1", { labels: { [SITE]: "hub-m", team: "a" } });
+    await nodes.register("m-sel-2", {
       labels: { [SITE]: "hub-m", "topology.kubernetes.io/region": "their-region" },
     });
-    await kubelets.register("m-named", { labels: {} });
-    await kubelets.register("m-other", { labels: { [SITE]: "elsewhere" } });
+    await nodes.register("m-named", { labels: {} });
+    await nodes.register("m-other", { labels: { [SITE]: "elsewhere" } });
     await admin.create(
       EdgeNodeKind,
       site("hub-m", {
@@ -124,8 +122,8 @@ describe("EdgeNode", () => {
   });
 
   test("a converged site with members costs no API writes when reconciled again", async () => {
-    await kubelets.register("q-1", { labels: { [SITE]: "hub-q" } });
-    await kubelets.register("q-2", { labels: { [SITE]: "hub-q" } });
+    await nodes.register("q-1", { labels: { [SITE]: "hub-q" } });
+    await nodes.register("q-2", { labels: { [SITE]: "hub-q" } });
     await admin.create(
       EdgeNodeKind,
       site("hub-q", {
@@ -150,25 +148,25 @@ describe("EdgeNode", () => {
   });
 
   test("lease renewals drive Online -> Degraded -> Offline -> Online, with the offline taint and events", async () => {
-    await kubelets.register("h-1", { labels: { [SITE]: "hub-h" } });
-    await kubelets.register("h-2", { labels: { [SITE]: "hub-h" } });
-    await admin.create(EdgeNodeKind, site("hub-h", { offline: { gracePeriod: "4s", action: "Taint" } }));
+    await nodes.register("h-1", { labels: { [SITE]: "hub-h" } });
+    await nodes.register("h-2", { labels: { [SITE]: "hub-h" } });
+    await admin.create(EdgeNodeKind, site("hub-h", { offline: { gracePeriod: "10s", action: "Taint" } }));
     await waitSite("hub-h", "Online", (x) => x.status?.phase === "Online");
-    kubelets.kill("h-1");
+    await nodes.stopHeartbeat("h-1");
     const degraded = await waitSite("hub-h", "Degraded", (x) => x.status?.phase === "Degraded");
     expect(degraded.status?.members?.find((m) => m.name === "h-1")).toMatchObject({
       ready: false,
       reason: "HeartbeatStale",
     });
-    kubelets.kill("h-2");
+    await nodes.stopHeartbeat("h-2");
     await waitSite("hub-h", "Offline", (x) => x.status?.phase === "Offline");
     await waitUntil(
       "the offline taint on members",
       async () => (await node("h-1"))?.spec?.taints?.some((t) => t.key === "nextgen.itechsmart.io/offline"),
       { timeoutMs: 10_000 },
     );
-    await kubelets.heartbeat("h-1");
-    await kubelets.heartbeat("h-2");
+    await nodes.resumeHeartbeat("h-1");
+    await nodes.resumeHeartbeat("h-2");
     await waitSite("hub-h", "Online again", (x) => x.status?.phase === "Online");
     await waitUntil(
       "the offline taint removed",
@@ -192,13 +190,13 @@ describe("EdgeNode", () => {
   test("a failing probe with fresh leases is Partitioned, not Offline; latency target met and missed", async () => {
     const endpoint = new SiteEndpoint();
     await endpoint.start();
-    await kubelets.register("p-1", { labels: { [SITE]: "hub-p" } });
+    await nodes.register("p-1", { labels: { [SITE]: "hub-p" } });
     await admin.create(
       EdgeNodeKind,
       site("hub-p", {
         latencyTargetMs: 50,
         probe: { url: endpoint.url, intervalSeconds: 1, timeoutSeconds: 1 },
-        offline: { gracePeriod: "4s", action: "None" },
+        offline: { gracePeriod: "10s", action: "None" },
       }),
     );
     const online = await waitSite(
@@ -216,12 +214,12 @@ describe("EdgeNode", () => {
     await endpoint.stop();
     const partitioned = await waitSite("hub-p", "Partitioned", (x) => x.status?.phase === "Partitioned");
     expect(condition(partitioned, "Reachable")).toMatchObject({ status: "False", reason: "ProbeFailed" });
-    kubelets.kill("p-1");
+    await nodes.stopHeartbeat("p-1");
     await waitSite("hub-p", "Offline once heartbeats stop too", (x) => x.status?.phase === "Offline");
 
     endpoint.delayMs = 0;
     await endpoint.start();
-    await kubelets.heartbeat("p-1");
+    await nodes.resumeHeartbeat("p-1");
     await waitSite(
       "hub-p",
       "Online again",
@@ -257,10 +255,10 @@ describe("EdgeNode", () => {
       (x) => condition(x, "HierarchyValid")?.status === "True",
     );
 
-    await kubelets.register("r-hub-1", { labels: { [SITE]: "r-hub" } });
-    await kubelets.register("r-region-1", { labels: { [SITE]: "r-region" } });
-    await kubelets.register("r-edge-1", { labels: { [SITE]: "r-edge" }, allocatable: { "nvidia.com/gpu": "2" } });
-    await kubelets.register("r-edge-2", { labels: { [SITE]: "r-edge" } });
+    await nodes.register("r-hub-1", { labels: { [SITE]: "r-hub" } });
+    await nodes.register("r-region-1", { labels: { [SITE]: "r-region" } });
+    await nodes.register("r-edge-1", { labels: { [SITE]: "r-edge" }, allocatable: { "nvidia.com/gpu": "2" } });
+    await nodes.register("r-edge-2", { labels: { [SITE]: "r-edge" } });
     const hub = await waitSite(
       "r-hub",
       "the roll-up of three levels",
@@ -271,13 +269,13 @@ describe("EdgeNode", () => {
     expect((await get("r-region"))?.status?.rollup).toEqual({ sites: 2, nodes: 3, readyNodes: 3, gpus: 2 });
 
     // A change at the bottom reaches the top.
-    await kubelets.heartbeat("r-edge-1", false);
+    await nodes.setReady("r-edge-1", false);
     const after = await waitSite("r-hub", "one node fewer Ready", (x) => x.status?.rollup?.readyNodes === 3);
     expect(after.status?.rollup?.gpus).toBe(0);
   });
 
   test("deleting a site releases its Nodes", async () => {
-    await kubelets.register("d-1", { labels: { [SITE]: "hub-d", keep: "me" } });
+    await nodes.register("d-1", { labels: { [SITE]: "hub-d", keep: "me" } });
     await admin.create(
       EdgeNodeKind,
       site("hub-d", {

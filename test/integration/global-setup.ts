@@ -18,7 +18,11 @@ declare module "vitest" {
 
 /** One real control plane for the integration tests, with the operator's CRDs and RBAC installed as an admin would. */
 export default async function setup(project: TestProject) {
-  const cp = await ControlPlane.start({ log: (l) => process.stderr.write(`[control-plane] ${l}\n`) });
+  const cp = await ControlPlane.start({
+    log: (l) => process.stderr.write(`[control-plane] ${l}\n`),
+    // kwok renews Node Leases every 2.5 s, so tests see a stopped heartbeat go stale within seconds.
+    nodeLeaseDurationSeconds: 10,
+  });
   const admin = KubeClient.load(cp.adminKubeconfig, "nextgen-test-admin");
   await installPrerequisites(admin, process.cwd());
   await admin.close();

@@ -3,7 +3,7 @@ import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { SimulatedKubelets } from "../../src/controlplane/kubelet.ts";
+import { KwokNodes } from "../../src/controlplane/kwok.ts";
 import type { EdgeNode } from "../../src/crds/edgenode.ts";
 import { EdgeNodeKind } from "../../src/crds/edgenode.ts";
 import { type QuantumBackend, QuantumBackendKind, type QuantumBackendSpec } from "../../src/crds/quantumbackend.ts";
@@ -14,7 +14,7 @@ import { BELL, ghz } from "../fixtures/circuits.ts";
 import { type KubeObject, cluster, createNamespace, startOperator, waitUntil } from "./harness.ts";
 
 const { admin, operatorKubeconfig } = cluster();
-const kubelets = new SimulatedKubelets(admin);
+const nodes = new KwokNodes(admin);
 const SITE_KEY = "test.nextgen.itechsmart.io/quantum-site";
 let ns: string;
 let operator: Awaited<ReturnType<typeof startOperator>>;
@@ -79,10 +79,8 @@ beforeAll(async () => {
   ibm = await startFakeIbmQuantum();
   await backend("sim", { execution: { mode: "Embedded" } });
   operator = await startOperator(operatorKubeconfig);
-  kubelets.start(1000);
 });
 afterAll(async () => {
-  kubelets.stopAll();
   await ibm?.close();
 });
 
@@ -220,9 +218,9 @@ describe("Job mode", () => {
         metadata: { name },
         spec: { tier, nodeSelector: { matchLabels: { [SITE_KEY]: name } } } as unknown as EdgeNode["spec"],
       });
-    await kubelets.register(`cpu-${suffix}`, { labels: { [SITE_KEY]: site } });
-    await kubelets.register(`gpu-${suffix}`, { labels: { [SITE_KEY]: site }, allocatable: { "nvidia.com/gpu": "1" } });
-    await kubelets.register(`gpu-elsewhere-${suffix}`, {
+    await nodes.register(`cpu-${suffix}`, { labels: { [SITE_KEY]: site } });
+    await nodes.register(`gpu-${suffix}`, { labels: { [SITE_KEY]: site }, allocatable: { "nvidia.com/gpu": "1" } });
+    await nodes.register(`gpu-elsewhere-${suffix}`, {
       labels: { [SITE_KEY]: other },
       allocatable: { "nvidia.com/gpu": "4" },
     });
@@ -264,18 +262,20 @@ describe("Job mode", () => {
     // The real job controller makes the pod and the real scheduler binds it: to the GPU node of this site.
     type Pod = KubeObject & {
       spec: { nodeName?: string; containers: Array<{ env: Array<{ name: string; value: string }> }> };
+      status?: { phase?: string };
     };
     const pod = await waitUntil(
-      "the runner pod to be bound",
+      "the runner pod to be bound and started",
       async () =>
         (await admin.list<Pod>(PodKind, { namespace: ns, labelSelector: `job-name=${jobName}` })).items.find(
-          (p) => p.spec.nodeName,
+          (p) => p.spec.nodeName && p.status?.phase === "Running",
         ),
       { timeoutMs: 60_000, intervalMs: 250 },
     );
     expect(pod.spec.nodeName).toBe(`gpu-${suffix}`);
 
-    // As a kubelet would: run the container's command for real, then report its termination message.
+    // KWOK reported the container started; as the container would, run its command for real, then report its
+    // termination message as the kubelet does.
     const dir = await mkdtemp(join(tmpdir(), "runner-"));
     const env = Object.fromEntries((pod.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
     const code = await new Promise<number | null>((resolve) => {

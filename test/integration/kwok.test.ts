@@ -1,0 +1,162 @@
+import { describe, expect, test } from "vitest";
+import { KwokNodes, POD_FAULT_LABEL } from "../../src/controlplane/kwok.ts";
+import { DeploymentKind, LeaseKind, NODE_LEASE_NAMESPACE, NodeKind, PodKind } from "../../src/runtime/kinds.ts";
+import type { Condition } from "../../src/runtime/objects.ts";
+import { type KubeObject, cluster, createNamespace, waitUntil } from "./harness.ts";
+
+// The platform the workload features stand on: KWOK Nodes with kubelet Leases, Pods the real scheduler binds and
+// KWOK runs, and the faults its Stages inject (hack/kwok/stages.yaml).
+
+type ContainerStatus = {
+  name: string;
+  ready: boolean;
+  restartCount: number;
+  state?: { running?: object; waiting?: { reason: string }; terminated?: { reason: string; exitCode: number } };
+  lastState?: { terminated?: { reason: string; exitCode: number } };
+};
+type Pod = KubeObject & {
+  spec: { nodeName?: string };
+  status?: { phase?: string; podIP?: string; conditions?: Condition[]; containerStatuses?: ContainerStatus[] };
+};
+type Node = KubeObject & {
+  spec?: { taints?: Array<{ key: string; effect: string }> };
+  status?: { conditions?: Condition[] };
+};
+type Lease = KubeObject & { spec: { renewTime?: string; holderIdentity?: string } };
+type Deployment = KubeObject & { status?: { readyReplicas?: number; availableReplicas?: number } };
+
+const { admin } = cluster();
+const nodes = new KwokNodes(admin);
+const suffix = Math.random().toString(36).slice(2, 7);
+const POOL = "test.nextgen.itechsmart.io/pool";
+
+const deployment = (name: string, replicas: number, podLabels: Record<string, string> = {}) => ({
+  apiVersion: "apps/v1",
+  kind: "Deployment",
+  metadata: { name },
+  spec: {
+    replicas,
+    selector: { matchLabels: { app: name } },
+    template: {
+      metadata: { labels: { app: name, ...podLabels } },
+      spec: {
+        nodeSelector: { [POOL]: suffix },
+        containers: [{ name: "app", image: "registry.example/app:1" }],
+      },
+    },
+  },
+});
+const podsOf = async (ns: string, app: string) =>
+  (await admin.list<Pod>(PodKind, { namespace: ns, labelSelector: `app=${app}` })).items;
+const readyCondition = (o: { status?: { conditions?: Condition[] } } | undefined) =>
+  o?.status?.conditions?.find((c) => c.type === "Ready")?.status;
+
+describe("KWOK fleets", () => {
+  test("Nodes heartbeat through Leases; a Deployment's Pods are scheduled onto them and run Ready", async () => {
+    for (const i of [1, 2]) await nodes.register(`kwok-${suffix}-${i}`, { labels: { [POOL]: suffix } });
+    const lease = await admin.get<Lease>(LeaseKind, NODE_LEASE_NAMESPACE, `kwok-${suffix}-1`);
+    const first = lease?.spec.renewTime as string;
+    await waitUntil(
+      "the Lease renewed",
+      async () =>
+        (await admin.get<Lease>(LeaseKind, NODE_LEASE_NAMESPACE, `kwok-${suffix}-1`))?.spec.renewTime !== first,
+      { timeoutMs: 15_000, intervalMs: 250 },
+    );
+
+    const ns = await createNamespace(admin, "kwok");
+    await admin.create(DeploymentKind, { ...deployment("web", 3), metadata: { name: "web", namespace: ns } });
+    const ready = await waitUntil(
+      "3 of 3 replicas ready",
+      async () => {
+        const d = await admin.get<Deployment>(DeploymentKind, ns, "web");
+        return d?.status?.availableReplicas === 3 ? d : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    expect(ready.status?.readyReplicas).toBe(3);
+    const pods = await podsOf(ns, "web");
+    expect(pods).toHaveLength(3);
+    for (const pod of pods) {
+      expect(pod.spec.nodeName).toMatch(new RegExp(`^kwok-${suffix}-[12]$`));
+      expect(pod.status?.phase).toBe("Running");
+      expect(pod.status?.podIP).toMatch(/^10\.244\./);
+      expect(pod.status?.containerStatuses?.[0]).toMatchObject({ name: "app", ready: true, restartCount: 0 });
+    }
+  });
+
+  test("a crash-looping container restarts again and again, in CrashLoopBackOff between runs", async () => {
+    const ns = await createNamespace(admin, "kwok");
+    await admin.create(DeploymentKind, {
+      ...deployment("crashy", 1, { [POD_FAULT_LABEL]: "crashloop" }),
+      metadata: { name: "crashy", namespace: ns },
+    });
+    const [backingOff] = await waitUntil(
+      "a restart count of 2 and the container backing off",
+      async () => {
+        const found = (await podsOf(ns, "crashy")).filter((p) => {
+          const c = p.status?.containerStatuses?.[0];
+          return (c?.restartCount ?? 0) >= 2 && c?.state?.waiting?.reason === "CrashLoopBackOff";
+        });
+        return found.length ? found : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    const container = backingOff?.status?.containerStatuses?.[0];
+    expect(container?.ready).toBe(false);
+    expect(container?.lastState?.terminated).toMatchObject({ reason: "Error", exitCode: 1 });
+    expect(readyCondition(backingOff)).toBe("False");
+  });
+
+  test("an OOMKilled container is reported with reason OOMKilled and exit code 137, then restarted", async () => {
+    const ns = await createNamespace(admin, "kwok");
+    await admin.create(DeploymentKind, {
+      ...deployment("hungry", 1, { [POD_FAULT_LABEL]: "oomkill" }),
+      metadata: { name: "hungry", namespace: ns },
+    });
+    const [pod] = await waitUntil(
+      "an OOMKilled restart",
+      async () => {
+        const found = (await podsOf(ns, "hungry")).filter(
+          (p) =>
+            (p.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1 &&
+            p.status?.containerStatuses?.[0]?.lastState?.terminated?.reason === "OOMKilled",
+        );
+        return found.length ? found : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    expect(pod?.status?.containerStatuses?.[0]?.lastState?.terminated?.exitCode).toBe(137);
+  });
+
+  test("a Node whose kubelet stops heartbeating goes Unknown and unreachable; it recovers when it comes back", async () => {
+    const name = `kwok-${suffix}-silent`;
+    await nodes.register(name, { labels: { [POOL]: `${suffix}-silent` } });
+    await nodes.stopHeartbeat(name);
+    // The node-lifecycle controller's grace period (50 s by default) is the kubelet's to miss.
+    const unknown = await waitUntil(
+      "the node-lifecycle controller to mark the Node unreachable",
+      async () => {
+        const n = await admin.get<Node>(NodeKind, undefined, name);
+        return readyCondition(n) === "Unknown" &&
+          n?.spec?.taints?.some((t) => t.key === "node.kubernetes.io/unreachable")
+          ? n
+          : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
+    expect(unknown.status?.conditions?.find((c) => c.type === "Ready")?.reason).toBe("NodeStatusUnknown");
+    // Nobody renewed the Lease meanwhile: its last renewal is older than the grace period.
+    const renewed = (await admin.get<Lease>(LeaseKind, NODE_LEASE_NAMESPACE, name))?.spec.renewTime as string;
+    expect(Date.now() - Date.parse(renewed)).toBeGreaterThan(40_000);
+
+    await nodes.resumeHeartbeat(name);
+    await waitUntil(
+      "the unreachable taint lifted",
+      async () =>
+        !(await admin.get<Node>(NodeKind, undefined, name))?.spec?.taints?.some(
+          (t) => t.key === "node.kubernetes.io/unreachable",
+        ),
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+  }, 240_000);
+});
