@@ -63,7 +63,7 @@ export function controllerRules(def: ControllerDefinition): PolicyRule[] {
     { apiGroups: [def.for.group], resources: [def.for.plural], verbs: [...read, "patch"] },
     { apiGroups: [def.for.group], resources: [`${def.for.plural}/status`], verbs: ["get", "patch"] },
     { apiGroups: [def.for.group], resources: [`${def.for.plural}/finalizers`], verbs: ["update"] },
-    { apiGroups: ["events.k8s.io", ""], resources: ["events"], verbs: ["create", "patch"] },
+    { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
   ];
   for (const k of [...(def.owns ?? []), ...(def.watches ?? []).map((w) => w.kind)]) {
     rules.push({ apiGroups: [k.group], resources: [k.plural], verbs: read });

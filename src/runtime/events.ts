@@ -1,8 +1,8 @@
 import type { KubeClient } from "./client.ts";
-import { CoreEventKind, EventKind, apiVersionOf } from "./kinds.ts";
+import { EventKind, apiVersionOf } from "./kinds.ts";
 import type { Logger } from "./log.ts";
 import type { KubeObject } from "./objects.ts";
-import { metaTime, microTime } from "./time.ts";
+import { microTime } from "./time.ts";
 
 const MAX_PENDING = 1000;
 
@@ -77,39 +77,20 @@ export class EventRecorder {
     };
     const time = new Date(now);
     try {
-      if (obj.metadata.namespace) {
-        await this.client.create(EventKind, {
-          apiVersion: apiVersionOf(EventKind),
-          kind: "Event",
-          metadata: { name, namespace: obj.metadata.namespace },
-          eventTime: microTime(time),
-          type,
-          reason,
-          action: reason,
-          note: note.slice(0, 1024),
-          reportingController: this.controller,
-          reportingInstance: this.instance,
-          regarding: ref,
-        } as KubeObject);
-      } else {
-        // Before Kubernetes 1.22, events.k8s.io/v1 rejects events about cluster-scoped objects; the core/v1 form
-        // (in "default", as the kubelet records Node events) is the same Event, readable through both APIs.
-        await this.client.create(CoreEventKind, {
-          apiVersion: "v1",
-          kind: "Event",
-          metadata: { name, namespace: "default" },
-          involvedObject: ref,
-          type,
-          reason,
-          message: note.slice(0, 1024),
-          source: { component: this.controller },
-          reportingComponent: this.controller,
-          reportingInstance: this.instance,
-          firstTimestamp: metaTime(time),
-          lastTimestamp: metaTime(time),
-          count: 1,
-        } as KubeObject);
-      }
+      await this.client.create(EventKind, {
+        apiVersion: apiVersionOf(EventKind),
+        kind: "Event",
+        // Events about cluster-scoped objects go to "default", where the kubelet records Node events.
+        metadata: { name, namespace: obj.metadata.namespace ?? "default" },
+        eventTime: microTime(time),
+        type,
+        reason,
+        action: reason,
+        note: note.slice(0, 1024),
+        reportingController: this.controller,
+        reportingInstance: this.instance,
+        regarding: ref,
+      } as KubeObject);
     } catch (e) {
       // An event is informational: failing to record one must not fail the reconcile.
       this.log.warn("could not record event", { reason, error: String(e) });

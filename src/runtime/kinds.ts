@@ -37,7 +37,6 @@ export const ConfigMapKind = core("ConfigMap", "configmaps");
 export const PodKind = core("Pod", "pods");
 export const NodeKind = core("Node", "nodes", false);
 export const NamespaceKind = core("Namespace", "namespaces", false);
-export const CoreEventKind = core("Event", "events");
 export const JobKind: KindRef = { group: "batch", version: "v1", kind: "Job", plural: "jobs", namespaced: true };
 export const DeploymentKind: KindRef = {
   group: "apps",
