@@ -52,6 +52,12 @@ export interface EdgeNodeStatus {
 
 export type EdgeNode = Resource<EdgeNodeSpec, EdgeNodeStatus>;
 
+const [TOP_TIER] = TIERS;
+/** Each tier below the top and the tier of its parent, as a CEL map. */
+const PARENT_TIER = `{${TIERS.slice(1)
+  .map((tier, i) => `'${tier}': '${TIERS[i]}'`)
+  .join(", ")}}`;
+
 export const edgeNodeCrd: CrdDefinition = {
   kind: EdgeNodeKind,
   singular: "edgenode",
@@ -63,6 +69,21 @@ export const edgeNodeCrd: CrdDefinition = {
     type: "object",
     description: "The desired site.",
     required: ["tier"],
+    "x-kubernetes-validations": [
+      {
+        rule: `self.tier != '${TOP_TIER}' || !has(self.parentRef)`,
+        message: `a ${TOP_TIER} has no parent: remove spec.parentRef.`,
+        reason: "FieldValueForbidden",
+        fieldPath: ".parentRef",
+      },
+      {
+        rule: `self.tier == '${TOP_TIER}' || (has(self.parentRef) && self.parentRef.name != '')`,
+        message: "a site below the top tier needs spec.parentRef: the name of the EdgeNode one tier up.",
+        messageExpression: `'a ' + self.tier + ' needs spec.parentRef: the name of its ' + ${PARENT_TIER}[self.tier] + '.'`,
+        reason: "FieldValueRequired",
+        fieldPath: ".parentRef",
+      },
+    ],
     properties: {
       tier: { type: "string", enum: [...TIERS], description: "ContinentalHub, RegionalCluster or LocalEdge." },
       parentRef: {

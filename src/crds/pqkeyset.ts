@@ -1,12 +1,14 @@
 import { ALGORITHMS } from "../pq/algorithms.ts";
 import type { Condition, Resource } from "../runtime/objects.ts";
-import { durationSchema } from "./duration.ts";
+import { durationAtLeast, durationSchema } from "./duration.ts";
 import { type CrdDefinition, conditionsSchema, customKind, dateTime, observedGenerationSchema } from "./types.ts";
 
 export const PQKeySetKind = customKind("PQKeySet", "pqkeysets", true);
 
 /** Changing this annotation to any new value rotates the key set once, now. */
 export const ROTATE_ANNOTATION = "nextgen.itechsmart.io/rotate";
+/** The shortest spec.rotationPeriod. */
+export const MIN_ROTATION_PERIOD = "1m";
 
 export interface PQKeySetSpec {
   algorithm: string;
@@ -62,7 +64,13 @@ export const pqKeySetCrd: CrdDefinition = {
           "The algorithm: ML-KEM (FIPS 203) for key establishment, ML-DSA (FIPS 204) or SLH-DSA (FIPS 205) for " +
           "signatures, or X-Wing, the hybrid X25519 + ML-KEM-768 KEM. Changing it rotates to a key of the new algorithm.",
       },
-      rotationPeriod: durationSchema("How long a key stays current before the next rotation; at least 1m.", "720h"),
+      rotationPeriod: {
+        ...durationSchema(
+          `How long a key stays current before the next rotation; at least ${MIN_ROTATION_PERIOD}.`,
+          "720h",
+        ),
+        "x-kubernetes-validations": [durationAtLeast(MIN_ROTATION_PERIOD)],
+      },
       retainPrevious: {
         type: "integer",
         minimum: 0,

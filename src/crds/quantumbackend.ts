@@ -73,6 +73,17 @@ export interface QuantumBackendStatus {
 
 export type QuantumBackend = Resource<QuantumBackendSpec, QuantumBackendStatus>;
 
+/**
+ * Why a spec cannot work whatever else exists. The schema's rules reject such specs, and the controller reports
+ * objects stored before the rules existed (status reason InvalidSpec), in the same words.
+ */
+export const INVALID_SPEC = {
+  embeddedNotSimulator: "An Embedded backend runs the operator's simulator: set type Simulator.",
+  jobNotSimulator: "A Job backend runs a simulator image on the site's nodes: set type Simulator.",
+  remoteIncomplete: "A Remote backend needs spec.execution.provider and spec.execution.credentialsSecretRef.",
+  jobWithoutSite: "A Job backend runs on a site's nodes: set spec.siteRef.",
+} as const;
+
 const rate = (description: string): Schema => ({ type: "number", minimum: 0, maximum: 1, description });
 const quantityMap = (description: string): Schema => ({
   type: "object",
@@ -103,12 +114,38 @@ export const quantumBackendCrd: CrdDefinition = {
     type: "object",
     description: "The backend as the admin declares it.",
     required: ["type"],
+    "x-kubernetes-validations": [
+      {
+        rule: "self.execution.mode != 'Embedded' || self.type == 'Simulator'",
+        message: INVALID_SPEC.embeddedNotSimulator,
+        fieldPath: ".type",
+      },
+      {
+        rule: "self.execution.mode != 'Job' || self.type == 'Simulator'",
+        message: INVALID_SPEC.jobNotSimulator,
+        fieldPath: ".type",
+      },
+      {
+        rule: "self.execution.mode != 'Job' || has(self.siteRef)",
+        message: INVALID_SPEC.jobWithoutSite,
+        reason: "FieldValueRequired",
+        fieldPath: ".siteRef",
+      },
+    ],
     properties: {
       type: { type: "string", enum: [...BACKEND_TYPES], description: "Simulator or QPU." },
       execution: {
         type: "object",
         description: "How circuits are run.",
         default: {},
+        "x-kubernetes-validations": [
+          {
+            // The API server also checks this rule on execution's default ({}), where mode's own default is not applied.
+            rule: "!has(self.mode) || self.mode != 'Remote' || (has(self.provider) && has(self.credentialsSecretRef))",
+            message: INVALID_SPEC.remoteIncomplete,
+            reason: "FieldValueRequired",
+          },
+        ],
         properties: {
           mode: {
             type: "string",

@@ -3,6 +3,7 @@ import type { LabelSelector } from "../runtime/labels.ts";
 import { BACKEND_TYPES, type BackendType } from "./quantumbackend.ts";
 import {
   type CrdDefinition,
+  type ValidationRule,
   conditionsSchema,
   customKind,
   dateTime,
@@ -69,6 +70,24 @@ export interface QuantumJobStatus {
 
 export type QuantumJob = Resource<QuantumJobSpec, QuantumJobStatus>;
 
+/** Phases of a job that has not run yet; a job back in Pending or Queued after a failed attempt has a startTime. */
+const UNSTARTED_PHASES: readonly JobPhase[] = ["Pending", "Queued"];
+/** CEL, on the whole object: the stored job has started a run or finished. */
+const startedOrFinished =
+  "has(oldSelf.status) && (has(oldSelf.status.startTime) || (has(oldSelf.status.phase) && " +
+  `!(oldSelf.status.phase in [${UNSTARTED_PHASES.map((p) => `'${p}'`).join(", ")}])))`;
+
+/**
+ * A spec field that is what the job runs: placement may still weigh a change before the first run, but once a run
+ * started (or the job finished) a change would apply to retries only, or to nothing.
+ */
+const fixedOnceStarted = (field: "circuit" | "shots", instead: string): ValidationRule => ({
+  rule: `!(${startedOrFinished}) || self.spec.${field} == oldSelf.spec.${field}`,
+  message: `cannot change once the job has started or finished: create a new QuantumJob ${instead}.`,
+  reason: "FieldValueForbidden",
+  fieldPath: `.spec.${field}`,
+});
+
 export const quantumJobCrd: CrdDefinition = {
   kind: QuantumJobKind,
   singular: "quantumjob",
@@ -84,7 +103,14 @@ export const quantumJobCrd: CrdDefinition = {
       circuit: {
         type: "object",
         description: "The OpenQASM 3 program: inline, or in a ConfigMap (exactly one).",
-        oneOf: [{ required: ["openqasm"] }, { required: ["configMapRef"] }],
+        "x-kubernetes-validations": [
+          {
+            rule: "has(self.openqasm) != has(self.configMapRef)",
+            message:
+              "Give the program in exactly one of spec.circuit.openqasm (inline) or spec.circuit.configMapRef " +
+              "(a ConfigMap holding it).",
+          },
+        ],
         properties: {
           openqasm: { type: "string", minLength: 1, description: "The program's source." },
           configMapRef: {
@@ -255,6 +281,10 @@ export const quantumJobCrd: CrdDefinition = {
       conditions: conditionsSchema,
     },
   },
+  validations: [
+    fixedOnceStarted("circuit", "to run another circuit"),
+    fixedOnceStarted("shots", "for another number of shots"),
+  ],
   printerColumns: [
     { name: "Qubits", type: "integer", jsonPath: ".status.qubits", description: "Qubits in the circuit." },
     { name: "Shots", type: "integer", jsonPath: ".spec.shots", description: "Shots asked for." },

@@ -22,13 +22,30 @@ export interface Schema {
   minItems?: number;
   maxItems?: number;
   nullable?: boolean;
-  /** Value validation only (structural schemas allow no types or descriptions inside). */
-  oneOf?: Schema[];
   "x-kubernetes-preserve-unknown-fields"?: boolean;
   "x-kubernetes-int-or-string"?: boolean;
   "x-kubernetes-list-type"?: "atomic" | "set" | "map";
   "x-kubernetes-list-map-keys"?: string[];
   "x-kubernetes-map-type"?: "atomic" | "granular";
+  "x-kubernetes-validations"?: ValidationRule[];
+}
+
+/**
+ * A CEL rule the API server checks on every write (x-kubernetes-validations), for what one field's schema cannot
+ * say: how fields relate, and (with oldSelf, checked on updates only) how they may change. The controllers keep
+ * their own checks, for objects stored before a rule existed.
+ */
+export interface ValidationRule {
+  /** A CEL expression over self (the value this rule is on) and, in transition rules, oldSelf. */
+  rule: string;
+  /** What is wrong and what to do about it, as the API server's error shows it. */
+  message: string;
+  /** A CEL expression giving the message, when the object's values make it clearer; message is the fallback. */
+  messageExpression?: string;
+  /** The kind of error reported (default FieldValueInvalid; FieldValueDuplicate is left out: it drops the message). */
+  reason?: "FieldValueInvalid" | "FieldValueForbidden" | "FieldValueRequired";
+  /** The field the error names, relative to the rule's value (e.g. ".parentRef"), when it is not that value. */
+  fieldPath?: string;
 }
 
 export interface PrinterColumn {
@@ -47,6 +64,8 @@ export interface CrdDefinition {
   description: string;
   spec: Schema;
   status: Schema;
+  /** Rules over the whole object: for what spans spec and status, or needs metadata.name. */
+  validations?: ValidationRule[];
   printerColumns: PrinterColumn[];
 }
 

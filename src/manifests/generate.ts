@@ -56,6 +56,7 @@ export function crdManifest(def: CrdDefinition): unknown {
                 spec: def.spec,
                 status: def.status,
               },
+              ...(def.validations ? { "x-kubernetes-validations": def.validations } : {}),
             },
           },
         },

@@ -1,7 +1,7 @@
 import type { EdgeNode } from "../../crds/edgenode.ts";
 import { EdgeNodeKind } from "../../crds/edgenode.ts";
 import { parseQuantity } from "../../edge/quantity.ts";
-import { type Calibration, type QuantumBackend, QuantumBackendKind } from "../../crds/quantumbackend.ts";
+import { type Calibration, INVALID_SPEC, type QuantumBackend, QuantumBackendKind } from "../../crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind } from "../../crds/quantumjob.ts";
 import { ProviderError, type RemoteBackendStatus } from "../../quantum/providers/provider.ts";
 import type { Cache } from "../../runtime/cache.ts";
@@ -124,19 +124,17 @@ export const quantumBackendController = defineController<QuantumBackend>({
   },
 });
 
+/** The schema's rules reject these specs; this check is for objects stored before the rules existed. */
 function specProblem(backend: QuantumBackend): Unavailable | undefined {
   const { type, execution } = backend.spec;
   if (execution.mode === "Embedded" && type !== "Simulator")
-    return { reason: "InvalidSpec", message: "An Embedded backend runs the operator's simulator: set type Simulator." };
+    return { reason: "InvalidSpec", message: INVALID_SPEC.embeddedNotSimulator };
   if (execution.mode === "Job" && type !== "Simulator")
-    return {
-      reason: "InvalidSpec",
-      message: "A Job backend runs a simulator image on the site's nodes: set type Simulator.",
-    };
+    return { reason: "InvalidSpec", message: INVALID_SPEC.jobNotSimulator };
   if (execution.mode === "Remote" && (!execution.provider || !execution.credentialsSecretRef))
     return INCOMPLETE_REMOTE_SPEC;
   if (execution.mode === "Job" && !backend.spec.siteRef)
-    return { reason: "InvalidSpec", message: "A Job backend runs on a site's nodes: set spec.siteRef." };
+    return { reason: "InvalidSpec", message: INVALID_SPEC.jobWithoutSite };
   return undefined;
 }
 

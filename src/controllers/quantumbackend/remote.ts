@@ -1,4 +1,4 @@
-import type { QuantumBackend } from "../../crds/quantumbackend.ts";
+import { INVALID_SPEC, type QuantumBackend } from "../../crds/quantumbackend.ts";
 import { OPERATOR_NAMESPACE } from "../../manifests/generate.ts";
 import { type QpuProvider, providers } from "../../quantum/providers/index.ts";
 import type { Cache } from "../../runtime/cache.ts";
@@ -15,10 +15,7 @@ export type RemoteAccess = { provider: QpuProvider } | { reason: string; message
  */
 const built = new Map<string, { fingerprint: string; provider: QpuProvider }>();
 
-export const INCOMPLETE_REMOTE_SPEC = {
-  reason: "InvalidSpec",
-  message: "A Remote backend needs spec.execution.provider and spec.execution.credentialsSecretRef.",
-};
+export const INCOMPLETE_REMOTE_SPEC = { reason: "InvalidSpec", message: INVALID_SPEC.remoteIncomplete };
 
 export function credentialsRef(backend: QuantumBackend): { namespace: string; name: string } | undefined {
   const ref = backend.spec.execution?.credentialsSecretRef;
