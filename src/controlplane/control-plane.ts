@@ -53,6 +53,7 @@ export class ControlPlane {
   readonly adminKubeconfig: string;
   readonly operatorKubeconfig: string;
   readonly version: string | undefined;
+  private readonly etcdUrl: string;
   readonly adminToken = randomBytes(24).toString("hex");
   private readonly procs = new Map<Name, Proc>();
   private readonly ownsDir: boolean;
@@ -66,9 +67,11 @@ export class ControlPlane {
     detached: boolean,
     log: (line: string) => void,
     apiPort: number,
+    etcdPort: number,
     version: string | undefined,
   ) {
     this.dir = dir;
+    this.etcdUrl = `http://127.0.0.1:${etcdPort}`;
     this.version = version;
     this.log = log;
     this.ownsDir = ownsDir;
@@ -86,7 +89,7 @@ export class ControlPlane {
     const [apiPort, etcdPort, peerPort, kwokPort] = await freePorts(4);
     const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "nextgen-cp-"));
     if (opts.dir && ControlPlane.runningState(dir)) throw new Error(`a control plane is already running in ${dir}`);
-    const cp = new ControlPlane(dir, !opts.dir, opts.detached ?? false, log, apiPort!, bins.version);
+    const cp = new ControlPlane(dir, !opts.dir, opts.detached ?? false, log, apiPort!, etcdPort!, bins.version);
     if (!cp.detached) hookExit();
     if (cp.ownsDir && !cp.detached) ownedDirs.add(dir);
 
@@ -123,7 +126,7 @@ export class ControlPlane {
     const certDir = join(dir, "apiserver-certs");
 
     try {
-      const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+      const etcdUrl = cp.etcdUrl;
       const peerUrl = `http://127.0.0.1:${peerPort}`;
       log(`starting etcd on ${etcdUrl}`);
       await cp.spawn("etcd", bins.etcd, [
@@ -268,6 +271,21 @@ export class ControlPlane {
     this.log(`starting kube-apiserver on ${this.apiserverUrl}`);
     await this.spawn("kube-apiserver", ...this.apiserverCmd);
     await this.waitFor("kube-apiserver /readyz", async () => (await this.get("/readyz")) === 200, 90_000);
+  }
+
+  /**
+   * Compacts etcd's history up to its current revision, as kube-apiserver does every 5 minutes: a watch or list from
+   * an older resourceVersion then answers 410 Gone, whether the API server serves it from its cache or from etcd.
+   */
+  async compactEtcd(): Promise<void> {
+    const call = async (path: string, body: object) => {
+      const res = await fetch(`${this.etcdUrl}/v3/kv/${path}`, { method: "POST", body: JSON.stringify(body) });
+      if (!res.ok) throw new Error(`etcd ${path}: ${res.status} ${await res.text()}`);
+      return (await res.json()) as { header: { revision: string } };
+    };
+    // etcd's JSON gateway: keys are base64; any key's range answers the store's current revision.
+    const { revision } = (await call("range", { key: Buffer.from("/").toString("base64") })).header;
+    await call("compaction", { revision, physical: true });
   }
 
   async stop(): Promise<void> {

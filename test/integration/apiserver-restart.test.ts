@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { ControlPlane } from "../../src/controlplane/control-plane.ts";
-import { KubeClient, isGone } from "../../src/runtime/client.ts";
+import { ApiError, KubeClient, isGone } from "../../src/runtime/client.ts";
 import { ConfigMapKind, NamespaceKind } from "../../src/runtime/kinds.ts";
 import type { Manager } from "../../src/runtime/manager.ts";
 import { waitUntil } from "../../src/runtime/wait.ts";
@@ -42,15 +42,31 @@ test("informers recover from an API server restart, re-list after 410, and recon
   const listsBefore = widgets.lists;
   const seenBefore = (await client.list(WidgetKind, { namespace: ns })).metadata.resourceVersion;
 
-  // A write to another kind moves etcd's revision past the last one the Widget informer saw, so the restarted
-  // server's fresh watch cache no longer holds the informer's resourceVersion: its watch must answer 410.
+  // A write to another kind moves etcd's revision past the last one the Widget informer saw, and compacting etcd
+  // there drops the informer's resourceVersion from history: its watch must answer 410 however the restarted
+  // server serves it (a fresh watch cache, or etcd itself while that cache initialises).
   await admin.create(ConfigMapKind, { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "bump", namespace: ns } });
   await cp.stopApiserver();
+  await cp.compactEtcd();
   await cp.startApiserver();
-  const watchFromBefore = await client
-    .watch(WidgetKind, { resourceVersion: seenBefore, timeoutSeconds: 5 }, () => undefined, AbortSignal.timeout(10_000))
-    .catch((e) => e);
-  expect(isGone(watchFromBefore)).toBe(true);
+  // While its watch cache initialises, the restarted server answers 429 ("storage is (re)initializing"), which
+  // clients retry: so does this probe, until the server gives its real answer.
+  const { answer } = await waitUntil(
+    "the restarted server to answer a watch from the old resourceVersion",
+    async () => {
+      const answer: unknown = await client
+        .watch(
+          WidgetKind,
+          { resourceVersion: seenBefore, timeoutSeconds: 5 },
+          () => undefined,
+          AbortSignal.timeout(10_000),
+        )
+        .catch((e: unknown) => e);
+      return answer instanceof ApiError && answer.status === 429 ? undefined : { answer };
+    },
+    { timeoutMs: 60_000, intervalMs: 200 },
+  );
+  expect(isGone(answer), String(answer)).toBe(true);
 
   await admin.create(WidgetKind, widget(ns, "after", { message: "2" }));
   await waitUntil("widget after to be Ready", () => ready("after"), { timeoutMs: 60_000 });
