@@ -3,7 +3,8 @@ import { parse, UsageError } from "../cli/args.ts";
 import { cacheRoot, ensureAssets, ensureTools, pinnedVersions } from "./assets.ts";
 import { ControlPlane, controlPlaneEnv } from "./control-plane.ts";
 
-const overview = `Usage: nextgen-operator control-plane <up|down|env|assets> [--dir DIR] [--k8s-version VERSION]
+// A function: the pinned versions are read from hack/, which the operator image does not carry.
+const overview = () => `Usage: nextgen-operator control-plane <up|down|env|assets> [--dir DIR] [--k8s-version VERSION]
 
 A local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) and KWOK on
 loopback ports, for development. Its files live in DIR (default ${join(cacheRoot(), "control-plane")}).
@@ -43,7 +44,7 @@ const exportLines = (env: Record<string, string>) =>
 
 export async function controlPlaneCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub === "--help" || sub === "-h") return (say(overview), 0);
+  if (sub === "--help" || sub === "-h") return (say(overview()), 0);
   if (sub === undefined || !(sub in usage)) {
     throw new UsageError(
       `control-plane: ${sub === undefined ? "missing subcommand" : `unknown subcommand "${sub}"`}; expected up, down, env or assets`,
