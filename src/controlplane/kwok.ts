@@ -31,9 +31,12 @@ type Node = KubeObject & { status?: { conditions?: Condition[] } };
  */
 export class KwokNodes {
   private readonly client: KubeClient;
+  private readonly labels: Record<string, string>;
 
-  constructor(client: KubeClient) {
+  /** `labels` go on every Node registered, e.g. to find them again. */
+  constructor(client: KubeClient, labels: Record<string, string> = {}) {
     this.client = client;
+    this.labels = labels;
   }
 
   /** Creates a Node for kwok; with `wait`, resolves once kwok reports it Ready and holds its Lease. */
@@ -42,7 +45,10 @@ export class KwokNodes {
     await this.client.create(NodeKind, {
       apiVersion: "v1",
       kind: "Node",
-      metadata: { name, labels: { "kubernetes.io/hostname": name, ...opts.labels, [KWOK_NODE_LABEL]: "fake" } },
+      metadata: {
+        name,
+        labels: { "kubernetes.io/hostname": name, ...this.labels, ...opts.labels, [KWOK_NODE_LABEL]: "fake" },
+      },
       status: { allocatable: resources, capacity: resources },
     } as KubeObject);
     if (opts.wait ?? true) await this.waitReady(name, true);

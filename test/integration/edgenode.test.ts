@@ -5,23 +5,25 @@ import { KwokNodes } from "../../src/controlplane/kwok.ts";
 import { type EdgeNode, type EdgeNodeSpec, EdgeNodeKind } from "../../src/crds/edgenode.ts";
 import { EventKind, NodeKind } from "../../src/runtime/kinds.ts";
 import type { KubeObject } from "../../src/runtime/objects.ts";
-import { cluster, startOperator, waitUntil } from "./harness.ts";
+import { cluster, deleteAfterFile, startOperator, waitUntil } from "./harness.ts";
 
 type Node = KubeObject & { spec?: { taints?: Array<{ key: string; effect: string; value?: string }> } };
 
 const { admin, operatorKubeconfig } = cluster();
-const nodes = new KwokNodes(admin);
 const SITE = "test.nextgen.itechsmart.io/site";
+const FILE = { "test.nextgen.itechsmart.io/file": "edgenode" };
+const nodes = new KwokNodes(admin, FILE);
 
 let operator: Awaited<ReturnType<typeof startOperator>>;
 beforeAll(async () => {
   operator = await startOperator(operatorKubeconfig);
+  deleteAfterFile(admin, "test.nextgen.itechsmart.io/file=edgenode", [EdgeNodeKind, NodeKind]);
 });
 
 const site = (name: string, spec: Partial<EdgeNodeSpec>): EdgeNode => ({
   apiVersion: "nextgen.itechsmart.io/v1alpha1",
   kind: "EdgeNode",
-  metadata: { name },
+  metadata: { name, labels: FILE },
   spec: { tier: "ContinentalHub", nodeSelector: { matchLabels: { [SITE]: name } }, ...spec } as EdgeNodeSpec,
 });
 const get = (name: string) => admin.get<EdgeNode>(EdgeNodeKind, undefined, name);

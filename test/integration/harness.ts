@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, inject } from "vitest";
 import { OperatorProcess } from "../../src/controlplane/operator-process.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
-import { NamespaceKind } from "../../src/runtime/kinds.ts";
+import { type KindRef, NamespaceKind } from "../../src/runtime/kinds.ts";
 import type { KubeObject } from "../../src/runtime/objects.ts";
 import { waitUntil } from "../../src/runtime/wait.ts";
 
@@ -37,6 +37,24 @@ export async function startOperator(kubeconfig: string, args: string[] = []): Pr
   });
   await op.waitReady();
   return op;
+}
+
+/**
+ * After the file's tests, deletes every object of `kinds` (in that order) labelled `label`, and waits for each kind's
+ * to go, so that later files (and their operators' write counts) do not meet this file's leftovers. Call it after
+ * startOperator: hooks run last-registered first, so the operator is still there to run finalizers.
+ */
+export function deleteAfterFile(admin: KubeClient, label: string, kinds: KindRef[]): void {
+  afterAll(async () => {
+    for (const kind of kinds) {
+      const leftovers = async () => (await admin.list(kind, { labelSelector: label })).items;
+      for (const o of await leftovers()) await admin.delete(kind, o.metadata.namespace, o.metadata.name);
+      await waitUntil(`${kind.plural} labelled ${label} to go`, async () => (await leftovers()).length === 0, {
+        timeoutMs: 60_000,
+        intervalMs: 200,
+      });
+    }
+  }, 180_000);
 }
 
 export { waitUntil };

@@ -2,7 +2,7 @@ import { describe, expect, test } from "vitest";
 import { KwokNodes, POD_FAULT_LABEL } from "../../src/controlplane/kwok.ts";
 import { DeploymentKind, LeaseKind, NODE_LEASE_NAMESPACE, NodeKind, PodKind } from "../../src/runtime/kinds.ts";
 import type { Condition } from "../../src/runtime/objects.ts";
-import { type KubeObject, cluster, createNamespace, waitUntil } from "./harness.ts";
+import { type KubeObject, cluster, createNamespace, deleteAfterFile, waitUntil } from "./harness.ts";
 
 // The platform the workload features stand on: KWOK Nodes with kubelet Leases, Pods the real scheduler binds and
 // KWOK runs, and the faults its Stages inject (hack/kwok/stages.yaml).
@@ -26,19 +26,22 @@ type Lease = KubeObject & { spec: { renewTime?: string; holderIdentity?: string 
 type Deployment = KubeObject & { status?: { readyReplicas?: number; availableReplicas?: number } };
 
 const { admin } = cluster();
-const nodes = new KwokNodes(admin);
+const FILE = { "test.nextgen.itechsmart.io/file": "kwok" };
+const nodes = new KwokNodes(admin, FILE);
+// Crash-looping Pods would go on restarting for the rest of the suite.
+deleteAfterFile(admin, "test.nextgen.itechsmart.io/file=kwok", [DeploymentKind, PodKind, NodeKind]);
 const suffix = Math.random().toString(36).slice(2, 7);
 const POOL = "test.nextgen.itechsmart.io/pool";
 
-const deployment = (name: string, replicas: number, podLabels: Record<string, string> = {}) => ({
+const deployment = (namespace: string, name: string, replicas: number, podLabels: Record<string, string> = {}) => ({
   apiVersion: "apps/v1",
   kind: "Deployment",
-  metadata: { name },
+  metadata: { name, namespace, labels: FILE },
   spec: {
     replicas,
     selector: { matchLabels: { app: name } },
     template: {
-      metadata: { labels: { app: name, ...podLabels } },
+      metadata: { labels: { app: name, ...FILE, ...podLabels } },
       spec: {
         nodeSelector: { [POOL]: suffix },
         containers: [{ name: "app", image: "registry.example/app:1" }],
@@ -64,7 +67,7 @@ describe("KWOK fleets", () => {
     );
 
     const ns = await createNamespace(admin, "kwok");
-    await admin.create(DeploymentKind, { ...deployment("web", 3), metadata: { name: "web", namespace: ns } });
+    await admin.create(DeploymentKind, deployment(ns, "web", 3));
     const ready = await waitUntil(
       "3 of 3 replicas ready",
       async () => {
@@ -86,10 +89,7 @@ describe("KWOK fleets", () => {
 
   test("a crash-looping container restarts again and again, in CrashLoopBackOff between runs", async () => {
     const ns = await createNamespace(admin, "kwok");
-    await admin.create(DeploymentKind, {
-      ...deployment("crashy", 1, { [POD_FAULT_LABEL]: "crashloop" }),
-      metadata: { name: "crashy", namespace: ns },
-    });
+    await admin.create(DeploymentKind, deployment(ns, "crashy", 1, { [POD_FAULT_LABEL]: "crashloop" }));
     const [backingOff] = await waitUntil(
       "a restart count of 2 and the container backing off",
       async () => {
@@ -109,10 +109,7 @@ describe("KWOK fleets", () => {
 
   test("an OOMKilled container is reported with reason OOMKilled and exit code 137, then restarted", async () => {
     const ns = await createNamespace(admin, "kwok");
-    await admin.create(DeploymentKind, {
-      ...deployment("hungry", 1, { [POD_FAULT_LABEL]: "oomkill" }),
-      metadata: { name: "hungry", namespace: ns },
-    });
+    await admin.create(DeploymentKind, deployment(ns, "hungry", 1, { [POD_FAULT_LABEL]: "oomkill" }));
     const [pod] = await waitUntil(
       "an OOMKilled restart",
       async () => {

@@ -8,13 +8,14 @@ import type { EdgeNode } from "../../src/crds/edgenode.ts";
 import { EdgeNodeKind } from "../../src/crds/edgenode.ts";
 import { type QuantumBackend, QuantumBackendKind, type QuantumBackendSpec } from "../../src/crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind, type QuantumJobSpec } from "../../src/crds/quantumjob.ts";
-import { JobKind, PodKind, SecretKind } from "../../src/runtime/kinds.ts";
+import { JobKind, NodeKind, PodKind, SecretKind } from "../../src/runtime/kinds.ts";
 import { type FakeIbmQuantum, startFakeIbmQuantum } from "../fakes/ibm-quantum-server.ts";
 import { BELL, ghz } from "../fixtures/circuits.ts";
-import { type KubeObject, cluster, createNamespace, startOperator, waitUntil } from "./harness.ts";
+import { type KubeObject, cluster, createNamespace, deleteAfterFile, startOperator, waitUntil } from "./harness.ts";
 
 const { admin, operatorKubeconfig } = cluster();
-const nodes = new KwokNodes(admin);
+const FILE = { "test.nextgen.itechsmart.io/file": "quantum" };
+const nodes = new KwokNodes(admin, FILE);
 const SITE_KEY = "test.nextgen.itechsmart.io/quantum-site";
 let ns: string;
 let operator: Awaited<ReturnType<typeof startOperator>>;
@@ -37,14 +38,14 @@ const backend = (name: string, spec: Record<string, unknown>, labels: Record<str
   admin.create<QuantumBackend>(QuantumBackendKind, {
     apiVersion: "nextgen.itechsmart.io/v1alpha1",
     kind: "QuantumBackend",
-    metadata: { name: `${name}-${suffix}`, labels },
+    metadata: { name: `${name}-${suffix}`, labels: { ...FILE, ...labels } },
     spec: { type: "Simulator", ...spec } as unknown as QuantumBackendSpec,
   });
 const qjob = (name: string, spec: Partial<QuantumJobSpec>) =>
   admin.create<QuantumJob>(QuantumJobKind, {
     apiVersion: "nextgen.itechsmart.io/v1alpha1",
     kind: "QuantumJob",
-    metadata: { name, namespace: ns },
+    metadata: { name, namespace: ns, labels: FILE },
     spec: { circuit: { openqasm: BELL }, ...spec } as QuantumJobSpec,
   });
 const getJob = (name: string) => admin.get<QuantumJob>(QuantumJobKind, ns, name);
@@ -79,6 +80,12 @@ beforeAll(async () => {
   ibm = await startFakeIbmQuantum();
   await backend("sim", { execution: { mode: "Embedded" } });
   operator = await startOperator(operatorKubeconfig);
+  deleteAfterFile(admin, "test.nextgen.itechsmart.io/file=quantum", [
+    QuantumJobKind,
+    QuantumBackendKind,
+    EdgeNodeKind,
+    NodeKind,
+  ]);
 });
 afterAll(async () => {
   await ibm?.close();
@@ -215,7 +222,7 @@ describe("Job mode", () => {
       await admin.create<EdgeNode>(EdgeNodeKind, {
         apiVersion: "nextgen.itechsmart.io/v1alpha1",
         kind: "EdgeNode",
-        metadata: { name },
+        metadata: { name, labels: FILE },
         spec: { tier, nodeSelector: { matchLabels: { [SITE_KEY]: name } } } as unknown as EdgeNode["spec"],
       });
     await nodes.register(`cpu-${suffix}`, { labels: { [SITE_KEY]: site } });
