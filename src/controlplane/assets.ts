@@ -238,7 +238,7 @@ async function goBuild(
   ldflags: string[],
   log: (line: string) => void,
 ): Promise<void> {
-  const env = { ...process.env, CGO_ENABLED: "0", GOFLAGS: "-mod=readonly" };
+  const env = { ...process.env, CGO_ENABLED: "0", GOFLAGS: "-mod=readonly -buildvcs=false" };
   log(`downloading the Go modules ${moduleDir}/go.sum pins`);
   await run("go", ["mod", "download"], moduleDir, env, () => {});
   let compiled = 0;
