@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { load } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { ensureTools } from "../../src/controlplane/assets.ts";
+import { ensureTool } from "../../src/controlplane/assets.ts";
 import { crds } from "../../src/crds/index.ts";
 import { healthCheckKey, healthCheckLua } from "../../src/manifests/argocd.ts";
 import { generateManifests } from "../../src/manifests/generate.ts";
@@ -16,7 +16,7 @@ let runner: string;
 const scratch = mkdtempSync(join(tmpdir(), "argocd-health-"));
 const script = join(scratch, "health.lua");
 beforeAll(async () => {
-  runner = (await ensureTools((line) => process.stderr.write(`[tools] ${line}\n`))).argocdHealth;
+  runner = await ensureTool("argocd-health", (line) => process.stderr.write(`[tools] ${line}\n`));
   writeFileSync(script, healthCheckLua());
 }, 30 * 60_000); // a fresh machine builds the tools first (hack/tools), minutes
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -44,8 +44,16 @@ const condition = (type: string, status: string, message: string) => ({
 });
 
 describe("Argo CD health check (gopher-lua)", () => {
+  test("the runner offers a script what Argo CD does, no more: the string library is not there", () => {
+    const file = join(scratch, "uses-string.lua");
+    writeFileSync(file, 'return { status = string.upper("healthy") }');
+    const r = spawnSync(runner, [file], { input: "{}", encoding: "utf8" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/string/);
+  });
+
   test("awkward strings reach the message unchanged", () => {
-    // Quotes, a backslash, a long-bracket close, a newline before a digit and non-ASCII must all survive.
+    // Quotes, a backslash, newlines and non-ASCII survive the resource's decoding into Lua and back.
     const message = 'key "k1" \\ rotated ]] at\n1 node ü-1 ✓';
     const hs = runHealthCheck(
       resource({ status: { observedGeneration: 3, conditions: [condition("Ready", "True", message)] } }),
