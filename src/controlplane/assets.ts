@@ -32,13 +32,18 @@ export type AssetPaths = {
   version?: string;
 };
 
-/** Test tools that do not depend on the Kubernetes minor (hack/tools): KWOK and Argo CD's Lua VM. */
-export type ToolPaths = { kwok: string; argocdHealth: string };
+/**
+ * Test tools that do not depend on the Kubernetes minor, from the Go module in hack/tools: KWOK, and the runner of
+ * Argo CD health checks in Argo CD's Lua VM. Each is built on its own, so a test needing one never waits for both.
+ */
+const TOOLS = { kwok: "sigs.k8s.io/kwok/cmd/kwok", "argocd-health": "./argocd-health" } as const;
 
 const BUILD_TIMEOUT_MS = 60 * 60_000;
 const HACK = resolve(import.meta.dirname, "../../hack");
 const K8S_MODULES = join(HACK, "k8s");
 const TOOLS_MODULE = join(HACK, "tools");
+// Static binaries from exactly what go.sum pins, with no VCS stamp: the same binary from a clone or a tarball.
+const GO_FLAGS = "-mod=readonly -buildvcs=false";
 const CONTROL_PLANE_BINARIES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"];
 
 export function cacheRoot(): string {
@@ -47,7 +52,13 @@ export function cacheRoot(): string {
 
 /** The pinned Kubernetes versions (hack/k8s/<minor>/go.mod), newest first: ["1.37.2", "1.35.4", ...]. */
 export function pinnedVersions(): string[] {
-  return readdirSync(K8S_MODULES, { withFileTypes: true })
+  let minors;
+  try {
+    minors = readdirSync(K8S_MODULES, { withFileTypes: true });
+  } catch {
+    throw new Error(`${K8S_MODULES} not found: the control plane is built from a checkout of this repository`);
+  }
+  return minors
     .filter((e) => e.isDirectory() && /^1\.\d+$/.test(e.name))
     .map((e) => pinnedVersion(join(K8S_MODULES, e.name)))
     .sort((a, b) => compareVersions(b, a));
@@ -109,6 +120,8 @@ export async function ensureAssets(log: (line: string) => void, requestedVersion
   if (fromEnv) {
     const missing = ["etcd", "kube-apiserver"].filter((b) => !executable(join(fromEnv, b)));
     if (missing.length) throw new Error(`KUBEBUILDER_ASSETS=${fromEnv} lacks executable ${missing.join(" and ")}`);
+    const ignored = requestedVersion ?? process.env.NEXTGEN_K8S_VERSION;
+    if (ignored) log(`KUBEBUILDER_ASSETS is set: running its binaries, not Kubernetes ${ignored}`);
     return pathsIn(fromEnv);
   }
   const version = selectVersion(requestedVersion);
@@ -119,44 +132,41 @@ export async function ensureAssets(log: (line: string) => void, requestedVersion
     [`gitVersion=v${version}`, `gitMajor=${major}`, `gitMinor=${minor}`, "gitTreeState=clean"].map(
       (kv) => `-X ${pkg}.${kv}`,
     );
+  const packages = [
+    "k8s.io/kubernetes/cmd/kube-apiserver",
+    "k8s.io/kubernetes/cmd/kube-controller-manager",
+    "k8s.io/kubernetes/cmd/kube-scheduler",
+    "./etcd",
+  ];
+  const ldflags = [...stamp("k8s.io/component-base/version"), ...stamp("k8s.io/client-go/pkg/version")];
   const dir = await buildCached(
     `Kubernetes ${version} control plane`,
-    join(cacheRoot(), "k8s", `v${version}-${moduleHash(moduleDir, ["etcd/main.go"])}`),
+    join(cacheRoot(), "k8s", `v${version}-${buildKey(moduleDir, ["etcd/main.go"], [...packages, ...ldflags])}`),
     CONTROL_PLANE_BINARIES,
-    (out) =>
-      goBuild(
-        moduleDir,
-        out,
-        [
-          "k8s.io/kubernetes/cmd/kube-apiserver",
-          "k8s.io/kubernetes/cmd/kube-controller-manager",
-          "k8s.io/kubernetes/cmd/kube-scheduler",
-          "./etcd",
-        ],
-        [...stamp("k8s.io/component-base/version"), ...stamp("k8s.io/client-go/pkg/version")],
-        log,
-      ),
+    (out) => goBuild(moduleDir, out, packages, ldflags, log),
     log,
   );
   return pathsIn(dir, version);
 }
 
-/** KWOK and the Argo CD health-check runner, built once from hack/tools and cached. */
-export async function ensureTools(log: (line: string) => void): Promise<ToolPaths> {
+/** The path of a test tool from hack/tools, built once and cached. */
+export async function ensureTool(name: keyof typeof TOOLS, log: (line: string) => void): Promise<string> {
+  const sources = name === "argocd-health" ? ["argocd-health/main.go"] : [];
   const dir = await buildCached(
-    "test tools (kwok, argocd-health)",
-    join(cacheRoot(), "tools", moduleHash(TOOLS_MODULE, ["argocd-health/main.go"])),
-    ["kwok", "argocd-health"],
-    (out) => goBuild(TOOLS_MODULE, out, ["sigs.k8s.io/kwok/cmd/kwok", "./argocd-health"], [], log),
+    name,
+    join(cacheRoot(), "tools", `${name}-${buildKey(TOOLS_MODULE, sources, [TOOLS[name]])}`),
+    [name],
+    (out) => goBuild(TOOLS_MODULE, out, [TOOLS[name]], [], log),
     log,
   );
-  return { kwok: join(dir, "kwok"), argocdHealth: join(dir, "argocd-health") };
+  return join(dir, name);
 }
 
-/** A cache key that changes whenever anything the build reads from the repository changes. */
-function moduleHash(moduleDir: string, sources: string[]): string {
+/** A cache key that changes whenever anything the build reads or is told changes: module, sources, packages, flags. */
+function buildKey(moduleDir: string, sources: string[], recipe: string[]): string {
   const hash = createHash("sha256");
   for (const file of ["go.mod", "go.sum", ...sources]) hash.update(readFileSync(join(moduleDir, file)));
+  hash.update(JSON.stringify([recipe, GO_FLAGS]));
   return hash.digest("hex").slice(0, 12);
 }
 
@@ -238,7 +248,7 @@ async function goBuild(
   ldflags: string[],
   log: (line: string) => void,
 ): Promise<void> {
-  const env = { ...process.env, CGO_ENABLED: "0", GOFLAGS: "-mod=readonly -buildvcs=false" };
+  const env = { ...process.env, CGO_ENABLED: "0", GOFLAGS: GO_FLAGS };
   log(`downloading the Go modules ${moduleDir}/go.sum pins`);
   await run("go", ["mod", "download"], moduleDir, env, () => {});
   let compiled = 0;
@@ -277,8 +287,8 @@ async function run(
         rej(
           err.code === "ENOENT"
             ? new Error(
-                `${cmd} not found: building the test binaries needs Go 1.26 or newer on PATH ` +
-                  `(or set KUBEBUILDER_ASSETS to a folder holding etcd, kube-apiserver, kube-controller-manager and kube-scheduler)`,
+                `${cmd} not found: the control plane, KWOK and the test tools are built with Go 1.26 or newer on PATH ` +
+                  `(KUBEBUILDER_ASSETS, a folder holding etcd and kube-apiserver, replaces only the control plane's build)`,
               )
             : err,
         ),

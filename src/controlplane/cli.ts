@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { parse, UsageError } from "../cli/args.ts";
-import { cacheRoot, ensureAssets, ensureTools, pinnedVersions } from "./assets.ts";
+import { cacheRoot, ensureAssets, ensureTool, pinnedVersions } from "./assets.ts";
 import { ControlPlane, controlPlaneEnv } from "./control-plane.ts";
 
 // A function: the pinned versions are read from hack/, which the operator image does not carry.
@@ -17,7 +17,7 @@ else the newest.
   assets locate (KUBEBUILDER_ASSETS) or build and cache the binaries, and print their folder`;
 
 const usage: Record<string, string> = {
-  up: `Usage: nextgen-operator control-plane up [--dir DIR]
+  up: `Usage: nextgen-operator control-plane up [--dir DIR] [--k8s-version VERSION]
 
 Starts the control plane, leaves it running after this command exits and prints export lines for KUBECONFIG
 (admin), NEXTGEN_OPERATOR_KUBECONFIG (the operator's ServiceAccount identity) and NEXTGEN_CONTROL_PLANE_DIR.
@@ -25,7 +25,7 @@ The first run builds the binaries (several minutes) unless KUBEBUILDER_ASSETS na
   down: `Usage: nextgen-operator control-plane down [--dir DIR]
 
 Stops the control plane started by 'up'; succeeds quietly when none runs.`,
-  assets: `Usage: nextgen-operator control-plane assets
+  assets: `Usage: nextgen-operator control-plane assets [--k8s-version VERSION]
 
 Finds the control-plane binaries in KUBEBUILDER_ASSETS, or builds them once from the Go modules pinned in
 hack/k8s/<minor> into the cache folder (several minutes; quiet when cached), builds KWOK and the test tools from
@@ -61,7 +61,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
 
   if (sub === "assets") {
     const assets = await ensureAssets(warn, version);
-    await ensureTools(warn);
+    for (const tool of ["kwok", "argocd-health"] as const) await ensureTool(tool, warn);
     return (say(assets.dir), 0);
   }
   if (sub === "down") {
