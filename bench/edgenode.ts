@@ -4,6 +4,7 @@ import { KwokNodes } from "../src/controlplane/kwok.ts";
 import { OperatorProcess } from "../src/controlplane/operator-process.ts";
 import { type EdgeNode, EdgeNodeKind } from "../src/crds/edgenode.ts";
 import { KubeClient } from "../src/runtime/client.ts";
+import { isTrue } from "../src/runtime/conditions.ts";
 import { Informer } from "../src/runtime/informer.ts";
 import { NodeKind } from "../src/runtime/kinds.ts";
 import type { Condition, KubeObject } from "../src/runtime/objects.ts";
@@ -119,7 +120,7 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
   };
   const victim = "edge-0-0-0-n7";
   const changeStart = performance.now();
-  await kwok.setReady(victim, false);
+  await kwok.setReady(victim, false, { wait: false });
   await waitUntil(
     "the hub to count one Node fewer Ready",
     () => total(watcher.get(undefined, "hub-0"))?.readyNodes === subtreeSites("hub-0") * NODES_PER_SITE - 1,
@@ -157,5 +158,5 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
 
 async function readyNodes(admin: KubeClient): Promise<number> {
   const list = await admin.list<KubeObject & { status?: { conditions?: Condition[] } }>(NodeKind);
-  return list.items.filter((n) => n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).length;
+  return list.items.filter((n) => isTrue(n.status?.conditions, "Ready")).length;
 }

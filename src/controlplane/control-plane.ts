@@ -7,7 +7,7 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { ensureAssets, ensureTools } from "./assets.ts";
+import { ensureAssets, ensureTool } from "./assets.ts";
 import { KWOK_NODE_SELECTOR, KWOK_STAGES } from "./kwok.ts";
 
 type Name = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler" | "kwok";
@@ -85,7 +85,7 @@ export class ControlPlane {
     const log = opts.log ?? (() => {});
     const bins = await ensureAssets(log, opts.version);
     const wantKwok = opts.kwok ?? true;
-    const tools = wantKwok ? await ensureTools(log) : undefined;
+    const kwok = wantKwok ? await ensureTool("kwok", log) : undefined;
     const [apiPort, etcdPort, peerPort, kwokPort] = await freePorts(4);
     const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "nextgen-cp-"));
     if (opts.dir && ControlPlane.runningState(dir)) throw new Error(`a control plane is already running in ${dir}`);
@@ -206,14 +206,14 @@ export class ControlPlane {
           60_000,
         );
       }
-      if (tools) {
+      if (kwok) {
         log("starting kwok (simulated kubelets)");
         const kwokDir = join(dir, "kwok");
         mkdirSync(kwokDir, { recursive: true });
         const leaseSeconds = opts.nodeLeaseDurationSeconds ?? 40;
         await cp.spawn(
           "kwok",
-          tools.kwok,
+          kwok,
           [
             `--kubeconfig=${kubeconfig("kwok.kubeconfig", "kwok", kwokToken)}`,
             `--config=${KWOK_STAGES}`,
@@ -410,8 +410,8 @@ async function freePorts(n: number): Promise<number[]> {
 }
 
 function httpOk(url: string): Promise<boolean> {
-  return fetch(url).then(
-    (r) => r.ok,
+  return fetch(url, { signal: AbortSignal.timeout(2000) }).then(
+    async (r) => (await r.body?.cancel(), r.ok),
     () => false,
   );
 }

@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import type { KubeClient } from "../runtime/client.ts";
+import { findCondition } from "../runtime/conditions.ts";
 import { LeaseKind, NODE_LEASE_NAMESPACE, NodeKind } from "../runtime/kinds.ts";
 import type { Condition, KubeObject } from "../runtime/objects.ts";
 import { waitUntil } from "../runtime/wait.ts";
@@ -8,7 +9,7 @@ import { waitUntil } from "../runtime/wait.ts";
 export const KWOK_STAGES = resolve(import.meta.dirname, "../../hack/kwok/stages.yaml");
 
 /** Nodes carrying this label (value "fake") are kwok's: it renews their Leases and reports their status. */
-export const KWOK_NODE_LABEL = "kwok.x-k8s.io/node";
+const KWOK_NODE_LABEL = "kwok.x-k8s.io/node";
 const HEARTBEAT_LABEL = "kwok.nextgen.itechsmart.io/heartbeat";
 const READY_LABEL = "kwok.nextgen.itechsmart.io/ready";
 /** On a Pod (template): `crashloop` or `oomkill`, the fault kwok plays on its containers. */
@@ -24,6 +25,7 @@ export interface NodeOptions {
 }
 
 type Node = KubeObject & { status?: { conditions?: Condition[] } };
+type Lease = KubeObject & { spec?: { renewTime?: string } };
 
 /**
  * Nodes simulated by KWOK on the project's control plane, and the faults a test injects into them: a kubelet that
@@ -59,16 +61,29 @@ export class KwokNodes {
     await this.label(name, HEARTBEAT_LABEL, "stopped");
   }
 
-  /** The kubelet comes back: kwok renews the Lease again and reports the Node Ready. */
+  /** The kubelet comes back: resolves once kwok has renewed the Lease again and reports the Node Ready. */
   async resumeHeartbeat(name: string): Promise<void> {
+    const lastRenewal = await this.renewTime(name);
     await this.label(name, HEARTBEAT_LABEL, null);
     await this.waitReady(name, true);
+    await waitUntil(
+      `kwok to renew Node ${name}'s Lease again`,
+      async () => (await this.renewTime(name)) !== lastRenewal,
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
   }
 
-  /** The kubelet keeps heartbeating but reports the Node NotReady (false), or Ready again (true). */
-  async setReady(name: string, ready: boolean): Promise<void> {
+  /**
+   * The kubelet keeps heartbeating but reports the Node NotReady (false), or Ready again (true); with `wait`,
+   * resolves once kwok has reported it.
+   */
+  async setReady(name: string, ready: boolean, opts: { wait?: boolean } = {}): Promise<void> {
     await this.label(name, READY_LABEL, ready ? null : "false");
-    await this.waitReady(name, ready);
+    if (opts.wait ?? true) await this.waitReady(name, ready);
+  }
+
+  private async renewTime(name: string): Promise<string | undefined> {
+    return (await this.client.get<Lease>(LeaseKind, NODE_LEASE_NAMESPACE, name))?.spec?.renewTime;
   }
 
   private async label(name: string, key: string, value: string | null): Promise<void> {
@@ -81,8 +96,7 @@ export class KwokNodes {
       `kwok to report Node ${name} Ready=${want}${ready ? " and renew its Lease" : ""}`,
       async () => {
         const node = await this.client.get<Node>(NodeKind, undefined, name);
-        const status = node?.status?.conditions?.find((c) => c.type === "Ready")?.status;
-        if (status !== want) return false;
+        if (findCondition(node?.status?.conditions, "Ready")?.status !== want) return false;
         return !ready || (await this.client.get(LeaseKind, NODE_LEASE_NAMESPACE, name)) !== undefined;
       },
       { timeoutMs: 30_000, intervalMs: 100 },

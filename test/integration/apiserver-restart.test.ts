@@ -20,7 +20,7 @@ const ready = async (name: string) =>
   );
 
 beforeAll(async () => {
-  cp = await ControlPlane.start({ controllerManager: false, scheduler: false });
+  cp = await ControlPlane.start({ controllerManager: false, scheduler: false, kwok: false });
   admin = KubeClient.load(cp.adminKubeconfig, "nextgen-test-admin");
   await installWidgetCrd(admin);
   await admin.create(NamespaceKind, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });

@@ -17,7 +17,7 @@ const nodes = new KwokNodes(admin, FILE);
 let operator: Awaited<ReturnType<typeof startOperator>>;
 beforeAll(async () => {
   operator = await startOperator(operatorKubeconfig);
-  deleteAfterFile(admin, "test.nextgen.itechsmart.io/file=edgenode", [EdgeNodeKind, NodeKind]);
+  deleteAfterFile(admin, FILE, [EdgeNodeKind, NodeKind]);
 });
 
 const site = (name: string, spec: Partial<EdgeNodeSpec>): EdgeNode => ({

@@ -40,11 +40,14 @@ export async function startOperator(kubeconfig: string, args: string[] = []): Pr
 }
 
 /**
- * After the file's tests, deletes every object of `kinds` (in that order) labelled `label`, and waits for each kind's
- * to go, so that later files (and their operators' write counts) do not meet this file's leftovers. Call it after
- * startOperator: hooks run last-registered first, so the operator is still there to run finalizers.
+ * After the file's tests, deletes every object of `kinds` (in that order) that carries `labels`, and waits for each
+ * kind's to go, so that later files (and their operators' write counts) do not meet this file's leftovers. Call it
+ * after startOperator: hooks run last-registered first, so the operator is still there to run finalizers.
  */
-export function deleteAfterFile(admin: KubeClient, label: string, kinds: KindRef[]): void {
+export function deleteAfterFile(admin: KubeClient, labels: Record<string, string>, kinds: KindRef[]): void {
+  const label = Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
   afterAll(async () => {
     for (const kind of kinds) {
       const leftovers = async () => (await admin.list(kind, { labelSelector: label })).items;

@@ -80,12 +80,7 @@ beforeAll(async () => {
   ibm = await startFakeIbmQuantum();
   await backend("sim", { execution: { mode: "Embedded" } });
   operator = await startOperator(operatorKubeconfig);
-  deleteAfterFile(admin, "test.nextgen.itechsmart.io/file=quantum", [
-    QuantumJobKind,
-    QuantumBackendKind,
-    EdgeNodeKind,
-    NodeKind,
-  ]);
+  deleteAfterFile(admin, FILE, [QuantumJobKind, QuantumBackendKind, EdgeNodeKind, NodeKind]);
 });
 afterAll(async () => {
   await ibm?.close();
