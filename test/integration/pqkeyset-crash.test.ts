@@ -1,7 +1,7 @@
 import { expect, test } from "vitest";
 import { PQKeySetKind, ROTATE_ANNOTATION } from "../../src/crds/pqkeyset.ts";
-import { cluster, createNamespace, startOperator, waitUntil } from "./harness.ts";
-import { decode, isReady, keySets, pqKeySet } from "./pqkeyset-helpers.ts";
+import { cluster, createNamespace, deleteAfterFile, startOperator, waitUntil } from "./harness.ts";
+import { TEST_KEY_SET, decode, isReady, keySets, pqKeySet } from "./pqkeyset-helpers.ts";
 
 const { admin, operatorKubeconfig } = cluster();
 
@@ -40,6 +40,7 @@ test("an operator killed mid-rotation across many key sets loses no key and rota
   console.error(`${rotatedBeforeKill} of ${names.length} key sets had rotated when the operator was killed`);
 
   await startOperator(operatorKubeconfig);
+  deleteAfterFile(admin, TEST_KEY_SET, [PQKeySetKind]);
   for (const n of names) {
     const set = await sets.waitFor(n, "rotated and Ready", (k) => k.status?.revision === 2 && isReady(k), 120_000);
     const secret = await sets.secret(n);

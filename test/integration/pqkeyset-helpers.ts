@@ -7,11 +7,14 @@ import { waitUntil } from "../../src/runtime/wait.ts";
 export type Secret = KubeObject & { data?: Record<string, string> };
 export type ConfigMap = KubeObject & { data?: Record<string, string> };
 
+/** On every key set the tests make, so that a file can delete its own (deleteAfterFile). */
+export const TEST_KEY_SET = { "test.nextgen.itechsmart.io/file": "pqkeyset" };
+
 export function pqKeySet(namespace: string, name: string, spec: Partial<PQKeySetSpec> = {}): PQKeySet {
   return {
     apiVersion: "nextgen.itechsmart.io/v1alpha1",
     kind: "PQKeySet",
-    metadata: { name, namespace },
+    metadata: { name, namespace, labels: TEST_KEY_SET },
     spec: spec as PQKeySetSpec,
   };
 }

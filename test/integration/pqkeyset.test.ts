@@ -8,8 +8,8 @@ import { ApiError } from "../../src/runtime/client.ts";
 import { EventKind, SecretKind } from "../../src/runtime/kinds.ts";
 import type { KubeObject } from "../../src/runtime/objects.ts";
 import type { OperatorProcess } from "../../src/controlplane/operator-process.ts";
-import { cluster, createNamespace, startOperator, waitUntil } from "./harness.ts";
-import { decode, isReady, keySets, pqKeySet, readyCondition } from "./pqkeyset-helpers.ts";
+import { cluster, createNamespace, deleteAfterFile, startOperator, waitUntil } from "./harness.ts";
+import { TEST_KEY_SET, decode, isReady, keySets, pqKeySet, readyCondition } from "./pqkeyset-helpers.ts";
 
 const { admin, operatorKubeconfig } = cluster();
 let ns: string;
@@ -20,6 +20,8 @@ beforeAll(async () => {
   ns = await createNamespace(admin, "pqk");
   ks = keySets(admin, ns);
   operator = await startOperator(operatorKubeconfig);
+  // Key sets left behind would go on rotating (one every minute) under later files' operators.
+  deleteAfterFile(admin, TEST_KEY_SET, [PQKeySetKind]);
 });
 
 const rotate = (name: string, value: string) =>
