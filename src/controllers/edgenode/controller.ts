@@ -188,9 +188,11 @@ export const edgeNodeController = defineController<EdgeNode>({
       allocatable,
       latencyTargetMs: target,
       children: children.map((c) => c.metadata.name),
+      // Around a cycle each site's total would include its own, growing with every write (a hot loop): a site in a
+      // cycle counts only its own members.
       rollup: rollup(
         { nodes: members.length, readyNodes: ready, gpus },
-        children.map((c) => c.status?.rollup),
+        !hierarchy.valid && hierarchy.reason === "Cycle" ? [] : children.map((c) => c.status?.rollup),
       ),
     });
     setLatency(ctx, site, probe, target);
