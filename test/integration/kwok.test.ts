@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { KwokNodes, POD_FAULT_LABEL } from "../../src/controlplane/kwok.ts";
 import { DeploymentKind, LeaseKind, NODE_LEASE_NAMESPACE, NodeKind, PodKind } from "../../src/runtime/kinds.ts";
+import { findCondition } from "../../src/runtime/conditions.ts";
 import type { Condition } from "../../src/runtime/objects.ts";
 import { type KubeObject, cluster, createNamespace, deleteAfterFile, waitUntil } from "./harness.ts";
 
@@ -52,7 +53,15 @@ const deployment = (namespace: string, name: string, replicas: number, podLabels
 const podsOf = async (ns: string, app: string) =>
   (await admin.list<Pod>(PodKind, { namespace: ns, labelSelector: `app=${app}` })).items;
 const readyCondition = (o: { status?: { conditions?: Condition[] } } | undefined) =>
-  o?.status?.conditions?.find((c) => c.type === "Ready")?.status;
+  findCondition(o?.status?.conditions, "Ready")?.status;
+/** The first Pod of the app whose first container satisfies pred. */
+const waitForPod = (ns: string, app: string, what: string, pred: (c: ContainerStatus) => boolean) =>
+  waitUntil(
+    what,
+    async () =>
+      (await podsOf(ns, app)).find((p) => p.status?.containerStatuses?.[0] && pred(p.status.containerStatuses[0])),
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
 
 describe("KWOK fleets", () => {
   test("Nodes heartbeat through Leases; a Deployment's Pods are scheduled onto them and run Ready", async () => {
@@ -86,16 +95,11 @@ describe("KWOK fleets", () => {
   test("a crash-looping container restarts again and again, in CrashLoopBackOff between runs", async () => {
     const ns = await createNamespace(admin, "kwok");
     await admin.create(DeploymentKind, deployment(ns, "crashy", 1, { [POD_FAULT_LABEL]: "crashloop" }));
-    const [backingOff] = await waitUntil(
+    const backingOff = await waitForPod(
+      ns,
+      "crashy",
       "a restart count of 2 and the container backing off",
-      async () => {
-        const found = (await podsOf(ns, "crashy")).filter((p) => {
-          const c = p.status?.containerStatuses?.[0];
-          return (c?.restartCount ?? 0) >= 2 && c?.state?.waiting?.reason === "CrashLoopBackOff";
-        });
-        return found.length ? found : undefined;
-      },
-      { timeoutMs: 60_000, intervalMs: 250 },
+      (c) => c.restartCount >= 2 && c.state?.waiting?.reason === "CrashLoopBackOff",
     );
     const container = backingOff?.status?.containerStatuses?.[0];
     expect(container?.ready).toBe(false);
@@ -106,17 +110,11 @@ describe("KWOK fleets", () => {
   test("an OOMKilled container is reported with reason OOMKilled and exit code 137, then restarted", async () => {
     const ns = await createNamespace(admin, "kwok");
     await admin.create(DeploymentKind, deployment(ns, "hungry", 1, { [POD_FAULT_LABEL]: "oomkill" }));
-    const [pod] = await waitUntil(
+    const pod = await waitForPod(
+      ns,
+      "hungry",
       "an OOMKilled restart",
-      async () => {
-        const found = (await podsOf(ns, "hungry")).filter(
-          (p) =>
-            (p.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1 &&
-            p.status?.containerStatuses?.[0]?.lastState?.terminated?.reason === "OOMKilled",
-        );
-        return found.length ? found : undefined;
-      },
-      { timeoutMs: 60_000, intervalMs: 250 },
+      (c) => c.restartCount >= 1 && c.lastState?.terminated?.reason === "OOMKilled",
     );
     expect(pod?.status?.containerStatuses?.[0]?.lastState?.terminated?.exitCode).toBe(137);
   });
