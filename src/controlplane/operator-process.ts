@@ -19,19 +19,30 @@ export class OperatorProcess {
   probeUrl = "";
   /** Set once stop() was asked for: an exit after that was wanted. */
   stopRequested = false;
+  /** "METHOD path code" of every API write the operator logged (at --log-level debug), in order. */
+  readonly writeLog: string[] = [];
   private output = "";
   private exited: Promise<number | null>;
 
   private constructor(child: ChildProcess, logFile?: string) {
     this.child = child;
     const log = logFile ? createWriteStream(logFile, { flags: "a" }) : undefined;
-    const keep = (chunk: Buffer) => {
+    const partial = { stdout: "", stderr: "" };
+    const keep = (stream: keyof typeof partial) => (chunk: Buffer) => {
       // Kept bounded: tests read recent lines; the log file has everything.
-      this.output = (this.output + chunk.toString()).slice(-1_000_000);
+      const text = chunk.toString();
+      this.output = (this.output + text).slice(-1_000_000);
       log?.write(chunk);
+      const lines = (partial[stream] + text).split("\n");
+      partial[stream] = lines.pop() ?? "";
+      for (const line of lines) {
+        if (!line.includes('"api write"')) continue;
+        const w = JSON.parse(line) as { method: string; path: string; code: number };
+        this.writeLog.push(`${w.method} ${w.path} ${w.code}`);
+      }
     };
-    child.stdout?.on("data", keep);
-    child.stderr?.on("data", keep);
+    child.stdout?.on("data", keep("stdout"));
+    child.stderr?.on("data", keep("stderr"));
     live.add(child);
     this.exited = once(child, "exit").then(([code]) => {
       live.delete(child);

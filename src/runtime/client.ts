@@ -46,7 +46,7 @@ const patchContentType: Record<PatchType, string> = {
 };
 
 /** Observes every response, e.g. to count API requests by verb and code. */
-export type ResponseObserver = (method: string, status: number) => void;
+export type ResponseObserver = (method: string, path: string, status: number) => void;
 
 /**
  * A small REST client over the API server. Authentication and TLS come from client-node's KubeConfig (kubeconfig
@@ -127,7 +127,7 @@ export class KubeClient {
       dispatcher: await this.agent,
       signal,
     });
-    this.observer?.(method, res.status);
+    this.observer?.(method, path, res.status);
     if (res.status >= 400) {
       const text = await res.text();
       let reason = res.statusText;

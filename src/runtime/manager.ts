@@ -57,7 +57,11 @@ export class Manager {
   constructor(opts: ManagerOptions) {
     this.opts = opts;
     this.cache = new Cache(this.informers);
-    opts.client.observer = (method, status) => this.metrics.restRequests.inc({ method, code: String(status) });
+    opts.client.observer = (method, path, status) => {
+      this.metrics.restRequests.inc({ method, code: String(status) });
+      // Paths name objects, never their contents: a write's line says what changed without leaking key material.
+      if (method !== "GET") opts.log.debug("api write", { method, path, code: status });
+    };
   }
 
   /** The shared informer of a kind, created on first use; namespace pins it to one namespace. */

@@ -152,12 +152,14 @@ describe("EdgeNode", () => {
     );
     const reconciles = () => operator.metric("controller_runtime_reconcile_total", { controller: "edgenode" });
     const before = await operator.apiWrites();
+    const logged = operator.writeLog.length;
     const r0 = await reconciles();
     // An unrelated label on a member and on the site: each reconciles hub-q, which then has nothing to change.
     await admin.patch(NodeKind, undefined, "q-1", "merge", { metadata: { labels: { unrelated: "x" } } });
     await admin.patch(EdgeNodeKind, undefined, "hub-q", "merge", { metadata: { labels: { unrelated: "x" } } });
     await waitUntil("two more reconciles", async () => (await reconciles()) >= r0 + 2, { timeoutMs: 10_000 });
-    expect(await operator.apiWrites()).toBe(before);
+    // On failure the message names what was written.
+    expect(await operator.apiWrites(), operator.writeLog.slice(logged).join("\n")).toBe(before);
   });
 
   test("lease renewals drive Online -> Degraded -> Offline -> Online, with the offline taint and events", async () => {

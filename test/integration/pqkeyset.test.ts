@@ -258,6 +258,7 @@ describe("PQKeySet", () => {
   test("converged key sets cost no API writes", async () => {
     const reconciles = () => operator.metric("controller_runtime_reconcile_total", { controller: "pqkeyset" });
     const before = await operator.apiWrites();
+    const logged = operator.writeLog.length;
     const r0 = await reconciles();
     // Touching a label reconciles every key set once more without changing anything they own.
     const all = (await admin.list(PQKeySetKind, { namespace: ns })).items;
@@ -266,6 +267,7 @@ describe("PQKeySet", () => {
     await waitUntil("a reconcile per key set", async () => (await reconciles()) >= r0 + all.length, {
       timeoutMs: 30_000,
     });
-    expect(await operator.apiWrites()).toBe(before);
+    // On failure the message names what was written.
+    expect(await operator.apiWrites(), operator.writeLog.slice(logged).join("\n")).toBe(before);
   });
 });

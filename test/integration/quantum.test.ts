@@ -429,6 +429,7 @@ test("converged jobs and backends cost no API writes", async () => {
     b.metadata.name.endsWith(suffix),
   );
   const before = await operator.apiWrites();
+  const logged = operator.writeLog.length;
   const r0 = await reconciles();
   // Touching a label reconciles each object once more without anything to change.
   for (const j of jobs)
@@ -440,5 +441,6 @@ test("converged jobs and backends cost no API writes", async () => {
   await waitUntil("a reconcile per object", async () => (await reconciles()) >= r0 + jobs.length + backends.length, {
     timeoutMs: 30_000,
   });
-  expect(await operator.apiWrites()).toBe(before);
+  // On failure the message names what was written.
+  expect(await operator.apiWrites(), operator.writeLog.slice(logged).join("\n")).toBe(before);
 });
