@@ -2,17 +2,21 @@ import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   accessSync,
+  chmodSync,
   closeSync,
   constants,
+  cpSync,
   mkdirSync,
+  mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
   renameSync,
   rmSync,
+  writeFileSync,
   writeSync,
 } from "node:fs";
-import { homedir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
@@ -32,16 +36,50 @@ export type AssetPaths = {
   version?: string;
 };
 
+type Tool = {
+  /** Its Go module, under hack/. */
+  module: string;
+  /** The main package, as `go build` names it in that module. */
+  pkg: string;
+  /** Files of the module the build reads besides go.mod and go.sum. */
+  sources?: string[];
+  /** A Prometheus project's command, built as its release does (buildRelease). */
+  release?: Release;
+};
+
+type Release = {
+  /** The upstream module: its VERSION file is what the binary reports. */
+  module: string;
+  /** Folders the release generates and embeds before building, which the module the proxy serves lacks. */
+  generated?: string[];
+};
+
 /**
- * Test tools that do not depend on the Kubernetes minor, from the Go module in hack/tools: KWOK, and the runner of
- * Argo CD health checks in Argo CD's Lua VM. Each is built on its own, so a test needing one never waits for both.
+ * Test tools that do not depend on the Kubernetes minor: from the Go module in hack/tools, KWOK and the runner of
+ * Argo CD health checks in Argo CD's Lua VM; from hack/monitoring, Prometheus and Alertmanager, each in a module of
+ * its own (their go.mod says why). Each is built on its own, so a test needing one never waits for the others.
  */
-const TOOLS = { kwok: "sigs.k8s.io/kwok/cmd/kwok", "argocd-health": "./argocd-health" } as const;
+const TOOLS = {
+  kwok: { module: "tools", pkg: "sigs.k8s.io/kwok/cmd/kwok" },
+  "argocd-health": { module: "tools", pkg: "./argocd-health", sources: ["argocd-health/main.go"] },
+  prometheus: {
+    module: "monitoring/prometheus",
+    pkg: "github.com/prometheus/prometheus/cmd/prometheus",
+    // Without the builtinassets tag of its release: the web UI that tag embeds is generated, absent from the module.
+    release: { module: "github.com/prometheus/prometheus" },
+  },
+  alertmanager: {
+    module: "monitoring/alertmanager",
+    pkg: "github.com/prometheus/alertmanager/cmd/alertmanager",
+    release: { module: "github.com/prometheus/alertmanager", generated: ["ui/app/dist"] },
+  },
+} satisfies Record<string, Tool>;
+export type ToolName = keyof typeof TOOLS;
+export const TOOL_NAMES = Object.keys(TOOLS) as ToolName[];
 
 const BUILD_TIMEOUT_MS = 60 * 60_000;
 const HACK = resolve(import.meta.dirname, "../../hack");
 const K8S_MODULES = join(HACK, "k8s");
-const TOOLS_MODULE = join(HACK, "tools");
 // Static binaries from exactly what go.sum pins, with no VCS stamp: the same binary from a clone or a tarball.
 const GO_FLAGS = "-mod=readonly -buildvcs=false";
 const CONTROL_PLANE_BINARIES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"];
@@ -149,17 +187,68 @@ export async function ensureAssets(log: (line: string) => void, requestedVersion
   return pathsIn(dir, version);
 }
 
-/** The path of a test tool from hack/tools, built once and cached. */
-export async function ensureTool(name: keyof typeof TOOLS, log: (line: string) => void): Promise<string> {
-  const sources = name === "argocd-health" ? ["argocd-health/main.go"] : [];
+/** The path of a test tool from hack/tools or hack/monitoring, built once and cached. */
+export async function ensureTool(name: ToolName, log: (line: string) => void): Promise<string> {
+  const tool: Tool = TOOLS[name];
+  const moduleDir = join(HACK, tool.module);
+  const recipe = tool.release ? [tool.pkg, JSON.stringify(tool.release)] : [tool.pkg];
   const dir = await buildCached(
     name,
-    join(cacheRoot(), "tools", `${name}-${buildKey(TOOLS_MODULE, sources, [TOOLS[name]])}`),
+    join(cacheRoot(), "tools", `${name}-${buildKey(moduleDir, tool.sources ?? [], recipe)}`),
     [name],
-    (out) => goBuild(TOOLS_MODULE, out, [TOOLS[name]], [], log),
+    (out) =>
+      tool.release
+        ? buildRelease(moduleDir, tool.pkg, tool.release, out, log)
+        : goBuild(moduleDir, out, [tool.pkg], [], log),
     log,
   );
   return join(dir, name);
+}
+
+/**
+ * `go build` of a Prometheus project's command from its module pinned in `moduleDir`, stamped with the version its
+ * release (promu) stamps. The folders the release generates and embeds (web UIs) are missing from the module the
+ * proxy serves, and go build may neither change nor overlay the module cache: such a command is built in a copy of
+ * its module holding a stand-in in each, with the module's own go.mod and go.sum, as its release is.
+ */
+async function buildRelease(
+  moduleDir: string,
+  pkg: string,
+  release: Release,
+  out: string,
+  log: (line: string) => void,
+): Promise<void> {
+  const source = await moduleSource(moduleDir, release.module);
+  const ldflags = [
+    `-X github.com/prometheus/common/version.Version=${readFileSync(join(source, "VERSION"), "utf8").trim()}`,
+  ];
+  if (!release.generated) return goBuild(moduleDir, out, [pkg], ldflags, log);
+  const copy = mkdtempSync(join(tmpdir(), "nextgen-go-module-"));
+  try {
+    cpSync(source, copy, { recursive: true });
+    // The module cache is read-only, and so is the copy: its folders must take the stand-ins and be removable after.
+    for (const entry of readdirSync(copy, { recursive: true, withFileTypes: true })) {
+      if (entry.isDirectory()) chmodSync(join(entry.parentPath, entry.name), 0o755);
+    }
+    for (const dir of release.generated) {
+      mkdirSync(join(copy, dir), { recursive: true });
+      writeFileSync(
+        join(copy, dir, "README"),
+        `Not built: ${release.module}'s module lacks what its release generates here.\n`,
+      );
+    }
+    await goBuild(copy, out, [pkg], ldflags, log);
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+  }
+}
+
+/** The folder of `module`, as `moduleDir`'s go.sum pins it, in the module cache; downloaded if need be. */
+async function moduleSource(moduleDir: string, module: string): Promise<string> {
+  const output: string[] = [];
+  await run("go", ["mod", "download", "-json", module], moduleDir, goEnv(), (line) => output.push(line));
+  const { Dir } = JSON.parse(output.join("\n")) as { Dir: string };
+  return Dir;
 }
 
 /** A cache key that changes whenever anything the build reads or is told changes: module, sources, packages, flags. */
@@ -248,7 +337,7 @@ async function goBuild(
   ldflags: string[],
   log: (line: string) => void,
 ): Promise<void> {
-  const env = { ...process.env, CGO_ENABLED: "0", GOFLAGS: GO_FLAGS };
+  const env = goEnv();
   log(`downloading the Go modules ${moduleDir}/go.sum pins`);
   await run("go", ["mod", "download"], moduleDir, env, () => {});
   let compiled = 0;
@@ -263,6 +352,10 @@ async function goBuild(
       if (++compiled % every === 0) log(`compiled ${compiled} packages`);
     },
   );
+}
+
+function goEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, CGO_ENABLED: "0", GOFLAGS: GO_FLAGS };
 }
 
 async function run(
