@@ -1,16 +1,27 @@
 import { ControlPlane } from "../src/controlplane/control-plane.ts";
+import { benchAnomaly } from "./anomaly.ts";
 import { benchEdgeNodes } from "./edgenode.ts";
 import { benchPQKeySets } from "./pqkeyset.ts";
 import { benchQuantum } from "./quantum.ts";
 
-/** `npm run bench`: every benchmark against a fresh local control plane, each reported as a table. */
+/** `npm run bench`: every benchmark, each reported as a table; those that need a cluster on a fresh control plane. */
 const benches: Record<string, (cp: ControlPlane) => Promise<Record<string, string | number>>> = {
   pqkeyset: benchPQKeySets,
   edgenode: benchEdgeNodes,
   quantum: benchQuantum,
 };
 
+/** Benchmarks of the operator's arithmetic alone: run without a control plane, whose own load would blur them. */
+const localBenches: Record<string, () => Promise<Record<string, string | number>>> = {
+  anomaly: benchAnomaly,
+};
+
 const only = process.argv[2];
+for (const [name, bench] of Object.entries(localBenches)) {
+  if (only && only !== name) continue;
+  console.log(`\n## ${name}`);
+  console.table(await bench());
+}
 for (const [name, bench] of Object.entries(benches)) {
   if (only && only !== name) continue;
   // The controller-manager and scheduler are left out: no benchmark needs garbage collection or scheduling,
