@@ -15,8 +15,8 @@ process.once("exit", () => {
 /** The operator as a real process (`nextgen-operator run`), as the demo and the integration tests run it. */
 export class OperatorProcess {
   readonly child: ChildProcess;
-  metricsUrl = "";
-  probeUrl = "";
+  /** host:port of every server the operator logged as listening ("metrics", "probes", "alert webhook"), by name. */
+  readonly addresses: Record<string, string> = {};
   /** Set once stop() was asked for: an exit after that was wanted. */
   stopRequested = false;
   /** "METHOD path code" of every API write the operator logged (at --log-level debug), in order. */
@@ -36,9 +36,13 @@ export class OperatorProcess {
       const lines = (partial[stream] + text).split("\n");
       partial[stream] = lines.pop() ?? "";
       for (const line of lines) {
-        if (!line.includes('"api write"')) continue;
-        const w = JSON.parse(line) as { method: string; path: string; code: number };
-        this.writeLog.push(`${w.method} ${w.path} ${w.code}`);
+        if (line.includes('"api write"')) {
+          const w = JSON.parse(line) as { method: string; path: string; code: number };
+          this.writeLog.push(`${w.method} ${w.path} ${w.code}`);
+        } else if (line.includes(' server listening"')) {
+          const entry = JSON.parse(line) as { msg: string; address: string };
+          this.addresses[entry.msg.replace(/ server listening$/, "")] = entry.address;
+        }
       }
     };
     child.stdout?.on("data", keep("stdout"));
@@ -82,17 +86,19 @@ export class OperatorProcess {
       () => {
         if (child.exitCode !== null)
           throw new Error(`operator exited with ${child.exitCode}:\n${op.output.slice(-4000)}`);
-        for (const line of op.output.split("\n")) {
-          if (!line.includes("server listening")) continue;
-          const entry = JSON.parse(line) as { msg: string; address: string };
-          if (entry.msg === "metrics server listening") op.metricsUrl = `http://${entry.address}/metrics`;
-          if (entry.msg === "probes server listening") op.probeUrl = `http://${entry.address}`;
-        }
-        return op.metricsUrl !== "" && op.probeUrl !== "";
+        return op.addresses.metrics !== undefined && op.addresses.probes !== undefined;
       },
       { timeoutMs: 60_000, intervalMs: 50 },
     );
     return op;
+  }
+
+  get metricsUrl(): string {
+    return `http://${this.addresses.metrics}/metrics`;
+  }
+
+  get probeUrl(): string {
+    return `http://${this.addresses.probes}`;
   }
 
   get logs(): string {

@@ -1,7 +1,7 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import type { RequestOptions } from "node:https";
 import { Agent, fetch } from "undici";
-import { type KindRef, apiVersionOf, resourcePath } from "./kinds.ts";
+import { type KindRef, PodKind, apiVersionOf, resourcePath } from "./kinds.ts";
 import type { KubeObject } from "./objects.ts";
 
 /** An error answered by the API server, carrying its metav1.Status. */
@@ -204,6 +204,23 @@ export class KubeClient {
   /** Server-side apply of the fields this operator owns (JSON is YAML, so the body is the object as JSON). */
   async apply<T extends KubeObject>(kind: KindRef, obj: T, opts: { subresource?: string } = {}): Promise<T> {
     return this.patch<T>(kind, obj.metadata.namespace, obj.metadata.name, "apply", obj, { ...opts, force: true });
+  }
+
+  /**
+   * Evicts a pod through the Eviction API, so that PodDisruptionBudgets hold: false when a budget refuses it now
+   * (429), true when the eviction was accepted or the pod is already gone.
+   */
+  async evict(namespace: string, name: string): Promise<boolean> {
+    try {
+      await this.request("POST", resourcePath(PodKind, namespace, name, "eviction"), {
+        body: { apiVersion: "policy/v1", kind: "Eviction", metadata: { name, namespace } },
+      });
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) return true;
+      if (e instanceof ApiError && e.status === 429) return false;
+      throw e;
+    }
   }
 
   async delete(

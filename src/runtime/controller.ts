@@ -305,7 +305,8 @@ export class Controller {
     const end = metrics.reconcileTime.startTimer({ controller });
     try {
       const result = await this.def.reconcile(ctx, obj);
-      await ctx.commitStatus();
+      const wrote = await ctx.commitStatus();
+      ctx.log.debug("reconciled", { controller, statusWritten: wrote, requeueAfterMs: result?.requeueAfterMs });
       this.queue.forget(key);
       if (result?.requeueAfterMs !== undefined) {
         this.queue.addAfter(key, result.requeueAfterMs);

@@ -45,6 +45,34 @@ export const DeploymentKind: KindRef = {
   plural: "deployments",
   namespaced: true,
 };
+export const StatefulSetKind: KindRef = {
+  group: "apps",
+  version: "v1",
+  kind: "StatefulSet",
+  plural: "statefulsets",
+  namespaced: true,
+};
+export const ReplicaSetKind: KindRef = {
+  group: "apps",
+  version: "v1",
+  kind: "ReplicaSet",
+  plural: "replicasets",
+  namespaced: true,
+};
+export const HorizontalPodAutoscalerKind: KindRef = {
+  group: "autoscaling",
+  version: "v2",
+  kind: "HorizontalPodAutoscaler",
+  plural: "horizontalpodautoscalers",
+  namespaced: true,
+};
+export const NetworkPolicyKind: KindRef = {
+  group: "networking.k8s.io",
+  version: "v1",
+  kind: "NetworkPolicy",
+  plural: "networkpolicies",
+  namespaced: true,
+};
 export const LeaseKind: KindRef = {
   group: "coordination.k8s.io",
   version: "v1",

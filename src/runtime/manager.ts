@@ -26,6 +26,8 @@ export interface ManagerOptions {
   concurrency?: Record<string, number>;
 }
 
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
 /**
  * Drops the managedFields entries of other field managers before caching: only this operator's own entries are
  * read (to tell whether an apply would change anything), and the rest can be most of a small object's size.
@@ -53,6 +55,7 @@ export class Manager {
   private elector: LeaderElector | undefined;
   private state: "starting" | "standby" | "leading" | "stopping" = "starting";
   private readonly addresses: Record<string, string> = {};
+  private readonly endpoints: Array<{ name: string; address: string; handle: RequestHandler }> = [];
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
@@ -99,6 +102,11 @@ export class Manager {
     );
   }
 
+  /** Serves another HTTP endpoint on every replica, leader or not (e.g. a webhook receiver); call before run. */
+  serve(name: string, address: string, handle: RequestHandler): void {
+    this.endpoints.push({ name, address, handle });
+  }
+
   get identity(): string {
     return this.opts.leaderElection?.identity ?? "nextgen-operator";
   }
@@ -107,8 +115,8 @@ export class Manager {
     return [...this.informers.values()].every((i) => i.synced);
   }
 
-  /** Bound addresses of the metrics and probe servers, once listening. */
-  address(server: "metrics" | "probes"): string | undefined {
+  /** Bound addresses of the servers (metrics, probes and opts.servers by name), once listening. */
+  address(server: string): string | undefined {
     return this.addresses[server];
   }
 
@@ -128,6 +136,7 @@ export class Manager {
         res.statusCode = ready ? 200 : 503;
         res.end(JSON.stringify({ cachesSynced: this.cachesSynced, state: this.state }));
       });
+      for (const e of this.endpoints) await this.listen(e.name, e.address, e.handle);
       for (const inf of this.informers.values()) inf.start();
       await Promise.all([...this.informers.values()].map((i) => i.waitForSync(signal)));
       log.info("caches synced", { kinds: [...this.informers.keys()] });
@@ -172,11 +181,7 @@ export class Manager {
     this.opts.log.info("stopped");
   }
 
-  private async listen(
-    name: "metrics" | "probes",
-    address: string,
-    handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
-  ): Promise<void> {
+  private async listen(name: string, address: string, handle: RequestHandler): Promise<void> {
     if (address === "0") return;
     const i = address.lastIndexOf(":");
     const host = address.slice(0, i) || "0.0.0.0";

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { afterAll, inject } from "vitest";
+import { basename, join } from "node:path";
+import { afterAll, expect, inject } from "vitest";
 import { OperatorProcess } from "../../src/controlplane/operator-process.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
 import { type KindRef, NamespaceKind } from "../../src/runtime/kinds.ts";
@@ -26,7 +27,10 @@ export async function createNamespace(admin: KubeClient, prefix: string): Promis
  * standing by); stopped after the file's tests.
  */
 export async function startOperator(kubeconfig: string, args: string[] = []): Promise<OperatorProcess> {
-  const op = await OperatorProcess.start({ kubeconfig, args: ["--log-level", "debug", ...args] });
+  // NEXTGEN_TEST_LOGS=<dir> keeps every operator's whole log there, for failures the last lines do not explain.
+  const logs = process.env.NEXTGEN_TEST_LOGS;
+  const logFile = logs && join(logs, `operator-${basename(expect.getState().testPath ?? "test")}-${Date.now()}.log`);
+  const op = await OperatorProcess.start({ kubeconfig, args: ["--log-level", "debug", ...args], logFile });
   // An operator that dies under a test says why: its last lines go to the test output.
   void op.waitExit().then((code) => {
     if (op.stopRequested) return;
