@@ -36,7 +36,7 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 # 65532 is the conventional "nonroot" id (distroless, kubebuilder); numeric so runAsNonRoot can verify it.
 USER 65532:65532
-# 8080: /metrics; 8081: /healthz and /readyz.
-EXPOSE 8080 8081
+# 8080: /metrics; 8081: /healthz and /readyz; 8082: Alertmanager's webhook, when a token file is given.
+EXPOSE 8080 8081 8082
 ENTRYPOINT ["node", "dist/cli/main.js"]
 CMD ["run"]

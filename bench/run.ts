@@ -3,13 +3,18 @@ import { benchAnomaly } from "./anomaly.ts";
 import { benchEdgeNodes } from "./edgenode.ts";
 import { benchPQKeySets } from "./pqkeyset.ts";
 import { benchQuantum } from "./quantum.ts";
+import { benchRemediation } from "./remediation.ts";
 
 /** `npm run bench`: every benchmark, each reported as a table; those that need a cluster on a fresh control plane. */
 const benches: Record<string, (cp: ControlPlane) => Promise<Record<string, string | number>>> = {
   pqkeyset: benchPQKeySets,
   edgenode: benchEdgeNodes,
   quantum: benchQuantum,
+  remediation: benchRemediation,
 };
+
+/** Benchmarks whose workloads need Pods: KWOK runs them, the scheduler binds them, ReplicaSets replace them. */
+const needPods = new Set(["remediation"]);
 
 /** Benchmarks of the operator's arithmetic alone: run without a control plane, whose own load would blur them. */
 const localBenches: Record<string, () => Promise<Record<string, string | number>>> = {
@@ -24,14 +29,14 @@ for (const [name, bench] of Object.entries(localBenches)) {
 }
 for (const [name, bench] of Object.entries(benches)) {
   if (only && only !== name) continue;
-  // The controller-manager and scheduler are left out: no benchmark needs garbage collection or scheduling,
-  // and their own traffic would blur the numbers; so is KWOK where no Nodes are needed. Its Leases last an hour,
+  // The controller-manager and scheduler are left out unless a benchmark needs Pods: their own traffic would blur
+  // the numbers; so is KWOK where no Nodes are needed. Its Leases last an hour,
   // renewed every 15 minutes: 10 000 Nodes renewing every 10 s as kubelets do would take this machine's API server
   // from what is measured.
   const cp = await ControlPlane.start({
-    controllerManager: false,
-    scheduler: false,
-    kwok: name === "edgenode",
+    controllerManager: needPods.has(name),
+    scheduler: needPods.has(name),
+    kwok: name === "edgenode" || needPods.has(name),
     nodeLeaseDurationSeconds: 3600,
   });
   try {

@@ -1,6 +1,7 @@
 /**
  * When a metric will cross its threshold, from its recent trend: a least-squares line through the samples,
- * extended forward. The anomaly trigger uses it to scale before an overload rather than after. Pure arithmetic.
+ * extended forward. A prometheus trigger with a forecast uses it to act (scale) before an overload rather than
+ * after. Pure arithmetic.
  */
 
 export interface MetricSample {

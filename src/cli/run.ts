@@ -2,6 +2,9 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { controllers } from "../controllers/index.ts";
+import { alertStore } from "../controllers/remediationpolicy/controller.ts";
+import { remediationMetrics } from "../controllers/remediationpolicy/metrics.ts";
+import { alertWebhookHandler } from "../remediation/alerts.ts";
 import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../manifests/generate.ts";
 import { KubeClient } from "../runtime/client.ts";
 import { LOG_LEVELS, type LogLevel, Logger } from "../runtime/log.ts";
@@ -22,6 +25,9 @@ Flags (each also read from the environment variable in brackets; a flag wins):
   --leader-election-namespace NS     namespace of the Lease (default: the pod's namespace, else ${OPERATOR_NAMESPACE}) [NEXTGEN_LEADER_ELECTION_NAMESPACE]
   --namespace NS                     watch only this namespace; repeatable (default: all) [NEXTGEN_NAMESPACES, comma-separated]
   --concurrency NAME=N               MaxConcurrentReconciles of one controller; repeatable [NEXTGEN_CONCURRENCY, comma-separated]
+  --alert-webhook-token-file PATH    serve Alertmanager's webhook (POST /alerts) for RemediationPolicy alert triggers,
+                                     guarded by the bearer token in this file (a mounted Secret) [NEXTGEN_ALERT_WEBHOOK_TOKEN_FILE]
+  --alert-webhook-bind-address ADDR  where the webhook listens (default ":8082") [NEXTGEN_ALERT_WEBHOOK_BIND_ADDRESS]
   --log-level LEVEL                  ${LOG_LEVELS.join(" | ")} (default "info") [NEXTGEN_LOG_LEVEL]
   -h, --help                         show this help`;
 
@@ -35,6 +41,8 @@ export interface RunConfig {
   leaderElectionNamespace: string;
   namespaces?: string[];
   concurrency: Record<string, number>;
+  /** The Alertmanager webhook: served only when a token file is given. */
+  alertWebhook?: { address: string; tokenFile: string };
   logLevel: LogLevel;
 }
 
@@ -48,6 +56,8 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
     namespace: { type: "string", multiple: true },
     concurrency: { type: "string", multiple: true },
     "log-level": { type: "string" },
+    "alert-webhook-token-file": { type: "string" },
+    "alert-webhook-bind-address": { type: "string" },
   });
   if (values.help) return "help";
   const list = (v: string | undefined) =>
@@ -76,6 +86,8 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
   } catch {
     // not in a pod
   }
+  const alertTokenFile = values["alert-webhook-token-file"] ?? env.NEXTGEN_ALERT_WEBHOOK_TOKEN_FILE;
+  if (alertTokenFile) readToken(alertTokenFile); // a missing or empty file is a usage error now, not a 401 later
   const leaderEnv = env.NEXTGEN_LEADER_ELECT;
   if (leaderEnv !== undefined && !["true", "false"].includes(leaderEnv)) {
     throw new UsageError(`run: NEXTGEN_LEADER_ELECT must be true or false, got "${leaderEnv}"`);
@@ -98,8 +110,29 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
       OPERATOR_NAMESPACE,
     namespaces: values.namespace ?? list(env.NEXTGEN_NAMESPACES),
     concurrency,
+    alertWebhook: alertTokenFile
+      ? {
+          tokenFile: alertTokenFile,
+          address: addr(
+            "--alert-webhook-bind-address",
+            values["alert-webhook-bind-address"] ?? env.NEXTGEN_ALERT_WEBHOOK_BIND_ADDRESS ?? ":8082",
+          ),
+        }
+      : undefined,
     logLevel: logLevel as LogLevel,
   };
+}
+
+/** The token in a file, trimmed (Secrets mounted from `kubectl create secret --from-literal` have no newline; others may). */
+function readToken(file: string): string {
+  let token: string;
+  try {
+    token = readFileSync(file, "utf8").trim();
+  } catch (e) {
+    throw new UsageError(`run: --alert-webhook-token-file: ${(e as Error).message}`);
+  }
+  if (!token) throw new UsageError(`run: --alert-webhook-token-file ${file} is empty`);
+  return token;
 }
 
 export async function runCommand(args: string[]): Promise<number> {
@@ -123,6 +156,16 @@ export async function runCommand(args: string[]): Promise<number> {
       : undefined,
   });
   for (const c of controllers) manager.add(c);
+  const hook = cfg.alertWebhook;
+  if (hook) {
+    const requests = remediationMetrics(manager.metrics.registry).webhookRequests;
+    const handle = alertWebhookHandler(
+      alertStore,
+      () => readToken(hook.tokenFile),
+      (outcome) => requests.inc({ outcome }),
+    );
+    manager.serve("alert webhook", hook.address, handle);
+  }
 
   const stop = new AbortController();
   const onSignal = (sig: string) => {

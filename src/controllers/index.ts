@@ -3,6 +3,7 @@ import { edgeNodeController } from "./edgenode/controller.ts";
 import { pqKeySetController } from "./pqkeyset/controller.ts";
 import { quantumBackendController } from "./quantumbackend/controller.ts";
 import { quantumJobController } from "./quantumjob/controller.ts";
+import { remediationPolicyController } from "./remediationpolicy/controller.ts";
 
 /** Every controller the manager runs. Each kind's controller adds itself here. */
 export const controllers = [
@@ -10,4 +11,5 @@ export const controllers = [
   edgeNodeController,
   quantumBackendController,
   quantumJobController,
+  remediationPolicyController,
 ] as unknown as ControllerDefinition<never>[];

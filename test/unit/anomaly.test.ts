@@ -9,69 +9,7 @@ import {
   defaultModelUrl,
   loadDefaultModel,
 } from "../../src/anomaly/model.ts";
-
-// A minimal ONNX (protobuf) encoder, so that the tests can build the models a user might bring, right or wrong,
-// without a Python toolchain. Field numbers are onnx.proto's.
-const varint = (n: number): number[] => {
-  const out: number[] = [];
-  for (; n > 127; n = Math.floor(n / 128)) out.push((n % 128) | 128);
-  return [...out, n];
-};
-const int = (field: number, n: number) => [...varint(field * 8), ...varint(n)];
-const bytes = (field: number, b: readonly number[]) => [...varint(field * 8 + 2), ...varint(b.length), ...b];
-const str = (field: number, s: string) => bytes(field, [...Buffer.from(s)]);
-
-const FLOAT = 1;
-const DOUBLE = 11;
-interface TensorSpec {
-  name: string;
-  type?: number;
-  /** null: a dimension with neither a size nor a name. */
-  shape: (number | string | null)[];
-}
-const valueInfo = ({ name, type = FLOAT, shape }: TensorSpec) => {
-  const dims = shape.flatMap((d) => bytes(1, d === null ? [] : typeof d === "string" ? str(2, d) : int(1, d)));
-  return [...str(1, name), ...bytes(2, bytes(1, [...int(1, type), ...bytes(2, dims)]))];
-};
-interface NodeSpec {
-  op: string;
-  inputs: string[];
-  output: string;
-  intAttributes?: Record<string, number>;
-}
-const nodeProto = ({ op, inputs, output, intAttributes = {} }: NodeSpec) => [
-  ...inputs.flatMap((i) => str(1, i)),
-  ...str(2, output),
-  ...str(4, op),
-  ...Object.entries(intAttributes).flatMap(([name, i]) => bytes(5, [...str(1, name), ...int(3, i), ...int(20, 2)])),
-];
-const floatInitializer = (name: string, shape: number[], values: number[]) => [
-  ...shape.flatMap((d) => int(1, d)),
-  ...int(2, FLOAT),
-  ...str(8, name),
-  ...bytes(9, [...new Uint8Array(new Float32Array(values).buffer)]),
-];
-function onnxModel(g: {
-  inputs: TensorSpec[];
-  outputs: TensorSpec[];
-  nodes: NodeSpec[];
-  initializers?: number[][];
-}): Uint8Array {
-  const graph = [
-    ...g.nodes.flatMap((n) => bytes(1, nodeProto(n))),
-    ...str(2, "test"),
-    ...(g.initializers ?? []).flatMap((t) => bytes(5, t)),
-    ...g.inputs.flatMap((i) => bytes(11, valueInfo(i))),
-    ...g.outputs.flatMap((o) => bytes(12, valueInfo(o))),
-  ];
-  return new Uint8Array([...int(1, 8), ...str(2, "anomaly.test.ts"), ...bytes(7, graph), ...bytes(8, int(2, 17))]);
-}
-const identity = (input: TensorSpec, output: TensorSpec) =>
-  onnxModel({
-    inputs: [input],
-    outputs: [output],
-    nodes: [{ op: "Identity", inputs: [input.name], output: output.name }],
-  });
+import { DOUBLE, type TensorSpec, floatInitializer, identity, onnxModel } from "../fixtures/onnx.ts";
 
 const WINDOW = 600;
 const healthyPods: PodObservation[] = [

@@ -1,0 +1,344 @@
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { type Server, createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { KwokNodes, POD_FAULT_LABEL } from "../../src/controlplane/kwok.ts";
+import { Alertmanager, Prometheus } from "../../src/controlplane/monitoring.ts";
+import {
+  type RemediationPolicy,
+  RemediationPolicyKind,
+  type RemediationPolicySpec,
+} from "../../src/crds/remediationpolicy.ts";
+import { findCondition } from "../../src/runtime/conditions.ts";
+import { ConfigMapKind, DeploymentKind, NodeKind, PodKind } from "../../src/runtime/kinds.ts";
+import type { Condition } from "../../src/runtime/objects.ts";
+import { identity } from "../fixtures/onnx.ts";
+import { type KubeObject, cluster, createNamespace, deleteAfterFile, startOperator, waitUntil } from "./harness.ts";
+
+// RemediationPolicy's signals from the real programs: a Prometheus scraping an exporter the test drives, evaluating
+// an alerting rule; an Alertmanager posting to the operator's webhook; ONNX models scoring KWOK pods.
+
+type Pod = KubeObject & { status?: { conditions?: Condition[] } };
+type Deployment = KubeObject & { spec: { replicas: number } };
+
+const { admin, operatorKubeconfig } = cluster();
+const FILE = { "test.nextgen.itechsmart.io/file": "remediation-signals" };
+const POOL = "test.nextgen.itechsmart.io/pool";
+const nodes = new KwokNodes(admin, FILE);
+const token = randomBytes(24).toString("hex");
+const tokenDir = mkdtempSync(join(tmpdir(), "nextgen-alert-token-"));
+const RULES = `
+groups:
+  - name: app
+    rules:
+      - alert: HighErrorRate
+        expr: app_errors > 1
+        for: 0s
+`;
+
+/** Per-pod series the test sets: `app_errors` and `app_latency_seconds`, each labelled with namespace and pod. */
+const series = new Map<string, number>();
+const exporterServer: Server = createServer((_req, res) => {
+  res.setHeader("content-type", "text/plain; version=0.0.4");
+  res.end([...series].map(([k, v]) => `${k} ${v}`).join("\n") + "\n");
+});
+const set = (metric: string, labels: Record<string, string>, value: number | undefined) => {
+  const key = `${metric}{${Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(",")}}`;
+  if (value === undefined) series.delete(key);
+  else series.set(key, value);
+};
+
+let operator: Awaited<ReturnType<typeof startOperator>>;
+let prometheus: Prometheus;
+let alertmanager: Alertmanager;
+let webhook: string;
+
+beforeAll(async () => {
+  const tokenFile = join(tokenDir, "token");
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+  operator = await startOperator(operatorKubeconfig, [
+    "--alert-webhook-token-file",
+    tokenFile,
+    "--alert-webhook-bind-address",
+    "127.0.0.1:0",
+  ]);
+  webhook = `http://${operator.addresses["alert webhook"]}/alerts`;
+  deleteAfterFile(admin, FILE, [RemediationPolicyKind, DeploymentKind, PodKind, ConfigMapKind, NodeKind]);
+  for (const i of [1, 2]) await nodes.register(`rps-${i}`, { labels: { [POOL]: "remediation-signals" } });
+  await once(exporterServer.listen(0, "127.0.0.1"), "listening");
+  const exporter = `127.0.0.1:${(exporterServer.address() as AddressInfo).port}`;
+  const log = (line: string) => process.stderr.write(`[monitoring] ${line}\n`);
+  alertmanager = await Alertmanager.start({ webhookUrl: webhook, bearerToken: token }, log);
+  prometheus = await Prometheus.start(
+    { scrapeJobs: { app: [exporter] }, ruleFiles: [RULES], alertmanagerUrl: alertmanager.url },
+    log,
+  );
+});
+afterAll(async () => {
+  await prometheus?.stop();
+  await alertmanager?.stop();
+  await new Promise((r) => exporterServer.close(r));
+  rmSync(tokenDir, { recursive: true, force: true });
+});
+
+const deployment = (ns: string, name: string, replicas: number, podLabels: Record<string, string> = {}) => ({
+  apiVersion: "apps/v1",
+  kind: "Deployment",
+  metadata: { name, namespace: ns, labels: FILE },
+  spec: {
+    replicas,
+    selector: { matchLabels: { app: name } },
+    template: {
+      metadata: { labels: { app: name, ...FILE, ...podLabels } },
+      spec: {
+        nodeSelector: { [POOL]: "remediation-signals" },
+        terminationGracePeriodSeconds: 0,
+        containers: [{ name: "app", image: "registry.example/app:1" }],
+      },
+    },
+  },
+});
+const policy = (ns: string, name: string, spec: Partial<RemediationPolicySpec>): RemediationPolicy => ({
+  apiVersion: "nextgen.itechsmart.io/v1alpha1",
+  kind: "RemediationPolicy",
+  metadata: { name, namespace: ns, labels: FILE },
+  spec: {
+    targetRef: { apiVersion: "apps/v1", kind: "Deployment", name },
+    actions: [{ restartPod: {}, timeout: "5s" }],
+    ...spec,
+    safety: { maxConcurrent: 5, cooldown: "0s", maxActionsPerHour: 50, minAvailable: 0, ...spec.safety },
+  } as RemediationPolicySpec,
+});
+const waitPolicy = async (ns: string, name: string, what: string, pred: (p: RemediationPolicy) => boolean) => {
+  let last: RemediationPolicy | undefined;
+  try {
+    return await waitUntil(
+      `RemediationPolicy ${name}: ${what}`,
+      async () => {
+        last = await admin.get<RemediationPolicy>(RemediationPolicyKind, ns, name);
+        return last && pred(last) ? last : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 250 },
+    );
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; its status was ${JSON.stringify(last?.status, null, 1)}`);
+  }
+};
+const has = (p: RemediationPolicy, action: string, result: string) =>
+  (p.status?.history ?? []).some((h) => h.action === action && h.result === result);
+const condition = (p: RemediationPolicy, type: string) => findCondition(p.status?.conditions, type);
+const podsOf = async (ns: string, app: string) =>
+  (await admin.list<Pod>(PodKind, { namespace: ns, labelSelector: `app=${app}` })).items;
+const readyPods = async (ns: string, app: string, n: number) =>
+  waitUntil(
+    `${n} Ready pods of ${app}`,
+    async () => {
+      const pods = (await podsOf(ns, app)).filter(
+        (p) => !p.metadata.deletionTimestamp && findCondition(p.status?.conditions, "Ready")?.status === "True",
+      );
+      return pods.length === n ? pods : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
+
+describe("RemediationPolicy signals", () => {
+  test("an alert from a real Prometheus and Alertmanager restarts the pod it names; its resolution closes the incident", async () => {
+    const ns = await createNamespace(admin, "rps");
+    await admin.create(DeploymentKind, deployment(ns, "web", 2));
+    const [sick, healthy] = await readyPods(ns, "web", 2);
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "web", {
+        triggers: [{ name: "errors", alert: { alertname: "HighErrorRate", matchLabels: { service: "web" } } }],
+      }),
+    );
+    const labels = (pod: Pod | undefined) => ({ namespace: ns, pod: pod?.metadata.name as string, service: "web" });
+    set("app_errors", labels(healthy), 0);
+    set("app_errors", labels(sick), 5);
+    const acted = await waitPolicy(ns, "web", "RestartPod of the pod the alert names", (p) =>
+      has(p, "RestartPod", "Succeeded"),
+    );
+    expect(acted.status?.history?.[0]?.message).toBe(`deleted pod ${sick?.metadata.name}`);
+    expect(acted.status?.incidents?.[0]).toMatchObject({ trigger: "errors", pods: [sick?.metadata.name] });
+    expect((await podsOf(ns, "web")).map((p) => p.metadata.uid)).toContain(healthy?.metadata.uid);
+
+    set("app_errors", labels(sick), undefined);
+    const resolved = await waitPolicy(ns, "web", "Resolved", (p) => has(p, "RestartPod", "Resolved"));
+    expect(resolved.status?.incidents ?? []).toEqual([]);
+    expect(
+      await operator.metric("nextgen_remediation_alert_webhook_requests_total", { outcome: "accepted" }),
+    ).toBeGreaterThanOrEqual(2);
+  });
+
+  test("minAvailable: of three pods an alert names, only as many restart as leave 75% available; the brake is reported", async () => {
+    const ns = await createNamespace(admin, "rps");
+    await admin.create(DeploymentKind, deployment(ns, "api", 4));
+    const pods = await readyPods(ns, "api", 4);
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "api", {
+        triggers: [{ name: "errors", alert: { alertname: "HighErrorRate", matchLabels: { service: "api" } } }],
+        actions: [{ restartPod: {}, timeout: "5m" }],
+        safety: { minAvailable: "75%" } as never,
+      }),
+    );
+    for (const p of pods.slice(0, 3)) set("app_errors", { namespace: ns, pod: p.metadata.name, service: "api" }, 5);
+    const held = await waitPolicy(ns, "api", "held by MinAvailable", (p) =>
+      (p.status?.history ?? []).some((h) => h.result === "Held" && h.message?.startsWith("MinAvailable")),
+    );
+    const first = held.status?.history?.find((h) => h.result === "Succeeded");
+    expect(first?.message).toMatch(/^deleted pod [a-z0-9-]+$/);
+    expect(held.status?.history?.find((h) => h.result === "Held")?.message).toMatch(
+      /^MinAvailable: 3 of 4 pods available; acting would leave 2, below minAvailable 3\.$/,
+    );
+    for (const p of pods) set("app_errors", { namespace: ns, pod: p.metadata.name, service: "api" }, undefined);
+  });
+
+  test("the webhook refuses a wrong token and a payload that is not Alertmanager's, and counts both", async () => {
+    const unauthorized = () =>
+      operator.metric("nextgen_remediation_alert_webhook_requests_total", { outcome: "unauthorized" });
+    const bad = () => operator.metric("nextgen_remediation_alert_webhook_requests_total", { outcome: "bad_request" });
+    const [u0, b0] = [await unauthorized(), await bad()];
+    const post = (authorization: string, body: string) =>
+      fetch(webhook, { method: "POST", headers: { authorization, "content-type": "application/json" }, body });
+    expect((await post("Bearer wrong", JSON.stringify({ version: "4", alerts: [] }))).status).toBe(401);
+    expect((await post(`Bearer ${token}`, JSON.stringify({ version: "3" }))).status).toBe(400);
+    expect(await unauthorized()).toBe(u0 + 1);
+    expect(await bad()).toBe(b0 + 1);
+    // Neither the token nor the payload reaches the log.
+    expect(operator.logs).not.toContain(token);
+  });
+
+  test("a PromQL trigger scales out when the workload's latency is high, and the count is restored exactly once healthy", async () => {
+    const ns = await createNamespace(admin, "rps");
+    await admin.create(DeploymentKind, deployment(ns, "slow", 2));
+    await readyPods(ns, "slow", 2);
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "slow", {
+        prometheus: { url: prometheus.url, interval: "1s" },
+        triggers: [
+          {
+            name: "latency",
+            prometheus: { query: `max(app_latency_seconds{namespace="${ns}"})`, above: "0.5", for: "1s" },
+          },
+        ],
+        actions: [{ scale: { by: 1, max: 4 }, timeout: "5s" }],
+        safety: { cooldown: "3s" } as never,
+      }),
+    );
+    // No series yet: no data is Unknown, never firing.
+    const blind = await waitPolicy(ns, "slow", "NoData", (p) => condition(p, "SignalsAvailable")?.reason === "NoData");
+    expect(blind.status?.incidents ?? []).toEqual([]);
+
+    set("app_latency_seconds", { namespace: ns }, 0.9);
+    const scaled = await waitPolicy(ns, "slow", "scaled out", (p) => has(p, "Scale", "Succeeded"));
+    expect(scaled.status?.scaled).toEqual([{ target: "Deployment/slow", field: "replicas", original: 2, current: 3 }]);
+    expect((await admin.get<Deployment>(DeploymentKind, ns, "slow"))?.spec.replicas).toBe(3);
+
+    set("app_latency_seconds", { namespace: ns }, 0.1);
+    await waitPolicy(ns, "slow", "restored", (p) => has(p, "Scale", "Restored"));
+    expect((await admin.get<Deployment>(DeploymentKind, ns, "slow"))?.spec.replicas).toBe(2);
+    set("app_latency_seconds", { namespace: ns }, undefined);
+  });
+
+  test("a forecast fires on a rising trend before the bound is crossed", async () => {
+    const ns = await createNamespace(admin, "rps");
+    await admin.create(DeploymentKind, deployment(ns, "rising", 1));
+    await readyPods(ns, "rising", 1);
+    // Rises by 1 a second from 0: it would reach 100 after 100 s.
+    const start = Date.now();
+    const rise = setInterval(() => set("queue_depth", { namespace: ns }, (Date.now() - start) / 1000), 200);
+    try {
+      await admin.create(
+        RemediationPolicyKind,
+        policy(ns, "rising", {
+          prometheus: { url: prometheus.url, interval: "1s" },
+          triggers: [
+            {
+              name: "queue",
+              prometheus: {
+                query: `queue_depth{namespace="${ns}"}`,
+                above: "100",
+                for: "0s",
+                forecast: { horizon: "5m", lookback: "20s" },
+              },
+            },
+          ],
+          actions: [{ scale: { by: 1, max: 2 }, timeout: "1m" }],
+        }),
+      );
+      await waitPolicy(ns, "rising", "scaled ahead of the overload", (p) => has(p, "Scale", "Succeeded"));
+      const [now] = await prometheus.query(`queue_depth{namespace="${ns}"}`);
+      expect(now?.value).toBeLessThan(100);
+    } finally {
+      clearInterval(rise);
+      set("queue_depth", { namespace: ns }, undefined);
+    }
+  });
+
+  test("ONNX models: the default autoencoder and the failure model flag a crash-looping pod; a model of the wrong shape is ModelInvalid", async () => {
+    const ns = await createNamespace(admin, "rps");
+    await admin.create(DeploymentKind, deployment(ns, "ae", 1, { [POD_FAULT_LABEL]: "crashloop" }));
+    await admin.create(DeploymentKind, deployment(ns, "fail", 1, { [POD_FAULT_LABEL]: "crashloop" }));
+    await admin.create(DeploymentKind, deployment(ns, "mine", 1));
+    await admin.create(ConfigMapKind, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "model", namespace: ns, labels: FILE },
+      binaryData: {
+        "model.onnx": Buffer.from(
+          identity({ name: "x", shape: ["N", 5] }, { name: "score", shape: ["N", 5] }),
+        ).toString("base64"),
+      },
+    } as KubeObject);
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "ae", {
+        triggers: [{ name: "anomaly", anomaly: { model: { default: true }, threshold: "0.95", for: "0s" } }],
+      }),
+    );
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "fail", {
+        triggers: [{ name: "failure", anomaly: { model: { builtin: "failure" }, threshold: "0.8", for: "0s" } }],
+      }),
+    );
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "mine", {
+        triggers: [
+          {
+            name: "mine",
+            anomaly: { model: { configMapRef: { name: "model", key: "model.onnx" } }, threshold: "0.5", for: "0s" },
+          },
+        ],
+      }),
+    );
+    const invalid = await waitPolicy(
+      ns,
+      "mine",
+      "ModelInvalid",
+      (p) => condition(p, "SignalsAvailable")?.reason === "ModelInvalid",
+    );
+    expect(condition(invalid, "SignalsAvailable")?.message).toMatch(
+      /^mine: the model's input does not match: expected one float32 input \[N, 6\] .*, found x: float32 \[N, 5\]$/,
+    );
+    expect(invalid.status?.triggers?.[0]).toMatchObject({ state: "Unknown", reason: "ModelInvalid" });
+    for (const name of ["ae", "fail"]) {
+      const p = await waitPolicy(ns, name, "the crash-looping pod scored and restarted", (x) =>
+        has(x, "RestartPod", "Succeeded"),
+      );
+      expect(p.status?.history?.[0]?.trigger).toBe(name === "ae" ? "anomaly" : "failure");
+    }
+    expect(
+      await operator.metric("nextgen_remediation_model_scoring_seconds_count", { model: "autoencoder" }),
+    ).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,567 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { beforeAll, describe, expect, test } from "vitest";
+import { KwokNodes, POD_FAULT_LABEL } from "../../src/controlplane/kwok.ts";
+import {
+  type HistoryEntry,
+  PAUSED_ANNOTATION,
+  type RemediationPolicy,
+  RemediationPolicyKind,
+  type RemediationPolicySpec,
+} from "../../src/crds/remediationpolicy.ts";
+import { QUARANTINE_LABEL } from "../../src/controllers/remediationpolicy/actions.ts";
+import { findCondition } from "../../src/runtime/conditions.ts";
+import {
+  DeploymentKind,
+  EventKind,
+  type KindRef,
+  HorizontalPodAutoscalerKind,
+  NetworkPolicyKind,
+  NodeKind,
+  PodKind,
+} from "../../src/runtime/kinds.ts";
+import type { Condition } from "../../src/runtime/objects.ts";
+import { type KubeObject, cluster, createNamespace, deleteAfterFile, startOperator, waitUntil } from "./harness.ts";
+
+// RemediationPolicy end to end: KWOK Pods that crash-loop and get OOMKilled (hack/kwok/stages.yaml), the real
+// controller-manager replacing deleted Pods and running HPAs, the operator acting on them.
+
+type Pod = KubeObject & {
+  spec: { nodeName?: string };
+  status?: { conditions?: Condition[]; containerStatuses?: Array<{ restartCount: number }> };
+};
+type Deployment = KubeObject & {
+  spec: {
+    replicas: number;
+    template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> } };
+  };
+  status?: { availableReplicas?: number; readyReplicas?: number };
+};
+type Hpa = KubeObject & { spec: { minReplicas: number; maxReplicas: number } };
+type Event = KubeObject & { reason: string; note?: string; regarding: { name: string } };
+
+const { admin, operatorKubeconfig } = cluster();
+const FILE = { "test.nextgen.itechsmart.io/file": "remediation" };
+const PodDisruptionBudgetKind: KindRef = {
+  group: "policy",
+  version: "v1",
+  kind: "PodDisruptionBudget",
+  plural: "poddisruptionbudgets",
+  namespaced: true,
+};
+const POOL = "test.nextgen.itechsmart.io/pool";
+const nodes = new KwokNodes(admin, FILE);
+
+let operator: Awaited<ReturnType<typeof startOperator>>;
+beforeAll(async () => {
+  operator = await startOperator(operatorKubeconfig);
+  // Crash-looping Pods would go on restarting (and writing) for the rest of the suite.
+  deleteAfterFile(admin, FILE, [RemediationPolicyKind, DeploymentKind, PodKind, NodeKind]);
+  for (const i of [1, 2, 3]) await nodes.register(`rp-${i}`, { labels: { [POOL]: "remediation" } });
+});
+
+const deployment = (
+  ns: string,
+  name: string,
+  replicas: number,
+  podLabels: Record<string, string> = {},
+  pool = "remediation",
+): Deployment => ({
+  apiVersion: "apps/v1",
+  kind: "Deployment",
+  metadata: { name, namespace: ns, labels: FILE },
+  spec: {
+    replicas,
+    selector: { matchLabels: { app: name } },
+    template: {
+      metadata: { labels: { app: name, ...FILE, ...podLabels } },
+      spec: {
+        nodeSelector: { [POOL]: pool },
+        terminationGracePeriodSeconds: 0,
+        containers: [{ name: "app", image: "registry.example/app:1" }],
+      },
+    },
+  } as Deployment["spec"],
+});
+
+/** A loopback port nothing listens on: it was just bound and let go. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+const CRASHLOOP = { name: "crashloop", crashLoop: { restarts: 1, window: "2m" } };
+
+const policy = (ns: string, name: string, spec: Partial<RemediationPolicySpec>): RemediationPolicy => ({
+  apiVersion: "nextgen.itechsmart.io/v1alpha1",
+  kind: "RemediationPolicy",
+  metadata: { name, namespace: ns, labels: FILE },
+  spec: {
+    targetRef: { apiVersion: "apps/v1", kind: "Deployment", name },
+    triggers: [CRASHLOOP],
+    actions: [{ restartPod: {}, timeout: "8s" }],
+    ...spec,
+    safety: { maxConcurrent: 5, cooldown: "0s", maxActionsPerHour: 50, minAvailable: 0, ...spec.safety },
+  } as RemediationPolicySpec,
+});
+
+const getPolicy = (ns: string, name: string) => admin.get<RemediationPolicy>(RemediationPolicyKind, ns, name);
+/** Waits for the policy to satisfy pred; on timeout, the error shows the status it had last. */
+const waitPolicy = async (
+  ns: string,
+  name: string,
+  what: string,
+  pred: (p: RemediationPolicy) => boolean,
+  timeoutMs = 60_000,
+) => {
+  let last: RemediationPolicy | undefined;
+  try {
+    return await waitUntil(
+      `RemediationPolicy ${name}: ${what}`,
+      async () => {
+        last = await getPolicy(ns, name);
+        return last && pred(last) ? last : undefined;
+      },
+      { timeoutMs, intervalMs: 250 },
+    );
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; its status was ${JSON.stringify(last?.status, null, 1)}`);
+  }
+};
+const history = (p: RemediationPolicy) => (p.status?.history ?? []).map((h) => `${h.action} ${h.result}`);
+const has = (p: RemediationPolicy, action: string, result: HistoryEntry["result"]) =>
+  history(p).includes(`${action} ${result}`);
+const condition = (p: RemediationPolicy | undefined, type: string) => findCondition(p?.status?.conditions, type);
+const podsOf = async (ns: string, app: string) =>
+  (await admin.list<Pod>(PodKind, { namespace: ns, labelSelector: `app=${app}` })).items;
+const eventsOf = async (ns: string, name: string) =>
+  (await admin.list<Event>(EventKind, { namespace: ns })).items.filter((e) => e.regarding.name === name);
+const waitAvailable = (ns: string, name: string, n: number) =>
+  waitUntil(
+    `${name}: ${n} available`,
+    async () => (await admin.get<Deployment>(DeploymentKind, ns, name))?.status?.availableReplicas === n,
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
+
+describe("RemediationPolicy", () => {
+  test("a crash-looping pod is restarted, the fix is verified over the step's timeout, and the incident resolves", async () => {
+    const ns = await createNamespace(admin, "rp");
+    await admin.create(DeploymentKind, deployment(ns, "web", 2));
+    await waitAvailable(ns, "web", 2);
+    await admin.create(RemediationPolicyKind, policy(ns, "web", {}));
+    await waitPolicy(
+      ns,
+      "web",
+      "Ready, watching one workload",
+      (p) => condition(p, "Ready")?.status === "True" && p.status?.targets === 1,
+    );
+
+    const [sick, healthy] = await podsOf(ns, "web");
+    await admin.patch(PodKind, ns, sick?.metadata.name as string, "merge", {
+      metadata: { labels: { [POD_FAULT_LABEL]: "crashloop" } },
+    });
+    const acted = await waitPolicy(ns, "web", "RestartPod taken", (p) => has(p, "RestartPod", "Succeeded"));
+    expect(acted.status?.incidents?.[0]).toMatchObject({
+      target: "Deployment/web",
+      trigger: "crashloop",
+      step: 0,
+      action: "RestartPod",
+      attempts: 1,
+      pods: [sick?.metadata.name],
+    });
+    await waitUntil(
+      "the sick pod gone",
+      async () => !(await podsOf(ns, "web")).some((p) => p.metadata.uid === sick?.metadata.uid),
+      { timeoutMs: 30_000 },
+    );
+    // The replacement runs clean: the incident resolves once the step's 8 s verification has passed.
+    const resolved = await waitPolicy(ns, "web", "Resolved", (p) => has(p, "RestartPod", "Resolved"));
+    expect(resolved.status?.incidents ?? []).toEqual([]);
+    expect(resolved.status?.triggers?.[0]).toMatchObject({ name: "crashloop", state: "Clear" });
+    expect((await podsOf(ns, "web")).map((p) => p.metadata.uid)).toContain(healthy?.metadata.uid);
+    const reasons = (await eventsOf(ns, "web")).map((e) => e.reason);
+    expect(reasons).toEqual(expect.arrayContaining(["RestartPodSucceeded", "RestartPodResolved"]));
+    expect(
+      await operator.metric("nextgen_remediation_actions_total", {
+        policy: "web",
+        action: "RestartPod",
+        result: "Succeeded",
+      }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      await operator.metric("nextgen_remediation_detection_to_action_seconds_count", { action: "RestartPod" }),
+    ).toBeGreaterThanOrEqual(1);
+  });
+
+  test("a step that does not help escalates; a scale-up that did not help is undone exactly; the ladder ends Exhausted", async () => {
+    const ns = await createNamespace(admin, "rp");
+    await admin.create(DeploymentKind, deployment(ns, "bad", 2, { [POD_FAULT_LABEL]: "crashloop" }));
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "bad", {
+        actions: [
+          // Longer than a KWOK crash loop's cycle (3 s running, 5 s backing off): a replaced pod crashes again
+          // within each step's verification.
+          { restartPod: {}, timeout: "15s" },
+          { scale: { by: 1, max: 5 }, timeout: "15s" },
+          { rolloutRestart: {}, timeout: "15s" },
+        ],
+      }),
+    );
+    const done = await waitPolicy(ns, "bad", "Exhausted", (p) => has(p, "RolloutRestart", "Exhausted"), 150_000);
+    expect(history(done).filter((h) => !h.startsWith("RestartPod"))).toEqual([
+      "Scale Succeeded",
+      "Scale Reverted",
+      "RolloutRestart Succeeded",
+      "RolloutRestart Exhausted",
+    ]);
+    expect(history(done)[0]).toBe("RestartPod Succeeded");
+    expect(done.status?.history?.find((h) => h.result === "Reverted")?.message).toMatch(/replicas back to 2/);
+    expect(done.status?.incidents?.[0]).toMatchObject({ step: 2, heldBy: "Exhausted" });
+    expect(done.status?.scaled ?? []).toEqual([]);
+    const dep = await admin.get<Deployment>(DeploymentKind, ns, "bad");
+    expect(dep?.spec.replicas).toBe(2);
+    expect(dep?.spec.template.metadata.annotations?.["kubectl.kubernetes.io/restartedAt"]).toBeDefined();
+  }, 180_000);
+
+  test("maxConcurrent: a storm of crash-looping pods is worked through two at a time, never more", async () => {
+    const ns = await createNamespace(admin, "rp");
+    await admin.create(DeploymentKind, deployment(ns, "storm", 6, { [POD_FAULT_LABEL]: "crashloop" }));
+    await waitUntil("6 pods", async () => (await podsOf(ns, "storm")).length === 6, { timeoutMs: 30_000 });
+    const original = new Set((await podsOf(ns, "storm")).map((p) => p.metadata.uid));
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "storm", { actions: [{ restartPod: {}, timeout: "5m" }], safety: { maxConcurrent: 2 } as never }),
+    );
+    // In flight, as seen from outside, event by event: originals being deleted, less replacements that have been
+    // Ready. The operator counts a replacement only while it is Ready, so its own count is never below this one.
+    const list = await admin.list<Pod>(PodKind, { namespace: ns, labelSelector: "app=storm" });
+    const deleting = new Set<string>();
+    const everReady = new Set<string>();
+    let most = 0;
+    const stop = new AbortController();
+    const watching = admin
+      .watch<Pod>(
+        PodKind,
+        {
+          namespace: ns,
+          labelSelector: "app=storm",
+          resourceVersion: list.metadata.resourceVersion,
+          timeoutSeconds: 300,
+        },
+        ({ type, object: p }) => {
+          const uid = p.metadata.uid as string;
+          if (original.has(uid) && (type === "DELETED" || p.metadata.deletionTimestamp)) deleting.add(uid);
+          if (!original.has(uid) && findCondition(p.status?.conditions, "Ready")?.status === "True") everReady.add(uid);
+          most = Math.max(most, deleting.size - everReady.size);
+        },
+        stop.signal,
+      )
+      .catch((e) => {
+        if (!stop.signal.aborted) throw e;
+      });
+    await waitUntil("every original pod restarted", async () => deleting.size === 6, {
+      timeoutMs: 120_000,
+      intervalMs: 250,
+    });
+    stop.abort();
+    await watching;
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(2);
+    // Each action took at most two pods.
+    const p = await getPolicy(ns, "storm");
+    for (const h of p?.status?.history?.filter((x) => x.result === "Succeeded") ?? [])
+      expect(h.message?.split(",").length).toBeLessThanOrEqual(2);
+  });
+
+  test("maxConcurrent holds a second workload while the first one's step is verified; StormActive says why", async () => {
+    const ns = await createNamespace(admin, "rp");
+    for (const name of ["first", "second"]) {
+      const d = deployment(ns, name, 1, { [POD_FAULT_LABEL]: "crashloop" });
+      d.metadata.labels = { ...d.metadata.labels, tier: "web" };
+      await admin.create(DeploymentKind, d);
+    }
+    const p = policy(ns, "web", {
+      actions: [{ scale: { by: 1, max: 3 }, timeout: "5m" }],
+      safety: { maxConcurrent: 1 } as never,
+    });
+    p.spec.targetRef = undefined;
+    p.spec.selector = { matchLabels: { tier: "web" } };
+    await admin.create(RemediationPolicyKind, p);
+    const held = await waitPolicy(ns, "web", "StormActive", (x) => condition(x, "StormActive")?.status === "True");
+    expect(condition(held, "StormActive")?.reason).toBe("MaxConcurrent");
+    expect(condition(held, "StormActive")?.message).toMatch(
+      /1 incident\(s\) held back by brakes: Deployment\/\w+ \(MaxConcurrent: 1 actions in flight/,
+    );
+    expect(held.status?.targets).toBe(2);
+    expect(held.status?.scaled).toHaveLength(1);
+    expect(held.status?.incidents?.map((i) => i.heldBy ?? "acting").sort()).toEqual(["MaxConcurrent", "acting"]);
+    expect((await eventsOf(ns, "web")).map((e) => e.reason)).toContain("ActionHeld");
+  });
+
+  test("cooldown and maxActionsPerHour hold the next action, each reported with its reason", async () => {
+    const ns = await createNamespace(admin, "rp");
+    // Two crash-looping pods each, one at a time (maxConcurrent 1): the second one's action meets the brake.
+    await admin.create(DeploymentKind, deployment(ns, "cool", 2, { [POD_FAULT_LABEL]: "crashloop" }));
+    await admin.create(DeploymentKind, deployment(ns, "hourly", 2, { [POD_FAULT_LABEL]: "crashloop" }));
+    const oneAtATime = { maxConcurrent: 1 };
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "cool", {
+        actions: [{ restartPod: {}, timeout: "5m" }],
+        safety: { ...oneAtATime, cooldown: "1h" } as never,
+      }),
+    );
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "hourly", {
+        actions: [{ restartPod: {}, timeout: "5m" }],
+        safety: { ...oneAtATime, maxActionsPerHour: 1 } as never,
+      }),
+    );
+    const cool = await waitPolicy(
+      ns,
+      "cool",
+      "held by Cooldown",
+      (p) => p.status?.incidents?.[0]?.heldBy === "Cooldown",
+    );
+    expect(cool.status?.incidents?.[0]?.message).toMatch(/the cooldown is 3600s/);
+    expect(history(cool)).toEqual(["RestartPod Succeeded", "RestartPod Held"]);
+    const hourly = await waitPolicy(
+      ns,
+      "hourly",
+      "held by MaxActionsPerHour",
+      (p) => p.status?.incidents?.[0]?.heldBy === "MaxActionsPerHour",
+    );
+    expect(condition(hourly, "StormActive")).toMatchObject({ status: "True", reason: "MaxActionsPerHour" });
+    expect(hourly.status?.recentActions).toHaveLength(1);
+  });
+
+  test("DryRun says what it would do and touches nothing; a paused policy acts on nothing until unpaused", async () => {
+    const ns = await createNamespace(admin, "rp");
+    await admin.create(DeploymentKind, deployment(ns, "dry", 1, { [POD_FAULT_LABEL]: "crashloop" }));
+    await admin.create(DeploymentKind, deployment(ns, "paused", 1, { [POD_FAULT_LABEL]: "crashloop" }));
+    await waitUntil(
+      "both pods",
+      async () => (await podsOf(ns, "dry")).length === 1 && (await podsOf(ns, "paused")).length === 1,
+      {
+        timeoutMs: 30_000,
+      },
+    );
+    const [dryPod] = await podsOf(ns, "dry");
+    await admin.create(RemediationPolicyKind, policy(ns, "dry", { mode: "DryRun" }));
+    const paused = policy(ns, "paused", {});
+    paused.metadata.annotations = { [PAUSED_ANNOTATION]: "true" };
+    await admin.create(RemediationPolicyKind, paused);
+
+    const dry = await waitPolicy(ns, "dry", "a DryRun entry", (p) => has(p, "RestartPod", "DryRun"));
+    expect(dry.status?.history?.[0]?.message).toMatch(/deleted pod/);
+    expect(condition(dry, "Ready")?.message).toMatch(/DryRun: nothing is touched/);
+    expect((await eventsOf(ns, "dry")).map((e) => e.reason)).toContain("DryRunRestartPod");
+    const held = await waitPolicy(ns, "paused", "held by Paused", (p) => p.status?.incidents?.[0]?.heldBy === "Paused");
+    expect(condition(held, "Paused")).toMatchObject({ status: "True", reason: "PausedByAnnotation" });
+    expect(condition(held, "StormActive")?.status).toBe("False");
+    const [pausedPod] = await podsOf(ns, "paused");
+    // Both pods are the ones they were: nothing was deleted.
+    expect((await podsOf(ns, "dry"))[0]?.metadata.uid).toBe(dryPod?.metadata.uid);
+
+    await admin.patch(RemediationPolicyKind, ns, "paused", "merge", {
+      metadata: { annotations: { [PAUSED_ANNOTATION]: null } },
+    });
+    await waitPolicy(ns, "paused", "acting once unpaused", (p) => has(p, "RestartPod", "Succeeded"));
+    await waitUntil(
+      "the paused pod restarted",
+      async () => !(await podsOf(ns, "paused")).some((p) => p.metadata.uid === pausedPod?.metadata.uid),
+      {
+        timeoutMs: 30_000,
+      },
+    );
+  });
+
+  test("Prometheus unreachable: the trigger is Unknown, SignalsAvailable=False names the error, nothing acts", async () => {
+    const ns = await createNamespace(admin, "rp");
+    await admin.create(DeploymentKind, deployment(ns, "blind", 1));
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "blind", {
+        prometheus: { url: `http://127.0.0.1:${await closedPort()}`, interval: "2s" },
+        triggers: [{ name: "latency", prometheus: { query: "up", above: "0", for: "0s" } }],
+      }),
+    );
+    const p = await waitPolicy(
+      ns,
+      "blind",
+      "SignalsAvailable=False",
+      (x) => condition(x, "SignalsAvailable")?.status === "False",
+    );
+    expect(condition(p, "SignalsAvailable")).toMatchObject({ reason: "PrometheusUnreachable" });
+    expect(condition(p, "SignalsAvailable")?.message).toMatch(/^latency: GET http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED$/);
+    expect(p.status?.triggers?.[0]).toMatchObject({ name: "latency", state: "Unknown" });
+    expect(p.status?.incidents ?? []).toEqual([]);
+  });
+
+  test("an OOMKilled pod opens an incident of its own trigger and is restarted", async () => {
+    const ns = await createNamespace(admin, "rp");
+    await admin.create(DeploymentKind, deployment(ns, "hungry", 1, { [POD_FAULT_LABEL]: "oomkill" }));
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "hungry", { triggers: [{ name: "oom", oomKilled: { count: 1, window: "5m" } }] }),
+    );
+    const p = await waitPolicy(ns, "hungry", "RestartPod for oom", (x) => has(x, "RestartPod", "Succeeded"));
+    expect(p.status?.history?.[0]).toMatchObject({ trigger: "oom", target: "Deployment/hungry" });
+  });
+
+  test("rollback: a bad rollout is rolled back to the previous revision, and the incident resolves", async () => {
+    const ns = await createNamespace(admin, "rp");
+    await admin.create(DeploymentKind, deployment(ns, "roll", 2));
+    await waitAvailable(ns, "roll", 2);
+    await admin.create(RemediationPolicyKind, policy(ns, "roll", { actions: [{ rollback: {}, timeout: "8s" }] }));
+    await admin.patch(DeploymentKind, ns, "roll", "merge", {
+      spec: { template: { metadata: { labels: { [POD_FAULT_LABEL]: "crashloop" } } } },
+    });
+    const p = await waitPolicy(ns, "roll", "rolled back", (x) => has(x, "Rollback", "Succeeded"));
+    expect(p.status?.history?.[0]?.message).toMatch(/rolled Deployment\/roll back to revision 1/);
+    const dep = await admin.get<Deployment>(DeploymentKind, ns, "roll");
+    expect(dep?.spec.template.metadata.labels[POD_FAULT_LABEL]).toBeUndefined();
+    await waitPolicy(ns, "roll", "Resolved", (x) => has(x, "Rollback", "Resolved"));
+  });
+
+  test("quarantine takes a pod out of its owner and Service, isolated by a deny-all NetworkPolicy", async () => {
+    const ns = await createNamespace(admin, "rp");
+    await admin.create(DeploymentKind, deployment(ns, "q", 2));
+    await waitAvailable(ns, "q", 2);
+    await admin.create(RemediationPolicyKind, policy(ns, "q", { actions: [{ quarantine: {}, timeout: "1m" }] }));
+    const [sick] = await podsOf(ns, "q");
+    await admin.patch(PodKind, ns, sick?.metadata.name as string, "merge", {
+      metadata: { labels: { [POD_FAULT_LABEL]: "crashloop" } },
+    });
+    await waitPolicy(ns, "q", "quarantined", (x) => has(x, "Quarantine", "Succeeded"));
+    const isolated = await admin.get<Pod>(PodKind, ns, sick?.metadata.name as string);
+    expect(isolated?.metadata.labels?.app).toBeUndefined();
+    expect(isolated?.metadata.labels?.[QUARANTINE_LABEL]).toBe("q");
+    const np = await admin.get<KubeObject & { spec: unknown }>(NetworkPolicyKind, ns, "quarantine-q");
+    expect(np?.spec).toEqual({
+      podSelector: { matchLabels: { [QUARANTINE_LABEL]: "q" } },
+      policyTypes: ["Ingress", "Egress"],
+    });
+    // Its ReplicaSet lets go of it and makes a replacement.
+    await waitUntil(
+      "the pod released by its ReplicaSet and replaced",
+      async () =>
+        !(await admin.get<Pod>(PodKind, ns, sick?.metadata.name as string))?.metadata.ownerReferences?.length &&
+        (await podsOf(ns, "q")).length === 2,
+      { timeoutMs: 30_000 },
+    );
+  });
+
+  for (const withHpa of [false, true])
+    test(`scale ${withHpa ? "through an HPA's minReplicas" : "through the scale subresource"}; restored exactly once healthy for the cooldown`, async () => {
+      const ns = await createNamespace(admin, "rp");
+      await admin.create(DeploymentKind, deployment(ns, "busy", 2));
+      await waitAvailable(ns, "busy", 2);
+      if (withHpa)
+        await admin.create(HorizontalPodAutoscalerKind, {
+          apiVersion: "autoscaling/v2",
+          kind: "HorizontalPodAutoscaler",
+          metadata: { name: "busy", namespace: ns },
+          spec: {
+            scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: "busy" },
+            minReplicas: 2,
+            maxReplicas: 6,
+            metrics: [
+              { type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: 80 } } },
+            ],
+          },
+        } as KubeObject);
+      await admin.create(
+        RemediationPolicyKind,
+        policy(ns, "busy", {
+          triggers: [{ name: "crashloop", crashLoop: { restarts: 1, window: "15s" } }],
+          actions: [{ scale: { by: 2, max: 10 }, timeout: "1m" }],
+          safety: { cooldown: "5s" } as never,
+        }),
+      );
+      const [sick] = await podsOf(ns, "busy");
+      await admin.patch(PodKind, ns, sick?.metadata.name as string, "merge", {
+        metadata: { labels: { [POD_FAULT_LABEL]: "crashloop" } },
+      });
+      const scaled = await waitPolicy(ns, "busy", "scaled", (x) => has(x, "Scale", "Succeeded"));
+      expect(scaled.status?.scaled).toEqual([
+        withHpa
+          ? { target: "Deployment/busy", field: "hpaMinReplicas", hpa: "busy", original: 2, current: 4 }
+          : { target: "Deployment/busy", field: "replicas", original: 2, current: 4 },
+      ]);
+      // With an HPA, the HPA controller itself scales the Deployment to its new floor.
+      await waitAvailable(ns, "busy", 4);
+      // The pod recovers: once the crash loop leaves the window and the cooldown passes, the count goes back.
+      await admin.patch(PodKind, ns, sick?.metadata.name as string, "merge", {
+        metadata: { labels: { [POD_FAULT_LABEL]: null } },
+      });
+      const restored = await waitPolicy(ns, "busy", "restored", (x) => has(x, "Scale", "Restored"), 90_000);
+      expect(restored.status?.scaled ?? []).toEqual([]);
+      if (withHpa) {
+        expect((await admin.get<Hpa>(HorizontalPodAutoscalerKind, ns, "busy"))?.spec.minReplicas).toBe(2);
+        // The operator never wrote the Deployment's replicas: the HPA did.
+        const dep = await admin.get<Deployment>(DeploymentKind, ns, "busy");
+        expect(dep?.metadata.managedFields?.some((m) => m.manager === "nextgen-operator")).toBe(false);
+      } else expect((await admin.get<Deployment>(DeploymentKind, ns, "busy"))?.spec.replicas).toBe(2);
+    });
+
+  test("drainNode cordons the sick pod's Node and evicts through the Eviction API: a PodDisruptionBudget holds", async () => {
+    const ns = await createNamespace(admin, "rp");
+    await nodes.register("rp-drain", { labels: { [POOL]: "drain" } });
+    await admin.create(DeploymentKind, deployment(ns, "guarded", 1, {}, "drain"));
+    await waitAvailable(ns, "guarded", 1);
+    await admin.create(PodDisruptionBudgetKind, {
+      apiVersion: "policy/v1",
+      kind: "PodDisruptionBudget",
+      metadata: { name: "guarded", namespace: ns },
+      spec: { minAvailable: 1, selector: { matchLabels: { app: "guarded" } } },
+    } as KubeObject);
+    await admin.create(DeploymentKind, deployment(ns, "disk", 1, { [POD_FAULT_LABEL]: "crashloop" }, "drain"));
+    type Pdb = KubeObject & { status?: { currentHealthy?: number } };
+    await waitUntil(
+      "the PDB to count its healthy pod",
+      async () => (await admin.get<Pdb>(PodDisruptionBudgetKind, ns, "guarded"))?.status?.currentHealthy === 1,
+      { timeoutMs: 30_000 },
+    );
+    const [guarded] = await podsOf(ns, "guarded");
+    await admin.create(RemediationPolicyKind, policy(ns, "disk", { actions: [{ drainNode: {}, timeout: "1m" }] }));
+    const p = await waitPolicy(ns, "disk", "drained", (x) => has(x, "DrainNode", "Succeeded"));
+    expect(p.status?.history?.[0]?.message).toBe(
+      "cordoned rp-drain and evicted 1 pods; 1 held by PodDisruptionBudgets (retried)",
+    );
+    expect(
+      (await admin.get<KubeObject & { spec: { unschedulable?: boolean } }>(NodeKind, undefined, "rp-drain"))?.spec
+        .unschedulable,
+    ).toBe(true);
+    // The budget kept the guarded pod; the sick one was evicted (its replacement cannot land on the cordoned Node).
+    expect((await podsOf(ns, "guarded")).map((x) => x.metadata.uid)).toEqual([guarded?.metadata.uid]);
+  });
+
+  test("a converged policy over healthy pods costs no API writes when reconciled again", async () => {
+    const ns = await createNamespace(admin, "rp");
+    await admin.create(DeploymentKind, deployment(ns, "calm", 3));
+    await admin.create(RemediationPolicyKind, policy(ns, "calm", {}));
+    await waitAvailable(ns, "calm", 3);
+    await waitPolicy(
+      ns,
+      "calm",
+      "three pods watched",
+      (p) => p.status?.triggers?.[0]?.state === "Clear" && condition(p, "Ready")?.status === "True",
+    );
+    const reconciles = () => operator.metric("controller_runtime_reconcile_total", { controller: "remediationpolicy" });
+    const before = await operator.apiWrites();
+    const logged = operator.writeLog.length;
+    const r0 = await reconciles();
+    await admin.patch(RemediationPolicyKind, ns, "calm", "merge", { metadata: { labels: { poked: "1" } } });
+    const [pod] = await podsOf(ns, "calm");
+    await admin.patch(PodKind, ns, pod?.metadata.name as string, "merge", { metadata: { labels: { poked: "1" } } });
+    await waitUntil("two more reconciles", async () => (await reconciles()) >= r0 + 2, { timeoutMs: 10_000 });
+    // On failure the message names what was written.
+    expect(await operator.apiWrites(), operator.writeLog.slice(logged).join("\n")).toBe(before);
+  });
+});
