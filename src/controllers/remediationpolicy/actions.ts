@@ -30,7 +30,7 @@ export interface ActionOutcome {
  * seen the latest spec, or pods of an older template are still being replaced (as `kubectl rollout status` waits
  * for). Pods that crash and flap under one template are not a rollout, whatever Progressing says of them.
  */
-export function rolloutInProgress(w: Workload): boolean {
+function rolloutInProgress(w: Workload): boolean {
   const s = w.obj.status ?? {};
   if ((s.observedGeneration ?? 0) < (w.obj.metadata.generation ?? 0)) return true;
   const updated = s.updatedReplicas ?? 0;

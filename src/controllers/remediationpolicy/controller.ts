@@ -48,7 +48,11 @@ import { type Hpa, type Pod, type Workload, covers, isReady, policiesInNamespace
 const FINALIZER = "nextgen.itechsmart.io/restore-replicas";
 /** The longest window a crashLoop or oomKilled trigger may count over; longer ones are cut to it. */
 const HISTORY_KEEP_MS = 24 * 3_600_000;
-/** How often a policy with a firing window-based trigger looks again (counts age out of the window). */
+const FORGET_UNSEEN_MS = 3_600_000;
+/**
+ * How often a policy with open incidents or anomaly triggers looks again with no event: restart counts age out
+ * of their windows, and scores move with time not Ready.
+ */
 const WINDOW_RECHECK_MS = 30_000;
 /** An incident whose last action failed (its message says how) is held by this until the retry works. */
 const ACTION_FAILED = "ActionFailed";
@@ -165,6 +169,8 @@ export const remediationPolicyController = defineController<RemediationPolicy>({
     const now = ctx.now.getTime();
     const workloads = workloadsOf(policy, ctx.cache);
     for (const w of workloads) for (const p of w.pods) podHistory.observe(p, now);
+    // Every pod is seen at least at each informer resync (10 min): one unseen for longer is gone.
+    podHistory.forgetUnseen(now - FORGET_UNSEEN_MS);
 
     const signals = await evaluateTriggers(ctx, policy, workloads, now);
     const run = new PolicyRun(ctx, policy, workloads, signals, now);
@@ -175,7 +181,7 @@ export const remediationPolicyController = defineController<RemediationPolicy>({
     const requeue = [run.nextLookMs, ...[...signals.values()].flatMap((m) => [...m.values()].map((s) => s.pendingMs))];
     if (policy.spec.prometheus && policy.spec.triggers.some((t) => t.prometheus || t.anomaly))
       requeue.push(parseDuration(policy.spec.prometheus.interval ?? "15s"));
-    if (policy.spec.triggers.some((t) => t.anomaly)) requeue.push(WINDOW_RECHECK_MS);
+    if (run.incidentsOut.length || policy.spec.triggers.some((t) => t.anomaly)) requeue.push(WINDOW_RECHECK_MS);
     const next = requeue.filter((x): x is number => x !== undefined && x >= 0);
     return next.length ? { requeueAfterMs: Math.max(100, Math.min(...next)) } : undefined;
   },
@@ -401,6 +407,10 @@ class PolicyRun {
     if (inc.stepStartTime && !POD_ACTIONS.has(type)) return;
     if (this.paused) return this.hold(inc, "Paused", "the policy is paused (annotation nextgen.itechsmart.io/paused).");
 
+    // Pods acted on count as unavailable even where the cache still shows them Ready: it lags the deletions this
+    // very policy just made (as the ReplicaSet controller's expectations account for its own).
+    const actedOn = new Set(this.incidentsOut.filter((i) => i.target === w.key).flatMap((i) => i.pods ?? []));
+    const available = w.pods.filter((p) => isReady(p) && !actedOn.has(p.metadata.name)).length;
     let pods: Pod[] = [];
     if (POD_ACTIONS.has(type)) {
       // Pods made since the step began are what it brought (replacements): whether they are sick too is the
@@ -414,7 +424,7 @@ class PolicyRun {
         inc.heldBy = undefined;
         return;
       }
-      const spare = w.available - minAvailableCount(this.brakes.minAvailable, w.desired);
+      const spare = available - minAvailableCount(this.brakes.minAvailable, w.desired);
       pods = choosePods(affected, isReady, concurrencyLeft(this.brakes, this.inFlight()), spare);
     }
     const target = this.recent.filter((r) => r.target === w.key).map((r) => Date.parse(r.time));
@@ -424,7 +434,7 @@ class PolicyRun {
         inFlight: this.inFlight(),
         actionTimes: this.recent.map((r) => Date.parse(r.time)),
         lastActionOnTarget: target.length ? Math.max(...target) : undefined,
-        available: w.available,
+        available,
         desired: w.desired,
         removesAvailable: type === "restartPod" || type === "quarantine" ? pods.filter(isReady).length : 0,
       },
