@@ -197,15 +197,18 @@ export async function benchRemediation(cp: ControlPlane): Promise<Record<string,
     });
   const stormStart = performance.now();
   await admin.create(RemediationPolicyKind, policy(ns, storm, { maxConcurrent: 5 }));
-  // maxActionsPerHour (50) ends the storm's work for the hour: up to 250 pods, 5 at a time.
-  const target = Math.min(STORM_PODS, 50 * 5);
-  await waitUntil(`${target} storm pods restarted`, () => deleting.size >= target, {
-    timeoutMs: 1_800_000,
-    intervalMs: 500,
-  });
+  // maxActionsPerHour (at most 50) may end the storm's work for the hour before every pod is restarted.
+  const stormPolicy = () => admin.get<RemediationPolicy>(RemediationPolicyKind, ns, storm);
+  await waitUntil(
+    "every storm pod restarted, or the hour's actions spent",
+    async () =>
+      deleting.size === STORM_PODS || (await stormPolicy())?.status?.incidents?.[0]?.heldBy === "MaxActionsPerHour",
+    { timeoutMs: 1_800_000, intervalMs: 500 },
+  );
   const stormSeconds = (performance.now() - stormStart) / 1000;
   stopStorm.abort();
   await stormWatch;
+  const stormActions = (await stormPolicy())?.status?.recentActions?.length ?? 0;
   const rssPeak = operator.rssMb("VmHWM");
   await operator.stop();
   await admin.close();
@@ -218,7 +221,7 @@ export async function benchRemediation(cp: ControlPlane): Promise<Record<string,
     [`detection to action over ${latencies.length} crash loops: p50 (ms)`]: percentile(latencies, 50).toFixed(0),
     "detection to action: p99 (ms)": percentile(latencies, 99).toFixed(0),
     [`storm of ${STORM_PODS} crash-looping pods, maxConcurrent 5: most in flight`]: most,
-    [`storm: ${target} pods restarted in (s)`]: stormSeconds.toFixed(1),
+    "storm: pods restarted / actions / until done or the hour's 50 actions spent (s)": `${deleting.size} / ${stormActions} / ${stormSeconds.toFixed(1)}`,
     "operator RSS peak (MB)": rssPeak.toFixed(0),
   };
 }

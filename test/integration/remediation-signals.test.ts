@@ -16,7 +16,7 @@ import {
 import { findCondition } from "../../src/runtime/conditions.ts";
 import { ConfigMapKind, DeploymentKind, NodeKind, PodKind } from "../../src/runtime/kinds.ts";
 import type { Condition } from "../../src/runtime/objects.ts";
-import { identity } from "../fixtures/onnx.ts";
+import { floatInitializer, identity, onnxModel } from "../fixtures/onnx.ts";
 import { type KubeObject, cluster, createNamespace, deleteAfterFile, startOperator, waitUntil } from "./harness.ts";
 
 // RemediationPolicy's signals from the real programs: a Prometheus scraping an exporter the test drives, evaluating
@@ -283,11 +283,36 @@ describe("RemediationPolicy signals", () => {
     }
   });
 
-  test("ONNX models: the default autoencoder and the failure model flag a crash-looping pod; a model of the wrong shape is ModelInvalid", async () => {
+  test("ONNX models: the default autoencoder, the failure model and a model from a ConfigMap flag a crash-looping pod; a model of the wrong shape is ModelInvalid", async () => {
     const ns = await createNamespace(admin, "rps");
     await admin.create(DeploymentKind, deployment(ns, "ae", 1, { [POD_FAULT_LABEL]: "crashloop" }));
     await admin.create(DeploymentKind, deployment(ns, "fail", 1, { [POD_FAULT_LABEL]: "crashloop" }));
     await admin.create(DeploymentKind, deployment(ns, "mine", 1));
+    await admin.create(DeploymentKind, deployment(ns, "theirs", 1, { [POD_FAULT_LABEL]: "crashloop" }));
+    // A model a user brings, under the contract: its score is the restarts feature (restarts / 5).
+    const restartsOnly = onnxModel({
+      inputs: [{ name: "features", shape: ["N", 6] }],
+      outputs: [{ name: "score", shape: ["N", 1] }],
+      nodes: [{ op: "MatMul", inputs: ["features", "w"], output: "score" }],
+      initializers: [floatInitializer("w", [6, 1], [1, 0, 0, 0, 0, 0])],
+    });
+    await admin.create(ConfigMapKind, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "restarts", namespace: ns, labels: FILE },
+      binaryData: { "model.onnx": Buffer.from(restartsOnly).toString("base64") },
+    } as KubeObject);
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "theirs", {
+        triggers: [
+          {
+            name: "theirs",
+            anomaly: { model: { configMapRef: { name: "restarts", key: "model.onnx" } }, threshold: "0.1", for: "0s" },
+          },
+        ],
+      }),
+    );
     await admin.create(ConfigMapKind, {
       apiVersion: "v1",
       kind: "ConfigMap",

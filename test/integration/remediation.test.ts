@@ -237,7 +237,8 @@ describe("RemediationPolicy", () => {
       policy(ns, "storm", { actions: [{ restartPod: {}, timeout: "5m" }], safety: { maxConcurrent: 2 } as never }),
     );
     // In flight, as seen from outside, event by event: originals being deleted, less replacements that have been
-    // Ready. The operator counts a replacement only while it is Ready, so its own count is never below this one.
+    // Ready. The operator counts a replacement once it has come up (Ready, or crashed after that), from the same
+    // events seen no sooner, so its own count is never below this one.
     const list = await admin.list<Pod>(PodKind, { namespace: ns, labelSelector: "app=storm" });
     const deleting = new Set<string>();
     const everReady = new Set<string>();
@@ -404,6 +405,24 @@ describe("RemediationPolicy", () => {
     expect(condition(p, "SignalsAvailable")?.message).toMatch(/^latency: GET http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED$/);
     expect(p.status?.triggers?.[0]).toMatchObject({ name: "latency", state: "Unknown" });
     expect(p.status?.incidents ?? []).toEqual([]);
+  });
+
+  test("unavailable: replicas that cannot run for the trigger's duration open an incident", async () => {
+    const ns = await createNamespace(admin, "rp");
+    // No Node is in this pool: both replicas stay Pending, none available.
+    await admin.create(DeploymentKind, deployment(ns, "stuck", 2, {}, "nowhere"));
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "stuck", {
+        triggers: [{ name: "unavailable", unavailable: { ratio: "0.5", for: "2s" } }],
+        actions: [{ scale: { by: 1, max: 3 }, timeout: "1m" }],
+      }),
+    );
+    const p = await waitPolicy(ns, "stuck", "scaled", (x) => has(x, "Scale", "Succeeded"));
+    expect(p.status?.triggers?.[0]).toMatchObject({ state: "Firing", reason: "Unavailable" });
+    expect(p.status?.history?.[0]?.message).toBe("scaled Deployment/stuck from 2 to 3 replicas");
+    // Still none available, now of 3 (or of 2, read before the scale-up's status write).
+    expect(p.status?.triggers?.[0]?.message).toMatch(/^(\d) of \1 replicas unavailable for 2s$/);
   });
 
   test("an OOMKilled pod opens an incident of its own trigger and is restarted", async () => {

@@ -66,6 +66,14 @@ const sustained = new Sustained();
 
 const actionType = (a: Action): ActionType => ACTION_TYPES.find((t) => a[t] !== undefined) as ActionType;
 
+/** Whether a pod has run: Ready now, or its containers ran and terminated (a crash loop's later rounds). */
+function hasComeUp(pod: Pod): boolean {
+  return (
+    isReady(pod) ||
+    (pod.status?.containerStatuses ?? []).some((c) => (c.restartCount ?? 0) > 0 || c.lastState?.terminated)
+  );
+}
+
 /** The workload a pod belongs to: a StatefulSet, or the Deployment of its ReplicaSet. */
 function workloadOfPod(pod: KubeObject, cache: Cache): { kind: WorkloadKind; obj: KubeObject } | undefined {
   const owner = pod.metadata.ownerReferences?.find((o) => o.controller);
@@ -306,8 +314,8 @@ class PolicyRun {
 
   /**
    * A pod-level step's acted pods are in flight until as many of the workload's pods created since the step began
-   * are Ready: each acted pod (deleted, quarantined or evicted) is then replaced. A replacement that crashes again
-   * counts as in flight again, so a storm of crash-looping pods is worked through maxConcurrent at a time. A
+   * have come up (Ready, or run and crashed since): each acted pod (deleted, quarantined or evicted) is then
+   * replaced, and whether the replacement is healthy is the step's verification, not the brake's. A
    * workload-level step is one in flight while it is verified.
    */
   private inFlightOf(inc: Incident): number {
@@ -321,7 +329,7 @@ class PolicyRun {
     if (!w) return 0;
     // Creation times are whole seconds: a replacement made within the step's first second counts.
     const replaced = w.pods.filter(
-      (p) => Date.parse(p.metadata.creationTimestamp ?? "") >= started - 1000 && isReady(p),
+      (p) => Date.parse(p.metadata.creationTimestamp ?? "") >= started - 1000 && hasComeUp(p),
     ).length;
     return Math.max(0, (inc.pods?.length ?? 0) - replaced);
   }
