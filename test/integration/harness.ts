@@ -66,3 +66,36 @@ export function deleteAfterFile(admin: KubeClient, labels: Record<string, string
 
 export { waitUntil };
 export type { KubeObject };
+
+/**
+ * A Deployment of KWOK pods (one container, an image nothing pulls) pinned to Nodes by nodeSelector; podLabels
+ * go on its pods as well as app=<name> and labels (e.g. a fault for KWOK's Stages).
+ */
+export function kwokDeployment(opts: {
+  namespace: string;
+  name: string;
+  replicas: number;
+  nodeSelector: Record<string, string>;
+  labels?: Record<string, string>;
+  podLabels?: Record<string, string>;
+}) {
+  const { namespace, name, replicas, nodeSelector, labels = {}, podLabels = {} } = opts;
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name, namespace, labels },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name, ...labels, ...podLabels } },
+        spec: {
+          nodeSelector,
+          // Deleted pods go at once: the tests count replacements, not graceful shutdowns.
+          terminationGracePeriodSeconds: 0,
+          containers: [{ name: "app", image: "registry.example/app:1" }],
+        },
+      },
+    },
+  };
+}

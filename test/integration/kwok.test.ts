@@ -3,7 +3,7 @@ import { KwokNodes, POD_FAULT_LABEL } from "../../src/controlplane/kwok.ts";
 import { DeploymentKind, LeaseKind, NODE_LEASE_NAMESPACE, NodeKind, PodKind } from "../../src/runtime/kinds.ts";
 import { findCondition } from "../../src/runtime/conditions.ts";
 import type { Condition } from "../../src/runtime/objects.ts";
-import { type KubeObject, cluster, createNamespace, deleteAfterFile, waitUntil } from "./harness.ts";
+import { type KubeObject, cluster, createNamespace, deleteAfterFile, kwokDeployment, waitUntil } from "./harness.ts";
 
 // The platform the workload features stand on: KWOK Nodes with kubelet Leases, Pods the real scheduler binds and
 // KWOK runs, and the faults its Stages inject (hack/kwok/stages.yaml).
@@ -34,22 +34,8 @@ deleteAfterFile(admin, FILE, [DeploymentKind, PodKind, NodeKind]);
 const suffix = Math.random().toString(36).slice(2, 7);
 const POOL = "test.nextgen.itechsmart.io/pool";
 
-const deployment = (namespace: string, name: string, replicas: number, podLabels: Record<string, string> = {}) => ({
-  apiVersion: "apps/v1",
-  kind: "Deployment",
-  metadata: { name, namespace, labels: FILE },
-  spec: {
-    replicas,
-    selector: { matchLabels: { app: name } },
-    template: {
-      metadata: { labels: { app: name, ...FILE, ...podLabels } },
-      spec: {
-        nodeSelector: { [POOL]: suffix },
-        containers: [{ name: "app", image: "registry.example/app:1" }],
-      },
-    },
-  },
-});
+const deployment = (namespace: string, name: string, replicas: number, podLabels: Record<string, string> = {}) =>
+  kwokDeployment({ namespace, name, replicas, nodeSelector: { [POOL]: suffix }, labels: FILE, podLabels });
 const podsOf = async (ns: string, app: string) =>
   (await admin.list<Pod>(PodKind, { namespace: ns, labelSelector: `app=${app}` })).items;
 const readyCondition = (o: { status?: { conditions?: Condition[] } } | undefined) =>

@@ -17,7 +17,16 @@ import { findCondition } from "../../src/runtime/conditions.ts";
 import { ConfigMapKind, DeploymentKind, NodeKind, PodKind } from "../../src/runtime/kinds.ts";
 import type { Condition } from "../../src/runtime/objects.ts";
 import { floatInitializer, identity, onnxModel } from "../fixtures/onnx.ts";
-import { type KubeObject, cluster, createNamespace, deleteAfterFile, startOperator, waitUntil } from "./harness.ts";
+import {
+  type KubeObject,
+  cluster,
+  createNamespace,
+  deleteAfterFile,
+  kwokDeployment,
+  startOperator,
+  waitUntil,
+} from "./harness.ts";
+import { hasHistory, remediationPolicy, waitForPolicy } from "./remediation-helpers.ts";
 
 // RemediationPolicy's signals from the real programs: a Prometheus scraping an exporter the test drives, evaluating
 // an alerting rule; an Alertmanager posting to the operator's webhook; ONNX models scoring KWOK pods.
@@ -87,51 +96,20 @@ afterAll(async () => {
   rmSync(tokenDir, { recursive: true, force: true });
 });
 
-const deployment = (ns: string, name: string, replicas: number, podLabels: Record<string, string> = {}) => ({
-  apiVersion: "apps/v1",
-  kind: "Deployment",
-  metadata: { name, namespace: ns, labels: FILE },
-  spec: {
+const deployment = (ns: string, name: string, replicas: number, podLabels: Record<string, string> = {}) =>
+  kwokDeployment({
+    namespace: ns,
+    name,
     replicas,
-    selector: { matchLabels: { app: name } },
-    template: {
-      metadata: { labels: { app: name, ...FILE, ...podLabels } },
-      spec: {
-        nodeSelector: { [POOL]: "remediation-signals" },
-        terminationGracePeriodSeconds: 0,
-        containers: [{ name: "app", image: "registry.example/app:1" }],
-      },
-    },
-  },
-});
-const policy = (ns: string, name: string, spec: Partial<RemediationPolicySpec>): RemediationPolicy => ({
-  apiVersion: "nextgen.itechsmart.io/v1alpha1",
-  kind: "RemediationPolicy",
-  metadata: { name, namespace: ns, labels: FILE },
-  spec: {
-    targetRef: { apiVersion: "apps/v1", kind: "Deployment", name },
-    actions: [{ restartPod: {}, timeout: "5s" }],
-    ...spec,
-    safety: { maxConcurrent: 5, cooldown: "0s", maxActionsPerHour: 50, minAvailable: 0, ...spec.safety },
-  } as RemediationPolicySpec,
-});
-const waitPolicy = async (ns: string, name: string, what: string, pred: (p: RemediationPolicy) => boolean) => {
-  let last: RemediationPolicy | undefined;
-  try {
-    return await waitUntil(
-      `RemediationPolicy ${name}: ${what}`,
-      async () => {
-        last = await admin.get<RemediationPolicy>(RemediationPolicyKind, ns, name);
-        return last && pred(last) ? last : undefined;
-      },
-      { timeoutMs: 90_000, intervalMs: 250 },
-    );
-  } catch (e) {
-    throw new Error(`${(e as Error).message}; its status was ${JSON.stringify(last?.status, null, 1)}`);
-  }
-};
-const has = (p: RemediationPolicy, action: string, result: string) =>
-  (p.status?.history ?? []).some((h) => h.action === action && h.result === result);
+    nodeSelector: { [POOL]: "remediation-signals" },
+    labels: FILE,
+    podLabels,
+  });
+const policy = (ns: string, name: string, spec: Partial<RemediationPolicySpec>) =>
+  remediationPolicy(ns, name, FILE, spec);
+const waitPolicy = (ns: string, name: string, what: string, pred: (p: RemediationPolicy) => boolean) =>
+  waitForPolicy(admin, ns, name, what, pred, 90_000);
+const has = hasHistory;
 const condition = (p: RemediationPolicy, type: string) => findCondition(p.status?.conditions, type);
 const podsOf = async (ns: string, app: string) =>
   (await admin.list<Pod>(PodKind, { namespace: ns, labelSelector: `app=${app}` })).items;

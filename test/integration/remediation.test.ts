@@ -3,7 +3,6 @@ import type { AddressInfo } from "node:net";
 import { beforeAll, describe, expect, test } from "vitest";
 import { KwokNodes, POD_FAULT_LABEL } from "../../src/controlplane/kwok.ts";
 import {
-  type HistoryEntry,
   PAUSED_ANNOTATION,
   type RemediationPolicy,
   RemediationPolicyKind,
@@ -21,7 +20,16 @@ import {
   PodKind,
 } from "../../src/runtime/kinds.ts";
 import type { Condition } from "../../src/runtime/objects.ts";
-import { type KubeObject, cluster, createNamespace, deleteAfterFile, startOperator, waitUntil } from "./harness.ts";
+import {
+  type KubeObject,
+  cluster,
+  createNamespace,
+  deleteAfterFile,
+  kwokDeployment,
+  startOperator,
+  waitUntil,
+} from "./harness.ts";
+import { hasHistory, remediationPolicy, waitForPolicy } from "./remediation-helpers.ts";
 
 // RemediationPolicy end to end: KWOK Pods that crash-loop and get OOMKilled (hack/kwok/stages.yaml), the real
 // controller-manager replacing deleted Pods and running HPAs, the operator acting on them.
@@ -66,23 +74,7 @@ const deployment = (
   replicas: number,
   podLabels: Record<string, string> = {},
   pool = "remediation",
-): Deployment => ({
-  apiVersion: "apps/v1",
-  kind: "Deployment",
-  metadata: { name, namespace: ns, labels: FILE },
-  spec: {
-    replicas,
-    selector: { matchLabels: { app: name } },
-    template: {
-      metadata: { labels: { app: name, ...FILE, ...podLabels } },
-      spec: {
-        nodeSelector: { [POOL]: pool },
-        terminationGracePeriodSeconds: 0,
-        containers: [{ name: "app", image: "registry.example/app:1" }],
-      },
-    },
-  } as Deployment["spec"],
-});
+) => kwokDeployment({ namespace: ns, name, replicas, nodeSelector: { [POOL]: pool }, labels: FILE, podLabels });
 
 /** A loopback port nothing listens on: it was just bound and let go. */
 async function closedPort(): Promise<number> {
@@ -95,45 +87,18 @@ async function closedPort(): Promise<number> {
 
 const CRASHLOOP = { name: "crashloop", crashLoop: { restarts: 1, window: "2m" } };
 
-const policy = (ns: string, name: string, spec: Partial<RemediationPolicySpec>): RemediationPolicy => ({
-  apiVersion: "nextgen.itechsmart.io/v1alpha1",
-  kind: "RemediationPolicy",
-  metadata: { name, namespace: ns, labels: FILE },
-  spec: {
-    targetRef: { apiVersion: "apps/v1", kind: "Deployment", name },
-    triggers: [CRASHLOOP],
-    actions: [{ restartPod: {}, timeout: "8s" }],
-    ...spec,
-    safety: { maxConcurrent: 5, cooldown: "0s", maxActionsPerHour: 50, minAvailable: 0, ...spec.safety },
-  } as RemediationPolicySpec,
-});
-
+const policy = (ns: string, name: string, spec: Partial<RemediationPolicySpec>) =>
+  remediationPolicy(ns, name, FILE, { triggers: [CRASHLOOP], ...spec });
 const getPolicy = (ns: string, name: string) => admin.get<RemediationPolicy>(RemediationPolicyKind, ns, name);
-/** Waits for the policy to satisfy pred; on timeout, the error shows the status it had last. */
-const waitPolicy = async (
+const waitPolicy = (
   ns: string,
   name: string,
   what: string,
   pred: (p: RemediationPolicy) => boolean,
-  timeoutMs = 60_000,
-) => {
-  let last: RemediationPolicy | undefined;
-  try {
-    return await waitUntil(
-      `RemediationPolicy ${name}: ${what}`,
-      async () => {
-        last = await getPolicy(ns, name);
-        return last && pred(last) ? last : undefined;
-      },
-      { timeoutMs, intervalMs: 250 },
-    );
-  } catch (e) {
-    throw new Error(`${(e as Error).message}; its status was ${JSON.stringify(last?.status, null, 1)}`);
-  }
-};
+  timeoutMs?: number,
+) => waitForPolicy(admin, ns, name, what, pred, timeoutMs);
 const history = (p: RemediationPolicy) => (p.status?.history ?? []).map((h) => `${h.action} ${h.result}`);
-const has = (p: RemediationPolicy, action: string, result: HistoryEntry["result"]) =>
-  history(p).includes(`${action} ${result}`);
+const has = hasHistory;
 const condition = (p: RemediationPolicy | undefined, type: string) => findCondition(p?.status?.conditions, type);
 const podsOf = async (ns: string, app: string) =>
   (await admin.list<Pod>(PodKind, { namespace: ns, labelSelector: `app=${app}` })).items;
