@@ -152,8 +152,8 @@ export const remediationPolicyController = defineController<RemediationPolicy>({
     // An alert reaches the policies with an alert trigger of its name, in its namespace (or everywhere).
     return alertStore.onChange((alerts) => {
       const names = new Set(alerts.map((a) => a.labels.alertname));
+      const ns = alerts.map((a) => a.labels.namespace);
       for (const p of cache.list<RemediationPolicy>(RemediationPolicyKind)) {
-        const ns = alerts.map((a) => a.labels.namespace);
         if (!p.spec.triggers.some((t) => t.alert && names.has(t.alert.alertname))) continue;
         if (ns.every((n) => n && n !== p.metadata.namespace)) continue;
         enqueue(objectKey(p));

@@ -42,8 +42,6 @@ export interface Workload {
   key: string;
   /** Its pods that are not terminating. */
   pods: Pod[];
-  /** Every pod its selector takes in, terminating ones too. */
-  allPods: Pod[];
   desired: number;
   /** Its Ready pods, counted from the pods themselves: the workload's status lags the pods it summarises. */
   available: number;
@@ -62,7 +60,9 @@ export function isReady(pod: PodLike): boolean {
 
 function describe(kind: WorkloadKind, obj: WorkloadObject, cache: Cache): Workload {
   const ns = obj.metadata.namespace as string;
-  const allPods = cache.list<Pod>(PodKind, { namespace: ns, selector: obj.spec.selector });
+  const pods = cache
+    .list<Pod>(PodKind, { namespace: ns, selector: obj.spec.selector })
+    .filter((p) => !p.metadata.deletionTimestamp);
   const hpa = cache
     .list<Hpa>(HorizontalPodAutoscalerKind, { namespace: ns })
     .find((h) => h.spec.scaleTargetRef.kind === kind && h.spec.scaleTargetRef.name === obj.metadata.name);
@@ -71,10 +71,9 @@ function describe(kind: WorkloadKind, obj: WorkloadObject, cache: Cache): Worklo
     ref: WORKLOAD_REFS[kind],
     obj,
     key: `${kind}/${obj.metadata.name}`,
-    pods: allPods.filter((p) => !p.metadata.deletionTimestamp),
-    allPods,
+    pods,
     desired: obj.spec.replicas ?? 1,
-    available: allPods.filter((p) => !p.metadata.deletionTimestamp && isReady(p)).length,
+    available: pods.filter(isReady).length,
     hpa,
   };
 }
