@@ -7,11 +7,25 @@ import { type KindRef, NamespaceKind } from "../../src/runtime/kinds.ts";
 import type { KubeObject } from "../../src/runtime/objects.ts";
 import { waitUntil } from "../../src/runtime/wait.ts";
 
+/**
+ * What a file set up while it ran (operators, objects to delete), undone after its tests, last first. Vitest runs
+ * only the afterAll hooks registered while a file is collected, not those registered inside beforeAll or a test, so
+ * startOperator and deleteAfterFile (called from either) queue their clean-up here and cluster(), called while the
+ * file is collected, runs the queue.
+ */
+const cleanups: (() => Promise<void>)[] = [];
+
 /** The shared control plane of the integration tests (see global-setup.ts), seen as a cluster admin. */
 export function cluster() {
   const info = inject("controlPlane");
   const admin = KubeClient.load(info.adminKubeconfig, "nextgen-test-admin");
-  afterAll(() => admin.close());
+  afterAll(async () => {
+    try {
+      while (cleanups.length > 0) await (cleanups.pop() as () => Promise<void>)();
+    } finally {
+      admin.close();
+    }
+  }, 600_000);
   return { ...info, admin };
 }
 
@@ -36,7 +50,7 @@ export async function startOperator(kubeconfig: string, args: string[] = []): Pr
     if (op.stopRequested) return;
     console.error(`operator exited (${code ?? op.child.signalCode}):\n${op.logs.split("\n").slice(-40).join("\n")}`);
   });
-  afterAll(async () => {
+  cleanups.push(async () => {
     await op.stop();
   });
   await op.waitReady();
@@ -46,13 +60,13 @@ export async function startOperator(kubeconfig: string, args: string[] = []): Pr
 /**
  * After the file's tests, deletes every object of `kinds` (in that order) that carries `labels`, and waits for each
  * kind's to go, so that later files (and their operators' write counts) do not meet this file's leftovers. Call it
- * after startOperator: hooks run last-registered first, so the operator is still there to run finalizers.
+ * after startOperator: clean-ups run last-queued first, so the operator is still there to run finalizers.
  */
 export function deleteAfterFile(admin: KubeClient, labels: Record<string, string>, kinds: KindRef[]): void {
   const label = Object.entries(labels)
     .map(([k, v]) => `${k}=${v}`)
     .join(",");
-  afterAll(async () => {
+  cleanups.push(async () => {
     for (const kind of kinds) {
       const leftovers = async () => (await admin.list(kind, { labelSelector: label })).items;
       for (const o of await leftovers()) await admin.delete(kind, o.metadata.namespace, o.metadata.name);
@@ -61,7 +75,7 @@ export function deleteAfterFile(admin: KubeClient, labels: Record<string, string
         intervalMs: 200,
       });
     }
-  }, 180_000);
+  });
 }
 
 export { waitUntil };
