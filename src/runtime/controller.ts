@@ -133,6 +133,9 @@ export class ReconcileContext {
   }
 
   /** The status writer for the primary object (one per reconcile). */
+  /** The primary's resourceVersion after this reconcile's last write of it (finalizers), if any. */
+  private lastWrittenVersion?: string;
+
   status<S extends object>(obj: KubeObject & { status?: S }): StatusUpdate<S> {
     if (!this.statusUpdate) this.statusUpdate = { obj, update: new StatusUpdate<object>(obj, this.now) };
     return this.statusUpdate.update as StatusUpdate<S>;
@@ -178,6 +181,7 @@ export class ReconcileContext {
       metadata: { resourceVersion: obj.metadata.resourceVersion, finalizers },
     });
     this.cache.informer<T>(this.primary).writeThrough(obj.metadata.resourceVersion, updated);
+    this.lastWrittenVersion = updated.metadata.resourceVersion;
     return updated;
   }
 
@@ -202,7 +206,9 @@ export class ReconcileContext {
         subresource: "status",
       },
     );
-    this.cache.informer(this.primary).writeThrough(obj.metadata.resourceVersion, updated);
+    // Based on this reconcile's own last write (a finalizer) when it made one: otherwise the cache would keep that
+    // version, without this status, until the watch caught up, and a reconcile in between would act on it.
+    this.cache.informer(this.primary).writeThrough(this.lastWrittenVersion ?? obj.metadata.resourceVersion, updated);
     return true;
   }
 }
