@@ -8,6 +8,7 @@ import {
   ReplicaSetKind,
 } from "../../runtime/kinds.ts";
 import type { KubeObject } from "../../runtime/objects.ts";
+import { replicaBound, setReplicas } from "../shared/replicas.ts";
 import type { Pod, Workload } from "./workloads.ts";
 
 /** Marks a quarantined pod (value: the policy), and is what the deny-all NetworkPolicy selects. */
@@ -101,36 +102,43 @@ async function scaleUp(
   dryRun: boolean,
 ): Promise<ActionOutcome> {
   const ns = w.obj.metadata.namespace as string;
+  // A CarbonBudget's cap bounds every scale-up (see shared/replicas.ts): the policy scales up to it, never past it.
+  const bound = replicaBound(w.obj);
+  const boundNote = (wanted: number) =>
+    bound && bound.max < wanted ? ` (bounded by CarbonBudget ${bound.by}'s cap of ${bound.max})` : "";
   if (w.hpa) {
     // The HPA owns replicas: raising its floor scales without a fight, and lowering it back restores its say.
     const from = w.hpa.spec.minReplicas ?? 1;
-    const to = Math.min(from + by, max, w.hpa.spec.maxReplicas);
-    if (to <= from) return { message: `the HPA's minReplicas is ${from}, at its maximum`, skipped: true };
+    const to = Math.min(from + by, max, w.hpa.spec.maxReplicas, bound?.max ?? Infinity);
+    if (to <= from)
+      return {
+        message:
+          bound && bound.max <= from
+            ? `held at ${from} by CarbonBudget ${bound.by}'s cap of ${bound.max} replicas`
+            : `the HPA's minReplicas is ${from}, at its maximum`,
+        skipped: true,
+      };
     if (!dryRun) await setHpaMin(ctx, ns, w.hpa.metadata.name, to);
     return {
-      message: `raised HorizontalPodAutoscaler ${w.hpa.metadata.name}'s minReplicas from ${from} to ${to}`,
+      message: `raised HorizontalPodAutoscaler ${w.hpa.metadata.name}'s minReplicas from ${from} to ${to}${boundNote(Math.min(from + by, max, w.hpa.spec.maxReplicas))}`,
       scaled: { field: "hpaMinReplicas", hpa: w.hpa.metadata.name, from, to },
     };
   }
   const from = w.desired;
-  const to = Math.min(from + by, max);
-  if (to <= from) return { message: `${w.key} has ${from} replicas, at the maximum of ${max}`, skipped: true };
-  if (!dryRun) await setReplicas(ctx, w, to);
-  return { message: `scaled ${w.key} from ${from} to ${to} replicas`, scaled: { field: "replicas", from, to } };
-}
-
-/** Sets a workload's replicas through its scale subresource (as HPAs and `kubectl scale` do). */
-export async function setReplicas(ctx: ReconcileContext, w: Workload, replicas: number): Promise<void> {
-  await ctx.client.patch(
-    w.ref,
-    w.obj.metadata.namespace,
-    w.obj.metadata.name,
-    "merge",
-    { spec: { replicas } },
-    {
-      subresource: "scale",
-    },
-  );
+  const to = Math.min(from + by, max, bound?.max ?? Infinity);
+  if (to <= from)
+    return {
+      message:
+        bound && bound.max <= from
+          ? `${w.key} held at ${from} replicas by CarbonBudget ${bound.by}'s cap of ${bound.max}`
+          : `${w.key} has ${from} replicas, at the maximum of ${max}`,
+      skipped: true,
+    };
+  if (!dryRun) await setReplicas(ctx.client, w.ref, w.obj, to);
+  return {
+    message: `scaled ${w.key} from ${from} to ${to} replicas${boundNote(Math.min(from + by, max))}`,
+    scaled: { field: "replicas", from, to },
+  };
 }
 
 export async function setHpaMin(ctx: ReconcileContext, namespace: string, hpa: string, minReplicas: number) {

@@ -39,7 +39,8 @@ import {
   StatefulSetKind,
 } from "../../runtime/kinds.ts";
 import { type KubeObject, objectKey } from "../../runtime/objects.ts";
-import { type ActionOutcome, runAction, setHpaMin, setReplicas } from "./actions.ts";
+import { setReplicas } from "../shared/replicas.ts";
+import { type ActionOutcome, runAction, setHpaMin } from "./actions.ts";
 import { scorePods } from "./anomaly.ts";
 import { remediationMetrics } from "./metrics.ts";
 import { type Signal, type SignalSources, evaluate } from "./signals.ts";
@@ -661,7 +662,7 @@ async function giveBack(
   if (!dryRun) {
     if (rec.field === "hpaMinReplicas")
       await setHpaMin(ctx, w.obj.metadata.namespace as string, rec.hpa as string, rec.original);
-    else await setReplicas(ctx, w, rec.original);
+    else await setReplicas(ctx.client, w.ref, w.obj, rec.original);
   }
   return "restored";
 }
