@@ -8,12 +8,14 @@ import type { KubeObject } from "../../src/runtime/objects.ts";
 import { waitUntil } from "../../src/runtime/wait.ts";
 
 /**
- * What a file set up while it ran (operators, objects to delete), undone after its tests, last first. Vitest runs
- * only the afterAll hooks registered while a file is collected, not those registered inside beforeAll or a test, so
- * startOperator and deleteAfterFile (called from either) queue their clean-up here and cluster(), called while the
- * file is collected, runs the queue.
+ * What a file set up while it ran, undone after its tests: first its objects are deleted (in the order asked, while
+ * its operators still run their finalizers), then its operators are stopped. Vitest runs only the afterAll hooks
+ * registered while a file is collected, not those registered inside beforeAll or a test, so startOperator and
+ * deleteAfterFile (called from either) queue their clean-up here and cluster(), called while the file is collected,
+ * runs the queues.
  */
-const cleanups: (() => Promise<void>)[] = [];
+const deletions: (() => Promise<void>)[] = [];
+const stops: (() => Promise<void>)[] = [];
 
 /** The shared control plane of the integration tests (see global-setup.ts), seen as a cluster admin. */
 export function cluster() {
@@ -21,8 +23,9 @@ export function cluster() {
   const admin = KubeClient.load(info.adminKubeconfig, "nextgen-test-admin");
   afterAll(async () => {
     try {
-      while (cleanups.length > 0) await (cleanups.pop() as () => Promise<void>)();
+      for (const deleteObjects of deletions.splice(0)) await deleteObjects();
     } finally {
+      for (const stop of stops.splice(0)) await stop();
       admin.close();
     }
   }, 600_000);
@@ -50,7 +53,7 @@ export async function startOperator(kubeconfig: string, args: string[] = []): Pr
     if (op.stopRequested) return;
     console.error(`operator exited (${code ?? op.child.signalCode}):\n${op.logs.split("\n").slice(-40).join("\n")}`);
   });
-  cleanups.push(async () => {
+  stops.push(async () => {
     await op.stop();
   });
   await op.waitReady();
@@ -59,14 +62,14 @@ export async function startOperator(kubeconfig: string, args: string[] = []): Pr
 
 /**
  * After the file's tests, deletes every object of `kinds` (in that order) that carries `labels`, and waits for each
- * kind's to go, so that later files (and their operators' write counts) do not meet this file's leftovers. Call it
- * after startOperator: clean-ups run last-queued first, so the operator is still there to run finalizers.
+ * kind's to go, so that later files (and their operators' write counts) do not meet this file's leftovers. Runs
+ * before the file's operators stop, so that they run finalizers.
  */
 export function deleteAfterFile(admin: KubeClient, labels: Record<string, string>, kinds: KindRef[]): void {
   const label = Object.entries(labels)
     .map(([k, v]) => `${k}=${v}`)
     .join(",");
-  cleanups.push(async () => {
+  deletions.push(async () => {
     for (const kind of kinds) {
       const leftovers = async () => (await admin.list(kind, { labelSelector: label })).items;
       for (const o of await leftovers()) await admin.delete(kind, o.metadata.namespace, o.metadata.name);
