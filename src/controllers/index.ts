@@ -1,4 +1,5 @@
 import type { ControllerDefinition } from "../runtime/controller.ts";
+import { carbonBudgetController } from "./carbonbudget/controller.ts";
 import { edgeNodeController } from "./edgenode/controller.ts";
 import { pqKeySetController } from "./pqkeyset/controller.ts";
 import { quantumBackendController } from "./quantumbackend/controller.ts";
@@ -12,4 +13,5 @@ export const controllers = [
   quantumBackendController,
   quantumJobController,
   remediationPolicyController,
+  carbonBudgetController,
 ] as unknown as ControllerDefinition<never>[];

@@ -286,12 +286,15 @@ export const quantumBackendCrd: CrdDefinition = {
       },
       carbon: {
         type: "object",
-        description: "What running here emits, for the Carbon strategy (a CarbonBudget may supply the intensity).",
+        description:
+          "What running here emits, for placement's carbon score. A CarbonBudget with preferGreenSites supplies the " +
+          "live intensity of the backend's site (its EdgeNode's carbonRegion); intensityGramsPerKWh is the fallback.",
         properties: {
           intensityGramsPerKWh: {
             type: "number",
             minimum: 0,
-            description: "Grid carbon intensity where the backend runs, gCO2e/kWh.",
+            description:
+              "Grid carbon intensity where the backend runs, gCO2e/kWh, when no CarbonBudget knows its site's.",
           },
           powerWatts: { type: "number", minimum: 0, description: "Power drawn while a job runs, W." },
         },

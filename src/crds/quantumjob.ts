@@ -38,7 +38,7 @@ export interface QuantumJobSpec {
   activeDeadlineSeconds?: number;
   noise?: { fromBackend?: string };
   ttlSecondsAfterFinished?: number;
-  schedule?: { deferrable?: boolean; notAfter?: string };
+  schedule?: { deferrable?: boolean; notBefore?: string; notAfter?: string };
 }
 
 export interface QuantumJobStatus {
@@ -51,6 +51,7 @@ export interface QuantumJobStatus {
   attempts?: number;
   remoteJobId?: string;
   jobRef?: { name: string };
+  schedule?: { deferredUntil?: string; startReason?: string; forecastGramsPerKWh?: number };
   startTime?: string;
   retryTime?: string;
   completionTime?: string;
@@ -197,9 +198,23 @@ export const quantumJobCrd: CrdDefinition = {
       },
       schedule: {
         type: "object",
-        description: "When the job may run (CarbonBudget defers deferrable work to cleaner hours).",
+        description:
+          "When the job may start. A deferrable job in a namespace whose CarbonBudget defers QuantumJobs starts at " +
+          "the lowest forecast intensity between notBefore and notAfter, and at notAfter at the latest.",
+        "x-kubernetes-validations": [
+          {
+            rule: "!has(self.deferrable) || !self.deferrable || has(self.notAfter)",
+            message: "a deferrable job needs notAfter, the latest time it may start.",
+            fieldPath: ".notAfter",
+          },
+          {
+            rule: "!has(self.notBefore) || !has(self.notAfter) || timestamp(self.notBefore) <= timestamp(self.notAfter)",
+            message: "notBefore must not be after notAfter.",
+          },
+        ],
         properties: {
-          deferrable: { type: "boolean", description: "The job may wait for a better time." },
+          deferrable: { type: "boolean", description: "The job may wait for a cleaner grid." },
+          notBefore: dateTime("The earliest time the job may start."),
           notAfter: dateTime("The latest time the job may start."),
         },
       },
@@ -249,6 +264,18 @@ export const quantumJobCrd: CrdDefinition = {
         type: "object",
         description: "The batch/v1 Job running it (Job backends).",
         properties: { name: str("The Job's name.") },
+      },
+      schedule: {
+        type: "object",
+        description: "Why the job starts when it does.",
+        properties: {
+          deferredUntil: dateTime("While deferred: when it will start."),
+          startReason: str(
+            "NotBefore, LowestForecast (the forecast's minimum in its window), Deadline (notAfter reached) or " +
+              "NoForecast (the budget has no usable forecast).",
+          ),
+          forecastGramsPerKWh: { type: "number", description: "The forecast intensity at the chosen start." },
+        },
       },
       startTime: dateTime("When the job first started running (activeDeadlineSeconds counts from here)."),
       retryTime: dateTime("After a failed attempt: when the next may start."),

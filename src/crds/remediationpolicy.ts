@@ -7,6 +7,8 @@ import {
   conditionsSchema,
   customKind,
   dateTime,
+  decimal,
+  exactlyOne,
   int,
   labelSelectorSchema,
   observedGenerationSchema,
@@ -165,16 +167,7 @@ export type RemediationPolicy = Resource<RemediationPolicySpec, RemediationPolic
 export const MAX_HISTORY = 50;
 export const MAX_INCIDENTS = 100;
 
-const decimal = (description: string): Schema => ({
-  type: "string",
-  pattern: "^[0-9]+(\\.[0-9]+)?$",
-  description,
-});
 const empty = (description: string): Schema => ({ type: "object", description, properties: {} });
-const exactlyOne = (fields: readonly string[], what: string) => ({
-  rule: `[${fields.map((f) => `has(self.${f})`).join(", ")}].filter(x, x).size() == 1`,
-  message: `set exactly one of ${fields.join(", ")} in each ${what}.`,
-});
 
 const modelRefSchema: Schema = {
   type: "object",

@@ -108,6 +108,19 @@ export const int = (description: string): Schema => ({ type: "integer", descript
 /** A described metav1.Time field (RFC 3339). */
 export const dateTime = (description: string): Schema => ({ type: "string", format: "date-time", description });
 
+/** A non-negative decimal written as a string ("1.2"), as API conventions keep floats out of specs. */
+export const decimal = (description: string): Schema => ({
+  type: "string",
+  pattern: "^[0-9]+(\\.[0-9]+)?$",
+  description,
+});
+
+/** A CEL rule that exactly one of fields is set, on each `what` (e.g. "action"). */
+export const exactlyOne = (fields: readonly string[], what: string): ValidationRule => ({
+  rule: `[${fields.map((f) => `has(self.${f})`).join(", ")}].filter(x, x).size() == 1`,
+  message: `set exactly one of ${fields.join(", ")} in each ${what}.`,
+});
+
 export const observedGenerationSchema: Schema = {
   type: "integer",
   description: "The metadata.generation the operator last acted on.",

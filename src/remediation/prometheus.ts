@@ -25,8 +25,16 @@ interface ApiResponse {
   };
 }
 
-export async function instantQuery(baseUrl: string, query: string, timeoutMs = 10_000): Promise<QueryResult> {
-  const body = await call(baseUrl, "api/v1/query", { query }, timeoutMs);
+/** GET /api/v1/query, evaluated now or at `at` (Unix ms). */
+export async function instantQuery(
+  baseUrl: string,
+  query: string,
+  timeoutMs = 10_000,
+  at?: number,
+): Promise<QueryResult> {
+  const params: Record<string, string> = { query };
+  if (at !== undefined) params.time = String(at / 1000);
+  const body = await call(baseUrl, "api/v1/query", params, timeoutMs);
   if (!body.ok) return body;
   const data = body.data;
   if (data.resultType !== "vector" && data.resultType !== "scalar")

@@ -17,6 +17,6 @@ test("every sample passes the API server's validation, and the samples cover eve
     expect(created.metadata.name).toBe(obj.metadata.name);
   }
   expect(new Set(samples.map((o) => o.kind))).toEqual(
-    new Set(["PQKeySet", "EdgeNode", "QuantumBackend", "QuantumJob", "RemediationPolicy"]),
+    new Set(["PQKeySet", "EdgeNode", "QuantumBackend", "QuantumJob", "RemediationPolicy", "CarbonBudget"]),
   );
 });

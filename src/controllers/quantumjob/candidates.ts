@@ -5,6 +5,7 @@ import { parseQuantity } from "../../edge/quantity.ts";
 import type { BackendCandidate } from "../../quantum/placement.ts";
 import type { Cache } from "../../runtime/cache.ts";
 import { matchesSelector } from "../../runtime/labels.ts";
+import { gridSignals } from "../carbonbudget/grid-signals.ts";
 import { SERVING_SITE_PHASES } from "../quantumbackend/controller.ts";
 import { backendLoad } from "./indexes.ts";
 
@@ -17,9 +18,15 @@ const EMBEDDED_MEMORY_BYTES = 2 * 1024 ** 3;
 /** Every QuantumBackend as placement sees it, with its site, load and memory, for one job. */
 export function candidates(cache: Cache, job: QuantumJob): BackendCandidate[] {
   const selector = job.spec.backend?.selector;
+  const grid = gridSignals.forNamespace(job.metadata.namespace as string);
+  const green = grid?.preferGreenSites ? grid : undefined;
   return cache.list<QuantumBackend>(QuantumBackendKind).map((b) => {
     const site = b.spec.siteRef && cache.get<EdgeNode>(EdgeNodeKind, undefined, b.spec.siteRef.name);
     const exec = b.spec.execution;
+    // A budget preferring green sites knows the grid where each site is (and where the operator's own embedded
+    // simulators run); the backend's own figure is the fallback.
+    const region = site ? site.spec.carbonRegion : exec.mode === "Embedded" ? green?.region : undefined;
+    const gridIntensity = region !== undefined ? green?.regions.get(region) : undefined;
     const memoryLimit = exec.resources?.limits?.memory;
     return {
       name: b.metadata.name,
@@ -39,7 +46,7 @@ export function candidates(cache: Cache, job: QuantumJob): BackendCandidate[] {
           ? // In the operator's own process: no network between the job and its backend.
             { name: "operator", online: true, latencyMs: 0 }
           : undefined,
-      carbonIntensity: b.spec.carbon?.intensityGramsPerKWh,
+      carbonIntensity: gridIntensity ?? b.spec.carbon?.intensityGramsPerKWh,
       powerWatts: b.spec.carbon?.powerWatts,
       capabilities: { maxQubits: b.spec.capabilities.maxQubits, maxShots: b.spec.capabilities.maxShots },
       calibration: b.status?.calibration ?? b.spec.calibration,

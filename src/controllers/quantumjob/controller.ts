@@ -1,3 +1,4 @@
+import { CarbonBudgetKind } from "../../crds/carbonbudget.ts";
 import { type QuantumBackend, QuantumBackendKind } from "../../crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind, type QuantumJobStatus } from "../../crds/quantumjob.ts";
 import { analyzeCircuit } from "../../quantum/circuit.ts";
@@ -12,6 +13,7 @@ import { metaTime } from "../../runtime/time.ts";
 import { admit, queueHead, release } from "./admission.ts";
 import { batchJobExecutor } from "./batch-job.ts";
 import { candidates } from "./candidates.ts";
+import { jobTiming } from "./deferral.ts";
 import { checkCircuit, embeddedExecutor, startEmbedded } from "./embedded.ts";
 import type { Executor, Observation, Run } from "./execution.ts";
 import { FINISHED, HOLDS_SLOT, activeJobsOn, addQuantumJobIndexes, jobsReferring, waitingJobs } from "./indexes.ts";
@@ -65,6 +67,15 @@ export const quantumJobController = defineController<QuantumJob>({
         const jobs = [...waitingJobs(cache), ...activeJobsOn(cache, b.metadata.name)];
         return [...new Set(jobs.map(objectKey))];
       },
+    },
+    {
+      // A budget's refresh (a new forecast) or its going: jobs waiting on it look again.
+      kind: CarbonBudgetKind,
+      map: (budget, cache) =>
+        cache
+          .list<QuantumJob>(QuantumJobKind, { namespace: budget.metadata.namespace })
+          .filter((j) => j.spec.schedule?.deferrable && (j.status?.phase ?? "Pending") === "Pending")
+          .map(objectKey),
     },
     {
       kind: ConfigMapKind,
@@ -200,6 +211,26 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
 
   const noise = noiseFor(ctx, job);
   if (noise && "reason" in noise) return void waitFor(ctx, job, noise.reason, noise.message);
+
+  // Retries are not deferred again: the job's window was for its start.
+  if (!job.status?.attempts && (job.status?.phase ?? "Pending") === "Pending") {
+    const timing = jobTiming(job, ctx.now.getTime(), ctx.cache);
+    const startReason = timing.reason === "WaitingForForecast" ? undefined : timing.reason;
+    status.set({
+      schedule: startReason
+        ? {
+            deferredUntil: timing.wait ? metaTime(new Date(timing.until)) : undefined,
+            startReason,
+            forecastGramsPerKWh: timing.gramsPerKWh,
+          }
+        : job.status?.schedule,
+    });
+    if (timing.wait) {
+      status.set({ phase: "Pending", queuePosition: undefined });
+      status.condition("Scheduled", "False", timing.reason, timing.message);
+      return { requeueAfterMs: timing.until - ctx.now.getTime() };
+    }
+  }
 
   const request: PlacementRequest = {
     qubits: stats.qubits,

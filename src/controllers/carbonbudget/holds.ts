@@ -1,0 +1,158 @@
+import { capFor } from "../../carbon/accounting.ts";
+import type { CarbonBudget, HeldReplicas } from "../../crds/carbonbudget.ts";
+import type { ReconcileContext } from "../../runtime/controller.ts";
+import { DeploymentKind, type KindRef, StatefulSetKind } from "../../runtime/kinds.ts";
+import { matchesSelector } from "../../runtime/labels.ts";
+import type { KubeObject } from "../../runtime/objects.ts";
+import {
+  BOUND_BY_ANNOTATION,
+  MAX_REPLICAS_ANNOTATION,
+  REPLICAS_BEFORE_ANNOTATION,
+  setReplicas,
+} from "../shared/replicas.ts";
+
+const WORKLOAD_KINDS: Record<string, KindRef> = { Deployment: DeploymentKind, StatefulSet: StatefulSetKind };
+
+type Workload = KubeObject & {
+  spec: { replicas?: number; template?: { metadata?: { labels?: Record<string, string> } } };
+};
+
+/** A bound the budget wants on a workload now. */
+interface Bound {
+  max: number;
+  reason: HeldReplicas["reason"];
+}
+
+/**
+ * The bounds in force: in Enforce mode, a spent budget with onExhausted Suspend holds every selected workload at
+ * zero; otherwise each capReplicas target is held to the band the intensity is in. Advisory holds nothing.
+ */
+export function wantedBounds(
+  budget: CarbonBudget,
+  workloads: Map<string, Workload>,
+  gramsPerKWh: number | undefined,
+  exhausted: boolean,
+): Map<string, Bound> {
+  const bounds = new Map<string, Bound>();
+  const { mode, actions } = budget.spec;
+  if (mode !== "Enforce") return bounds;
+  for (const cap of actions?.capReplicas ?? []) {
+    const max = gramsPerKWh === undefined ? undefined : capFor(cap.bands, gramsPerKWh);
+    const target = `${cap.targetRef.kind}/${cap.targetRef.name}`;
+    if (max !== undefined && workloads.has(target)) bounds.set(target, { max, reason: "Capped" });
+  }
+  if (exhausted && actions?.onExhausted === "Suspend")
+    for (const target of workloads.keys()) bounds.set(target, { max: 0, reason: "Suspended" });
+  return bounds;
+}
+
+/** The namespace's Deployments and StatefulSets, by "Kind/name"; with a selector, those whose pods it selects. */
+export function budgetWorkloads(ctx: ReconcileContext, budget: CarbonBudget): Map<string, Workload> {
+  const out = new Map<string, Workload>();
+  const selector = budget.spec.selector;
+  for (const [kind, ref] of Object.entries(WORKLOAD_KINDS))
+    for (const w of ctx.cache.list<Workload>(ref, { namespace: budget.metadata.namespace }))
+      if (!selector || matchesSelector(w.spec.template?.metadata?.labels, selector))
+        out.set(`${kind}/${w.metadata.name}`, w);
+  // capReplicas may name a workload the selector leaves out.
+  for (const cap of budget.spec.actions?.capReplicas ?? []) {
+    const ref = WORKLOAD_KINDS[cap.targetRef.kind] as KindRef;
+    const w = ctx.cache.get<Workload>(ref, budget.metadata.namespace, cap.targetRef.name);
+    if (w) out.set(`${cap.targetRef.kind}/${cap.targetRef.name}`, w);
+  }
+  return out;
+}
+
+/**
+ * Brings the workloads' replica counts to the bounds, and gives back exactly what a lifted bound had taken.
+ * A count someone else changed while held is theirs: above the bound it is held again (and remembered as the
+ * count to give back), at or below it the budget lets go. Answers the records to keep in status.held.
+ */
+export async function enforceBounds(
+  ctx: ReconcileContext,
+  budget: CarbonBudget,
+  workloads: Map<string, Workload>,
+  bounds: Map<string, Bound>,
+): Promise<HeldReplicas[]> {
+  const ns = budget.metadata.namespace as string;
+  const by = `${ns}/${budget.metadata.name}`;
+  const held: HeldReplicas[] = [];
+  const records = new Map((budget.status?.held ?? []).map((r) => [r.target, r]));
+  // A hold the status does not show yet (the operator stopped before writing it) is read back from the workload.
+  for (const [target, w] of workloads) {
+    const before = w.metadata.annotations?.[REPLICAS_BEFORE_ANNOTATION];
+    if (records.has(target) || w.metadata.annotations?.[BOUND_BY_ANNOTATION] !== by || !before) continue;
+    const max = Number(w.metadata.annotations?.[MAX_REPLICAS_ANNOTATION]);
+    records.set(target, { target, replicas: Number(before), setTo: Math.min(Number(before), max), reason: "Capped" });
+  }
+  for (const [target, bound] of bounds) {
+    const w = workloads.get(target) as Workload;
+    const ref = WORKLOAD_KINDS[target.split("/")[0] as string] as KindRef;
+    const current = w.spec.replicas ?? 1;
+    const record = records.get(target);
+    records.delete(target);
+    // What to give back when the bound lifts: the count before the budget first held it, or a newer one someone
+    // set above the bound since.
+    const original = !record || current > record.setTo ? current : record.replicas;
+    if (record && current < record.setTo && current <= bound.max) {
+      // Lowered by someone else while held: theirs now.
+      await annotate(ctx, ref, w, undefined);
+      ctx.events.normal(budget, "Released", `${target} was set to ${current} replicas by someone else; left alone.`);
+      continue;
+    }
+    const setTo = Math.min(original, bound.max);
+    await annotate(ctx, ref, w, { max: bound.max, by, before: original });
+    if (current !== setTo) {
+      await setReplicas(ctx.client, ref, w, setTo);
+      ctx.events.normal(
+        budget,
+        bound.reason,
+        `${bound.reason === "Suspended" ? "Suspended" : "Capped"} ${target} at ${setTo} replicas (was ${current}).`,
+      );
+    }
+    held.push({ target, replicas: original, setTo, reason: bound.reason });
+  }
+  for (const record of records.values()) await release(ctx, budget, workloads.get(record.target), record);
+  return held;
+}
+
+/** Gives back every count the budget holds (its deletion, or Advisory). */
+export async function releaseAll(ctx: ReconcileContext, budget: CarbonBudget): Promise<void> {
+  const workloads = budgetWorkloads(ctx, budget);
+  for (const record of budget.status?.held ?? []) await release(ctx, budget, workloads.get(record.target), record);
+}
+
+async function release(
+  ctx: ReconcileContext,
+  budget: CarbonBudget,
+  w: Workload | undefined,
+  record: HeldReplicas,
+): Promise<void> {
+  if (!w) return;
+  const ref = WORKLOAD_KINDS[record.target.split("/")[0] as string] as KindRef;
+  await annotate(ctx, ref, w, undefined);
+  const current = w.spec.replicas ?? 1;
+  if (current !== record.setTo) {
+    ctx.events.normal(budget, "Released", `${record.target} was changed to ${current} replicas meanwhile; left alone.`);
+    return;
+  }
+  if (current !== record.replicas) await setReplicas(ctx.client, ref, w, record.replicas);
+  ctx.events.normal(budget, "Restored", `Restored ${record.target} to ${record.replicas} replicas.`);
+}
+
+/** Writes (or removes) the bound other controllers respect and the count to give back; nothing when already so. */
+async function annotate(
+  ctx: ReconcileContext,
+  ref: KindRef,
+  w: Workload,
+  bound: { max: number; by: string; before: number } | undefined,
+): Promise<void> {
+  const want = {
+    [MAX_REPLICAS_ANNOTATION]: bound ? String(bound.max) : null,
+    [BOUND_BY_ANNOTATION]: bound?.by ?? null,
+    [REPLICAS_BEFORE_ANNOTATION]: bound ? String(bound.before) : null,
+  };
+  const annotations = w.metadata.annotations ?? {};
+  if (Object.entries(want).every(([k, v]) => (annotations[k] ?? null) === v)) return;
+  await ctx.client.patch(ref, w.metadata.namespace, w.metadata.name, "merge", { metadata: { annotations: want } });
+}
