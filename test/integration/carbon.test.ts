@@ -10,7 +10,7 @@ import { type QuantumBackend, QuantumBackendKind, type QuantumBackendSpec } from
 import { type QuantumJob, QuantumJobKind, type QuantumJobSpec } from "../../src/crds/quantumjob.ts";
 import { type RemediationPolicy, RemediationPolicyKind } from "../../src/crds/remediationpolicy.ts";
 import { findCondition } from "../../src/runtime/conditions.ts";
-import { DeploymentKind, EventKind, NodeKind, PodKind, SecretKind } from "../../src/runtime/kinds.ts";
+import { ConfigMapKind, DeploymentKind, EventKind, NodeKind, PodKind, SecretKind } from "../../src/runtime/kinds.ts";
 import { MAX_REPLICAS_ANNOTATION } from "../../src/controllers/shared/replicas.ts";
 import { type FakeCarbonAwareSdk, startCarbonAwareSdk } from "../fakes/carbon-aware-sdk-server.ts";
 import { type FakeElectricityMaps, startElectricityMaps } from "../fakes/electricity-maps-server.ts";
@@ -97,6 +97,7 @@ beforeAll(async () => {
     EdgeNodeKind,
     DeploymentKind,
     PodKind,
+    ConfigMapKind,
     NodeKind,
   ]);
   for (const i of [1, 2]) await nodes.register(`cb-${i}-${suffix}`, { labels: { [POOL]: "carbon" } });
@@ -293,6 +294,37 @@ describe("intensity sources fail safe", () => {
     const text = JSON.stringify(ok) + JSON.stringify(await eventsOf(ns, "maps")) + operator.logs;
     expect(text).not.toContain(MAPS_TOKEN);
     expect(text).not.toContain(wrong);
+  });
+
+  test("kubernetes-carbon-intensity-exporter's ConfigMap: the step in force now; a corrupt one is reported, not guessed at", async () => {
+    const ns = await createNamespace(admin, "cb");
+    const now = Date.now();
+    // The exporter's format: the SDK's forecastData, every 5 minutes, base64 in binaryData.data.
+    const points = [410, 230, 190].map((value, i) => ({
+      location: "PJM_ROANOKE",
+      timestamp: new Date(now - 300_000 + i * 300_000).toISOString(),
+      duration: 5,
+      value,
+    }));
+    await admin.create(ConfigMapKind, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "carbon-intensity", namespace: ns, labels: FILE },
+      data: { lastHeartbeatTime: new Date(now).toISOString(), message: "", numOfRecords: "3" },
+      binaryData: { data: Buffer.from(JSON.stringify(points)).toString("base64") },
+    } as KubeObject);
+    await budget(ns, "exported", {
+      energy: { estimate: { wattsPerCore: "10" } },
+      intensity: { configMap: { name: "carbon-intensity", namespace: ns } },
+    });
+    const read = await waitBudget(ns, "exported", "230 g/kWh", (b) => b.status?.intensity?.gramsPerKWh === 230);
+    expect(read.status?.intensity).toMatchObject({ source: "configMap", region: "PJM_ROANOKE" });
+    expect(condition(read, "Ready")?.status).toBe("True");
+
+    await admin.patch(ConfigMapKind, ns, "carbon-intensity", "merge", { data: { numOfRecords: "288" } });
+    const corrupt = await waitBudget(ns, "exported", "reported", (b) => condition(b, "Ready")?.status === "False");
+    expect(condition(corrupt, "Ready")).toMatchObject({ reason: "ConfigMapInvalid" });
+    expect(condition(corrupt, "Ready")?.message).toMatch(/numOfRecords says 288, binaryData.data holds 3 points/);
   });
 });
 

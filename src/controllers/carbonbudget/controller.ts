@@ -104,10 +104,8 @@ export const carbonBudgetController = defineController<CarbonBudget>({
     const gridMissing = publishesGrid(budget) && !gridSignals.has(ctx.key);
     const due = accountedUntil === undefined || now >= nextRefresh || specChanged || gridMissing;
 
-    if (due) {
-      const done = await refresh(ctx, budget, status.status, window, tick);
-      if (!done) return { requeueAfterMs: Math.min(refreshMs, 30_000) };
-    }
+    // A refresh that fails leaves the totals as they were (Ready=False says why); the holds follow what is known.
+    const refreshed = due ? await refresh(ctx, budget, status.status, window, tick) : true;
     const s = status.status;
     const exhausted = (s.consumedGrams ?? 0) >= budget.spec.budgetGrams;
     status.condition(
@@ -127,6 +125,7 @@ export const carbonBudgetController = defineController<CarbonBudget>({
     const held = await enforceBounds(ctx, budget, workloads, bounds);
     status.set({ held: held.length ? held : undefined });
     publishMetrics(ctx, budget, s);
+    if (!refreshed) return { requeueAfterMs: Math.min(refreshMs, 30_000) };
     const accounted = s.accountedUntil ? Date.parse(s.accountedUntil) : now;
     return { requeueAfterMs: Math.max(1_000, accounted + refreshMs - now) };
   },
@@ -188,8 +187,12 @@ async function refresh(
           ),
         ]
       : [];
-  const readings = await answers.readings(src, [src.region, ...siteRegions], tick, now);
+  // The budget's own region is read apart from the sites': a site's unknown region must not blind the accounting.
+  const readings = await answers.readings(src, [src.region], tick, now);
   const own = readings.ok ? readings.value.find((r) => r.region === src.region) : undefined;
+  const sites: SourceResult<IntensityReading[]> = siteRegions.length
+    ? await answers.readings(src, siteRegions, tick, now)
+    : { ok: true, value: [] };
   const last = s.intensity && { ...s.intensity, observedAt: Date.parse(s.intensity.observedAt) };
   const intensity = effectiveIntensity({
     source: src.type,
@@ -284,7 +287,7 @@ async function refresh(
     "Accounting",
     `Accounted ${pods.length} pods up to ${new Date(to).toISOString()} at ${intensity.gramsPerKWh} g/kWh (${intensity.source}).`,
   );
-  await publishGrid(budget, src, readings, intensity, tick);
+  await publishGrid(budget, src, sites, intensity, tick);
   return true;
 }
 
@@ -304,7 +307,7 @@ function reportStaleness(ctx: ReconcileContext, budget: CarbonBudget, intensity:
 async function publishGrid(
   budget: CarbonBudget,
   src: BudgetSource,
-  readings: SourceResult<IntensityReading[]>,
+  sites: SourceResult<IntensityReading[]>,
   intensity: EffectiveIntensity,
   tick: number,
 ): Promise<void> {
@@ -321,8 +324,7 @@ async function publishGrid(
     forecast = answer.ok && answer.value.length ? answer.value : undefined;
   }
   const regions = new Map<string, number>([[intensity.region, intensity.gramsPerKWh]]);
-  if (readings.ok)
-    for (const r of readings.value) if (r.region !== intensity.region) regions.set(r.region, r.gramsPerKWh);
+  if (sites.ok) for (const r of sites.value) regions.set(r.region, r.gramsPerKWh);
   gridSignals.set({
     budget: key,
     deferQuantumJobs: !!actions.deferQuantumJobs,
