@@ -1,7 +1,6 @@
 import { installPrerequisites } from "../src/cli/install.ts";
 import type { ControlPlane } from "../src/controlplane/control-plane.ts";
 import { KwokNodes } from "../src/controlplane/kwok.ts";
-import { OperatorProcess } from "../src/controlplane/operator-process.ts";
 import { type EdgeNode, EdgeNodeKind } from "../src/crds/edgenode.ts";
 import { KubeClient } from "../src/runtime/client.ts";
 import { isTrue } from "../src/runtime/conditions.ts";
@@ -10,7 +9,7 @@ import { NodeKind } from "../src/runtime/kinds.ts";
 import type { Condition, KubeObject } from "../src/runtime/objects.ts";
 import { Logger } from "../src/runtime/log.ts";
 import { waitUntil } from "../src/runtime/wait.ts";
-import { imageNodeOptions, inParallel } from "./util.ts";
+import { inParallel, startImageOperator } from "./util.ts";
 
 const NODES_PER_SITE = Number(process.env.BENCH_NODES_PER_SITE ?? 50);
 const SITE_LABEL = "bench.nextgen.itechsmart.io/site";
@@ -70,13 +69,7 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
   });
   const registerSeconds = (performance.now() - registerStart) / 1000;
 
-  const operator = await OperatorProcess.start({
-    entry: "dist/cli/main.js",
-    kubeconfig: cp.operatorKubeconfig,
-    args: ["--log-level", "info"],
-    env: { NODE_OPTIONS: imageNodeOptions() },
-  });
-  await operator.waitReady(120_000);
+  const operator = await startImageOperator(cp);
   const watcher = new Informer<EdgeNode>(admin, EdgeNodeKind, { resyncMs: 0, log: new Logger("error") });
   watcher.start();
   await watcher.waitForSync();

@@ -1,13 +1,12 @@
 import { installPrerequisites } from "../src/cli/install.ts";
 import type { ControlPlane } from "../src/controlplane/control-plane.ts";
-import { OperatorProcess } from "../src/controlplane/operator-process.ts";
 import { type PQKeySet, PQKeySetKind } from "../src/crds/pqkeyset.ts";
 import { KubeClient } from "../src/runtime/client.ts";
 import { ConfigMapKind, NamespaceKind, SecretKind } from "../src/runtime/kinds.ts";
 import { Informer } from "../src/runtime/informer.ts";
 import { Logger } from "../src/runtime/log.ts";
 import { waitUntil } from "../src/runtime/wait.ts";
-import { imageNodeOptions, inParallel } from "./util.ts";
+import { inParallel, startImageOperator } from "./util.ts";
 
 const COUNT = Number(process.env.BENCH_PQKEYSETS ?? 1000);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
@@ -65,13 +64,10 @@ export async function benchPQKeySets(cp: ControlPlane): Promise<Record<string, s
   });
   const floorSeconds = (performance.now() - floorStart) / 1000;
 
-  const operator = await OperatorProcess.start({
-    entry: "dist/cli/main.js", // what the image runs: compiled, no type stripping
-    kubeconfig: cp.operatorKubeconfig,
-    args: ["--namespace", "bench-operator", "--log-level", "info"],
-    env: { NODE_OPTIONS: process.env.BENCH_OPERATOR_NODE_OPTIONS ?? imageNodeOptions() },
+  const operator = await startImageOperator(cp, {
+    args: ["--namespace", "bench-operator"],
+    nodeOptions: process.env.BENCH_OPERATOR_NODE_OPTIONS,
   });
-  await operator.waitReady();
   // The bench observes readiness through a watch, as a dashboard would: polling full lists of 1 000 objects
   // would load the API server far more than the operator does.
   const watcher = new Informer<PQKeySet>(admin, PQKeySetKind, {

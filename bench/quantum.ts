@@ -1,7 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { installPrerequisites } from "../src/cli/install.ts";
 import type { ControlPlane } from "../src/controlplane/control-plane.ts";
-import { OperatorProcess } from "../src/controlplane/operator-process.ts";
 import { type QuantumBackend, QuantumBackendKind, type QuantumBackendSpec } from "../src/crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind, type QuantumJobSpec } from "../src/crds/quantumjob.ts";
 import { analyzeCircuit } from "../src/quantum/circuit.ts";
@@ -13,7 +12,7 @@ import { NamespaceKind } from "../src/runtime/kinds.ts";
 import { Logger } from "../src/runtime/log.ts";
 import { waitUntil } from "../src/runtime/wait.ts";
 import { BELL, ghz } from "../test/fixtures/circuits.ts";
-import { imageNodeOptions, inParallel } from "./util.ts";
+import { inParallel, startImageOperator } from "./util.ts";
 
 const NAMESPACE = "bench-quantum";
 const BACKEND = "bench-sim";
@@ -81,13 +80,7 @@ async function benchControllers(cp: ControlPlane): Promise<Record<string, string
     } as unknown as QuantumBackendSpec,
   });
 
-  const operator = await OperatorProcess.start({
-    entry: "dist/cli/main.js",
-    kubeconfig: cp.operatorKubeconfig,
-    args: ["--namespace", NAMESPACE, "--log-level", "info"],
-    env: { NODE_OPTIONS: imageNodeOptions() },
-  });
-  await operator.waitReady(120_000);
+  const operator = await startImageOperator(cp, { args: ["--namespace", NAMESPACE] });
   await waitUntil(
     `QuantumBackend ${BACKEND} to be Ready`,
     async () => (await admin.get<QuantumBackend>(QuantumBackendKind, undefined, BACKEND))?.status?.phase === "Ready",

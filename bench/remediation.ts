@@ -1,14 +1,13 @@
 import { installPrerequisites } from "../src/cli/install.ts";
 import type { ControlPlane } from "../src/controlplane/control-plane.ts";
 import { KwokNodes, POD_FAULT_LABEL } from "../src/controlplane/kwok.ts";
-import { OperatorProcess } from "../src/controlplane/operator-process.ts";
 import { type RemediationPolicy, RemediationPolicyKind } from "../src/crds/remediationpolicy.ts";
 import { KubeClient } from "../src/runtime/client.ts";
 import { findCondition } from "../src/runtime/conditions.ts";
 import { DeploymentKind, NamespaceKind, PodKind } from "../src/runtime/kinds.ts";
 import type { Condition, KubeObject } from "../src/runtime/objects.ts";
 import { waitUntil } from "../src/runtime/wait.ts";
-import { imageNodeOptions, inParallel } from "./util.ts";
+import { inParallel, startImageOperator } from "./util.ts";
 
 const POLICIES = Number(process.env.BENCH_POLICIES ?? 100);
 const PODS_PER_WORKLOAD = Number(process.env.BENCH_PODS_PER_WORKLOAD ?? 50);
@@ -85,13 +84,7 @@ export async function benchRemediation(cp: ControlPlane): Promise<Record<string,
   });
   const podsSeconds = (performance.now() - podsStart) / 1000;
 
-  const operator = await OperatorProcess.start({
-    entry: "dist/cli/main.js",
-    kubeconfig: cp.operatorKubeconfig,
-    args: ["--log-level", "info"],
-    env: { NODE_OPTIONS: imageNodeOptions() },
-  });
-  await operator.waitReady(300_000);
+  const operator = await startImageOperator(cp, { readyTimeoutMs: 300_000 });
   await inParallel(names.length, 8, (i) => admin.create(RemediationPolicyKind, policy(ns, names[i] as string, {})));
   await waitUntil(
     "every policy Ready over its pods",

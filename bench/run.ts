@@ -1,5 +1,7 @@
 import { ControlPlane } from "../src/controlplane/control-plane.ts";
 import { benchAnomaly } from "./anomaly.ts";
+import { benchCarbon } from "./carbon.ts";
+import { benchCarbonDeferral } from "./carbon-deferral.ts";
 import { benchEdgeNodes } from "./edgenode.ts";
 import { benchPQKeySets } from "./pqkeyset.ts";
 import { benchQuantum } from "./quantum.ts";
@@ -11,14 +13,16 @@ const benches: Record<string, (cp: ControlPlane) => Promise<Record<string, strin
   edgenode: benchEdgeNodes,
   quantum: benchQuantum,
   remediation: benchRemediation,
+  carbon: benchCarbon,
 };
 
 /** Benchmarks whose workloads need Pods: KWOK runs them, the scheduler binds them, ReplicaSets replace them. */
-const needPods = new Set(["remediation"]);
+const needPods = new Set(["remediation", "carbon"]);
 
 /** Benchmarks of the operator's arithmetic alone: run without a control plane, whose own load would blur them. */
 const localBenches: Record<string, () => Promise<Record<string, string | number>>> = {
   anomaly: benchAnomaly,
+  "carbon-deferral": benchCarbonDeferral,
 };
 
 const only = process.argv[2];
