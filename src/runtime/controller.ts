@@ -49,6 +49,11 @@ export interface ControllerDefinition<T extends KubeObject = KubeObject> {
    * leading; answers the function that stops it.
    */
   start?(enqueue: (key: string) => void, cache: Cache, registry: Registry): () => void;
+  /**
+   * Registers the controller's own metrics in the manager's registry when it is built, so that every family is
+   * exported (with its help text) before its first sample: dashboards and alerts find it from the start.
+   */
+  metrics?(registry: Registry): unknown;
   reconcile(ctx: ReconcileContext, obj: T): Promise<ReconcileResult | void>;
 }
 
@@ -238,6 +243,7 @@ export class Controller {
     this.deps = { ...deps, log: deps.log.with({ controller: def.name }) };
     this.concurrency = concurrency ?? def.maxConcurrentReconciles ?? 1;
     this.queue = new WorkQueue(undefined, deps.metrics.queueObserver(def.name));
+    def.metrics?.(deps.metrics.registry);
     this.wire();
   }
 

@@ -95,6 +95,11 @@ export class RuntimeMetrics {
 
   queueObserver(controller: string): QueueObserver {
     const l = { name: controller, controller };
+    // Each controller's series exist from the start: a queue that never backs up (its workers take keys as they
+    // come) would otherwise never show a depth, and dashboards and alerts would see no queue at all.
+    this.queueDepth.set(l, 0);
+    this.queueAdds.inc(l, 0);
+    this.queueRetries.inc(l, 0);
     return {
       added: () => this.queueAdds.inc(l),
       depth: (n) => this.queueDepth.set(l, n),

@@ -110,6 +110,7 @@ export const edgeNodeController = defineController<EdgeNode>({
     return () => p.stopAll();
   },
 
+  metrics: edgeNodeMetrics,
   async reconcile(ctx, site) {
     const name = site.metadata.name;
     const metrics = edgeNodeMetrics(ctx.registry);

@@ -76,6 +76,7 @@ export const pqKeySetController = defineController<PQKeySet>({
     });
   },
 
+  metrics: pqKeySetMetrics,
   async reconcile(ctx, ks) {
     if (ks.metadata.deletionTimestamp) return releaseChildren(ctx, ks);
     ks =

@@ -162,6 +162,7 @@ export const remediationPolicyController = defineController<RemediationPolicy>({
     });
   },
 
+  metrics: remediationMetrics,
   async reconcile(ctx, policy) {
     if (policy.metadata.deletionTimestamp) {
       await restoreAll(ctx, policy);
