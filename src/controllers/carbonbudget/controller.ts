@@ -86,6 +86,7 @@ export const carbonBudgetController = defineController<CarbonBudget>({
   ],
   maxConcurrentReconciles: 4,
 
+  metrics: carbonMetrics,
   async reconcile(ctx, budget) {
     if (budget.metadata.deletionTimestamp) return finalize(ctx, budget);
     const status = ctx.status(budget);
@@ -340,13 +341,18 @@ function publishesGrid(budget: CarbonBudget): boolean {
   return mode === "Enforce" && (!!actions?.deferQuantumJobs || !!actions?.preferGreenSites);
 }
 
-function publishMetrics(ctx: ReconcileContext, budget: CarbonBudget, s: CarbonBudgetStatus): void {
+function publishMetrics(
+  ctx: ReconcileContext,
+  budget: CarbonBudget,
+  s: CarbonBudgetStatus & { conditions?: { type: string; status: string }[] },
+): void {
   const m = carbonMetrics(ctx.registry);
   const labels = { namespace: budget.metadata.namespace as string, budget: budget.metadata.name };
   m.budget.set(labels, budget.spec.budgetGrams);
   if (s.consumedGrams !== undefined) m.consumed.set(labels, s.consumedGrams);
   if (s.projectedGrams !== undefined) m.projected.set(labels, s.projectedGrams);
   if (s.energyKWh !== undefined) m.energy.set(labels, s.energyKWh);
+  m.stale.set(labels, s.conditions?.some((c) => c.type === "IntensityDataStale" && c.status === "True") ? 1 : 0);
   if (s.intensity) m.intensity.set({ region: s.intensity.region, source: s.intensity.source }, s.intensity.gramsPerKWh);
 }
 

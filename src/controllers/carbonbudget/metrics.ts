@@ -5,6 +5,7 @@ export interface CarbonMetrics {
   projected: Gauge<"namespace" | "budget">;
   budget: Gauge<"namespace" | "budget">;
   energy: Gauge<"namespace" | "budget">;
+  stale: Gauge<"namespace" | "budget">;
   intensity: Gauge<"region" | "source">;
 }
 
@@ -20,6 +21,10 @@ export function carbonMetrics(registry: Registry): CarbonMetrics {
     projected: perBudget("nextgen_carbon_projected_grams", "gCO2e by the window's end at the latest rate"),
     budget: perBudget("nextgen_carbon_budget_grams", "gCO2e the budget allows per window"),
     energy: perBudget("nextgen_carbon_energy_kwh", "kWh the budget's pods drew in its current window (before PUE)"),
+    stale: perBudget(
+      "nextgen_carbon_intensity_stale",
+      "1 while the budget's intensity source fails or its data is old (IntensityDataStale=True)",
+    ),
     intensity: new Gauge({
       name: "nextgen_carbon_intensity_grams_per_kwh",
       help: "Grid carbon intensity in force, by region and source (default: no usable data)",
@@ -34,5 +39,5 @@ export function carbonMetrics(registry: Registry): CarbonMetrics {
 /** Forgets a deleted budget's series. */
 export function forgetBudget(registry: Registry, namespace: string, budget: string): void {
   const m = carbonMetrics(registry);
-  for (const g of [m.consumed, m.projected, m.budget, m.energy]) g.remove({ namespace, budget });
+  for (const g of [m.consumed, m.projected, m.budget, m.energy, m.stale]) g.remove({ namespace, budget });
 }

@@ -18,6 +18,7 @@ import { checkCircuit, embeddedExecutor, startEmbedded } from "./embedded.ts";
 import type { Executor, Observation, Run } from "./execution.ts";
 import { FINISHED, HOLDS_SLOT, activeJobsOn, addQuantumJobIndexes, jobsReferring, waitingJobs } from "./indexes.ts";
 import { NoAccessError, remoteExecutor } from "./remote.ts";
+import { quantumJobMetrics } from "./metrics.ts";
 import { recordResult } from "./result.ts";
 
 const FINALIZER = "nextgen.itechsmart.io/cancel-run";
@@ -123,6 +124,7 @@ export const quantumJobController = defineController<QuantumJob>({
     return () => void stop().catch(() => undefined); // threads are going away with the process anyway
   },
 
+  metrics: quantumJobMetrics,
   async reconcile(ctx, job) {
     const phase = job.status?.phase;
     if (job.metadata.deletionTimestamp) return finalize(ctx, job);
@@ -258,7 +260,7 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
         },
         reasons: job.status?.placement?.reasons ?? [],
       }
-    : place(request, all);
+    : timedPlace(ctx, request, all);
   const chosen = decision.chosen;
   if (!chosen) {
     status.set({
@@ -299,6 +301,11 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
     return startFailed(ctx, job, placement, attempt, e);
   }
   starting.set(ctx.key, attempt);
+  if (attempt === 1)
+    quantumJobMetrics(ctx.registry).queueWait.observe(
+      { backend_type: backend.spec.type },
+      (ctx.now.getTime() - Date.parse(job.metadata.creationTimestamp as string)) / 1000,
+    );
   status.set({
     phase: reference.running ? "Running" : "Scheduled",
     placement,
@@ -372,12 +379,14 @@ async function finishAttempt(ctx: ReconcileContext, job: QuantumJob, outcome: En
     );
     status.condition("Failed", "False", "Succeeded", "The job succeeded.");
     ctx.events.normal(job, "Succeeded", `${outcome.shots} shots on ${job.status?.placement?.backend}.`);
+    quantumJobMetrics(ctx.registry).finished.inc({ phase: "Succeeded", reason: "Succeeded" });
     return;
   }
   if (outcome.state === "Cancelled") {
     status.set({ phase: "Cancelled", ...end, lastError: outcome.message });
     status.condition("Complete", "False", "Cancelled", outcome.message);
     ctx.events.warning(job, "Cancelled", outcome.message);
+    quantumJobMetrics(ctx.registry).finished.inc({ phase: "Cancelled", reason: "Cancelled" });
     return;
   }
   const attempts = job.status?.attempts ?? 1;
@@ -413,7 +422,20 @@ function fail(
   status.set({ phase: "Failed", ...end, lastError: `${reason}: ${message}`, queuePosition: undefined });
   status.condition("Failed", "True", reason, message);
   status.condition("Complete", "False", reason, message);
-  if (job.status?.phase !== "Failed") ctx.events.warning(job, reason, message);
+  if (job.status?.phase !== "Failed") {
+    ctx.events.warning(job, reason, message);
+    quantumJobMetrics(ctx.registry).finished.inc({ phase: "Failed", reason });
+  }
+}
+
+/** place(), timed for the placement SLO. */
+function timedPlace(ctx: ReconcileContext, request: PlacementRequest, all: ReturnType<typeof candidates>) {
+  const stop = quantumJobMetrics(ctx.registry).placement.startTimer();
+  try {
+    return place(request, all);
+  } finally {
+    stop();
+  }
 }
 
 /** Not startable yet for a reason that a change elsewhere (a ConfigMap, a backend) will lift. */
