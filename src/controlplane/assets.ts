@@ -56,8 +56,8 @@ type Release = {
 
 /**
  * Test tools that do not depend on the Kubernetes minor: from the Go module in hack/tools, KWOK and the runner of
- * Argo CD health checks in Argo CD's Lua VM; from hack/monitoring, Prometheus and Alertmanager, each in a module of
- * its own (their go.mod says why). Each is built on its own, so a test needing one never waits for the others.
+ * Argo CD health checks in Argo CD's Lua VM; from hack/monitoring, Prometheus (and its promtool) and Alertmanager,
+ * each in a module of its own (their go.mod says why). Each is built on its own, so a test needing one never waits for the others.
  */
 const TOOLS = {
   kwok: { module: "tools", pkg: "sigs.k8s.io/kwok/cmd/kwok" },
@@ -66,6 +66,12 @@ const TOOLS = {
     module: "monitoring/prometheus",
     pkg: "github.com/prometheus/prometheus/cmd/prometheus",
     // Without the builtinassets tag of its release: the web UI that tag embeds is generated, absent from the module.
+    release: { module: "github.com/prometheus/prometheus" },
+  },
+  // promtool checks and unit-tests the operator's rules (config/monitoring).
+  promtool: {
+    module: "monitoring/prometheus",
+    pkg: "github.com/prometheus/prometheus/cmd/promtool",
     release: { module: "github.com/prometheus/prometheus" },
   },
   alertmanager: {
