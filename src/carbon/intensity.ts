@@ -34,3 +34,24 @@ export interface IntensitySource {
   /** Forecast steps for one region covering as much of [from, to) as the source knows; [] when it has none. */
   forecast(region: string, from: number, to: number): Promise<SourceResult<IntensityPoint[]>>;
 }
+
+/**
+ * Samples as contiguous steps: each value holds from its start until the next sample's start, the last one for
+ * lastMs. The samples may come in any order; a sample superseded at its own instant leaves no step.
+ */
+export function holdUntilNext(
+  samples: Array<{ start: number; gramsPerKWh: number }>,
+  lastMs: number,
+): IntensityPoint[] {
+  const sorted = [...samples].sort((a, b) => a.start - b.start);
+  return sorted
+    .map((s, i) => ({ start: s.start, end: sorted[i + 1]?.start ?? s.start + lastMs, gramsPerKWh: s.gramsPerKWh }))
+    .filter((p) => p.end > p.start);
+}
+
+/** The parts of the steps that fall within [from, to). */
+export function clipToWindow(steps: IntensityPoint[], from: number, to: number): IntensityPoint[] {
+  return steps
+    .filter((p) => p.end > from && p.start < to)
+    .map((p) => ({ start: Math.max(p.start, from), end: Math.min(p.end, to), gramsPerKWh: p.gramsPerKWh }));
+}

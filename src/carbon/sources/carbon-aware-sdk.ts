@@ -9,7 +9,14 @@
  * - A bad request answers 400 with a ValidationProblemDetails {title, status, detail, errors}; a data source that
  *   cannot forecast answers 501.
  */
-import type { IntensityPoint, IntensityReading, IntensitySource, SourceResult } from "../intensity.ts";
+import {
+  type IntensityPoint,
+  type IntensityReading,
+  type IntensitySource,
+  type SourceResult,
+  clipToWindow,
+  holdUntilNext,
+} from "../intensity.ts";
 
 type Failure = Extract<SourceResult<never>, { ok: false }>;
 
@@ -138,27 +145,6 @@ export function parseForecastData(
     undefined,
   );
   return { ok: true, value: { steps: holdUntilNext(samples, last?.durationMs ?? 0), locations: [...locations] } };
-}
-
-/**
- * Samples as contiguous steps: each value holds from its start until the next sample's start, the last one for
- * lastMs. The samples may come in any order; a sample superseded at its own instant leaves no step.
- */
-export function holdUntilNext(
-  samples: Array<{ start: number; gramsPerKWh: number }>,
-  lastMs: number,
-): IntensityPoint[] {
-  const sorted = [...samples].sort((a, b) => a.start - b.start);
-  return sorted
-    .map((s, i) => ({ start: s.start, end: sorted[i + 1]?.start ?? s.start + lastMs, gramsPerKWh: s.gramsPerKWh }))
-    .filter((p) => p.end > p.start);
-}
-
-/** The parts of the steps that fall within [from, to). */
-export function clipToWindow(steps: IntensityPoint[], from: number, to: number): IntensityPoint[] {
-  return steps
-    .filter((p) => p.end > from && p.start < to)
-    .map((p) => ({ start: Math.max(p.start, from), end: Math.min(p.end, to), gramsPerKWh: p.gramsPerKWh }));
 }
 
 function endpoint(baseUrl: string, path: string, params: Array<[string, string]>): URL {

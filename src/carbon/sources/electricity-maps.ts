@@ -9,8 +9,7 @@
  *
  * The token appears in no message: failures name the status, the zone and the field, never the request's headers.
  */
-import type { IntensitySource, SourceResult } from "../intensity.ts";
-import { clipToWindow, holdUntilNext } from "./carbon-aware-sdk.ts";
+import { type IntensitySource, type SourceResult, clipToWindow, holdUntilNext } from "../intensity.ts";
 
 type Failure = Extract<SourceResult<never>, { ok: false }>;
 

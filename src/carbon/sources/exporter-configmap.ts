@@ -11,8 +11,14 @@
  * The exporter records the data source's name for the region (WattTime's "PJM_ROANOKE", say), not the region it
  * was configured with, so that is the region parsed; exporterSource can serve it under the configured name.
  */
-import type { IntensityPoint, IntensityReading, IntensitySource, SourceResult } from "../intensity.ts";
-import { clipToWindow, parseForecastData } from "./carbon-aware-sdk.ts";
+import {
+  type IntensityPoint,
+  type IntensityReading,
+  type IntensitySource,
+  type SourceResult,
+  clipToWindow,
+} from "../intensity.ts";
+import { parseForecastData } from "./carbon-aware-sdk.ts";
 
 /** The forecast one exporter ConfigMap holds. */
 export interface ExporterForecast {
