@@ -166,10 +166,17 @@ describe("RemediationPolicy signals", () => {
         safety: { minAvailable: "75%" } as never,
       }),
     );
+    // Replacements stay Pending while the Nodes are cordoned: what a restart takes away stays away, as it does while
+    // a real pod starts, however fast KWOK would make one Ready.
+    const cordon = (unschedulable: boolean) =>
+      Promise.all(
+        [1, 2].map((i) => admin.patch(NodeKind, undefined, `rps-${i}`, "merge", { spec: { unschedulable } })),
+      );
+    await cordon(true);
     for (const p of pods.slice(0, 3)) set("app_errors", { namespace: ns, pod: p.metadata.name, service: "api" }, 5);
     const held = await waitPolicy(ns, "api", "held by MinAvailable", (p) =>
       (p.status?.history ?? []).some((h) => h.result === "Held" && h.message?.startsWith("MinAvailable")),
-    );
+    ).finally(() => cordon(false));
     const first = held.status?.history?.find((h) => h.result === "Succeeded");
     expect(first?.message).toMatch(/^deleted pod [a-z0-9-]+$/);
     expect(held.status?.history?.find((h) => h.result === "Held")?.message).toMatch(
