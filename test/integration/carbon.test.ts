@@ -338,7 +338,13 @@ describe("actions", () => {
       intensity: { static: { gramsPerKWh: 450 } },
       actions: {
         capReplicas: [
-          { targetRef: { kind: "Deployment", name: "web" }, bands: [{ aboveGramsPerKWh: 300, maxReplicas: 2 }] },
+          {
+            targetRef: { kind: "Deployment", name: "web" },
+            bands: [
+              { aboveGramsPerKWh: 300, maxReplicas: 2 },
+              { aboveGramsPerKWh: 200, maxReplicas: 3 },
+            ],
+          },
         ],
       },
     });
@@ -366,6 +372,12 @@ describe("actions", () => {
       (await eventsOf(ns, "heal")).some((e) => e.reason === "ScaleSkipped" && /CarbonBudget/.test(e.note ?? "")),
     ).toBe(true);
     await admin.delete(RemediationPolicyKind, ns, "heal");
+
+    // A cleaner grid, into the next band: held at 3, still giving back 4 when it lifts.
+    await admin.patch(CarbonBudgetKind, ns, "caps", "merge", { spec: { intensity: { static: { gramsPerKWh: 250 } } } });
+    await waitReplicas(ns, "web", 3);
+    const loosened = await waitBudget(ns, "caps", "held at 3", (b) => b.status?.held?.[0]?.setTo === 3);
+    expect(loosened.status?.held).toEqual([{ target: "Deployment/web", replicas: 4, setTo: 3, reason: "Capped" }]);
 
     // A cleaner grid lifts the cap: back to exactly 4, the bound gone.
     await admin.patch(CarbonBudgetKind, ns, "caps", "merge", { spec: { intensity: { static: { gramsPerKWh: 100 } } } });

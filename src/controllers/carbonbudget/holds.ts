@@ -17,6 +17,31 @@ type Workload = KubeObject & {
   spec: { replicas?: number; template?: { metadata?: { labels?: Record<string, string> } } };
 };
 
+/**
+ * Replica counts this process set and the cache may not show yet, by "namespace/Kind/name" (as the ReplicaSet
+ * controller's expectations): until the cache catches up, the count set is the count, so a reconcile in between does
+ * not take it for someone else's change.
+ */
+const expected = new Map<string, { replicas: number; until: number }>();
+const EXPECTATION_MS = 30_000;
+
+/** The workload's replicas as far as this process knows: what it set, until the cache shows that. */
+function replicasOf(w: Workload, target: string, now: number): number {
+  const key = `${w.metadata.namespace}/${target}`;
+  const cached = w.spec.replicas ?? 1;
+  const e = expected.get(key);
+  if (!e || e.until < now || e.replicas === cached) {
+    expected.delete(key);
+    return cached;
+  }
+  return e.replicas;
+}
+
+async function scaleTo(ctx: ReconcileContext, ref: KindRef, w: Workload, target: string, replicas: number) {
+  await setReplicas(ctx.client, ref, w, replicas);
+  expected.set(`${w.metadata.namespace}/${target}`, { replicas, until: ctx.now.getTime() + EXPECTATION_MS });
+}
+
 /** A bound the budget wants on a workload now. */
 interface Bound {
   max: number;
@@ -88,7 +113,7 @@ export async function enforceBounds(
   for (const [target, bound] of bounds) {
     const w = workloads.get(target) as Workload;
     const ref = WORKLOAD_KINDS[target.split("/")[0] as string] as KindRef;
-    const current = w.spec.replicas ?? 1;
+    const current = replicasOf(w, target, ctx.now.getTime());
     const record = records.get(target);
     records.delete(target);
     // What to give back when the bound lifts: the count before the budget first held it, or a newer one someone
@@ -103,7 +128,7 @@ export async function enforceBounds(
     const setTo = Math.min(original, bound.max);
     await annotate(ctx, ref, w, { max: bound.max, by, before: original });
     if (current !== setTo) {
-      await setReplicas(ctx.client, ref, w, setTo);
+      await scaleTo(ctx, ref, w, target, setTo);
       ctx.events.normal(
         budget,
         bound.reason,
@@ -131,12 +156,12 @@ async function release(
   if (!w) return;
   const ref = WORKLOAD_KINDS[record.target.split("/")[0] as string] as KindRef;
   await annotate(ctx, ref, w, undefined);
-  const current = w.spec.replicas ?? 1;
+  const current = replicasOf(w, record.target, ctx.now.getTime());
   if (current !== record.setTo) {
     ctx.events.normal(budget, "Released", `${record.target} was changed to ${current} replicas meanwhile; left alone.`);
     return;
   }
-  if (current !== record.replicas) await setReplicas(ctx.client, ref, w, record.replicas);
+  if (current !== record.replicas) await scaleTo(ctx, ref, w, record.target, record.replicas);
   ctx.events.normal(budget, "Restored", `Restored ${record.target} to ${record.replicas} replicas.`);
 }
 
