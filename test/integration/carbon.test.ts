@@ -11,6 +11,7 @@ import { type QuantumJob, QuantumJobKind, type QuantumJobSpec } from "../../src/
 import { type RemediationPolicy, RemediationPolicyKind } from "../../src/crds/remediationpolicy.ts";
 import { findCondition } from "../../src/runtime/conditions.ts";
 import { ConfigMapKind, DeploymentKind, EventKind, NodeKind, PodKind, SecretKind } from "../../src/runtime/kinds.ts";
+import { BELL } from "../fixtures/circuits.ts";
 import { MAX_REPLICAS_ANNOTATION } from "../../src/controllers/shared/replicas.ts";
 import { type FakeCarbonAwareSdk, startCarbonAwareSdk } from "../fakes/carbon-aware-sdk-server.ts";
 import { type FakeElectricityMaps, startElectricityMaps } from "../fakes/electricity-maps-server.ts";
@@ -38,14 +39,6 @@ const POOL = "test.nextgen.itechsmart.io/pool";
 const SITE_KEY = "test.nextgen.itechsmart.io/carbon-site";
 const nodes = new KwokNodes(admin, FILE);
 const suffix = Math.random().toString(36).slice(2, 7);
-const BELL = `OPENQASM 3.0;
-include "stdgates.inc";
-qubit[2] q;
-bit[2] c;
-h q[0];
-cx q[0], q[1];
-c = measure q;
-`;
 
 /**
  * Power the exporter reports, in watts, by namespace and pod: Kepler's CPU package and DRAM joules counters grow at

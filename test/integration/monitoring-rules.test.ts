@@ -11,6 +11,7 @@ import { PQKeySetKind } from "../../src/crds/pqkeyset.ts";
 import { QuantumBackendKind } from "../../src/crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind } from "../../src/crds/quantumjob.ts";
 import { dashboardQueries, expandVariables } from "../../src/manifests/dashboard.ts";
+import { BELL } from "../fixtures/circuits.ts";
 import { JOB, ruleGroups } from "../../src/manifests/monitoring.ts";
 import { DeploymentKind, NodeKind, PodKind } from "../../src/runtime/kinds.ts";
 import {
@@ -100,10 +101,7 @@ beforeAll(async () => {
     kind: "QuantumJob",
     metadata: { name: "bell", namespace: ns, labels: FILE },
     spec: {
-      circuit: {
-        openqasm:
-          'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\nh q[0];\ncx q[0], q[1];\nc = measure q;\n',
-      },
+      circuit: { openqasm: BELL },
       shots: 100,
       backend: { name: `mon-sim-${suffix}`, fallbackToSimulator: false },
     },

@@ -36,14 +36,7 @@ export function jobTiming(job: QuantumJob, now: number, cache: Cache): Timing {
     .some((b) => b.spec.mode === "Enforce" && b.spec.actions?.deferQuantumJobs && !b.metadata.deletionTimestamp);
   const grid = gridSignals.forNamespace(ns);
   if (!schedule?.deferrable || !deferring || (grid && !grid.deferQuantumJobs))
-    return notBefore > now
-      ? {
-          wait: true,
-          until: notBefore,
-          reason: "NotBefore",
-          message: `Starts at schedule.notBefore, ${iso(notBefore)}.`,
-        }
-      : { wait: false };
+    return notBefore > now ? waitForNotBefore(notBefore) : { wait: false };
   if (now >= notAfter)
     return { wait: false, reason: "Deadline", message: `schedule.notAfter (${iso(notAfter)}) reached: starting now.` };
   if (!grid) {
@@ -64,12 +57,7 @@ export function jobTiming(job: QuantumJob, now: number, cache: Cache): Timing {
   }
   if (!grid.forecast)
     return notBefore > now
-      ? {
-          wait: true,
-          until: notBefore,
-          reason: "NotBefore",
-          message: `Starts at schedule.notBefore, ${iso(notBefore)}.`,
-        }
+      ? waitForNotBefore(notBefore)
       : {
           wait: false,
           reason: "NoForecast",
@@ -94,6 +82,15 @@ export function jobTiming(job: QuantumJob, now: number, cache: Cache): Timing {
       best.reason === "LowestForecast"
         ? `Starting at the lowest forecast intensity in its window (${best.gramsPerKWh} g/kWh).`
         : `CarbonBudget ${grid.budget}'s forecast does not cover the window: starting now.`,
+  };
+}
+
+function waitForNotBefore(notBefore: number): Timing {
+  return {
+    wait: true,
+    until: notBefore,
+    reason: "NotBefore",
+    message: `Starts at schedule.notBefore, ${iso(notBefore)}.`,
   };
 }
 
