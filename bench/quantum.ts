@@ -188,7 +188,9 @@ function fleet(): BackendCandidate[] {
             quantumVolume: [32, 64, 128, 512][i % 4] as number,
           }
         : undefined,
-      memoryBytes: qpu ? undefined : 2 ** (28 + (i % 8)),
+      memory: qpu
+        ? undefined
+        : { bytes: 2 ** (28 + (i % 8)), precision: "Double", holder: "the runner's memory limit" },
       secondsPerShot: i % 2 ? undefined : (qpu ? 0.002 : 0.0002) * (1 + (i % 5)),
       capacity: {
         maxConcurrentJobs: qpu ? 1 : 1 + (i % 8),

@@ -1,3 +1,4 @@
+import { PRECISIONS, type Precision, STATE_VECTOR_SHARE } from "../quantum/placement.ts";
 import type { Condition, Resource } from "../runtime/objects.ts";
 import {
   type CrdDefinition,
@@ -49,6 +50,8 @@ export interface QuantumBackendSpec {
     device?: string;
     credentialsSecretRef?: { name: string; namespace?: string };
     calibrationRefreshSeconds: number;
+    precision: Precision;
+    gpuMemory?: string | number;
   };
   siteRef?: { name: string };
   capabilities: { maxQubits: number; maxShots: number; basisGates?: string[] };
@@ -65,6 +68,7 @@ export interface QuantumBackendStatus {
   running?: number;
   queued?: number;
   remoteQueueLength?: number;
+  maxQubits?: number;
   calibration?: Calibration;
   lastCalibrationTime?: string;
   observedGeneration?: number;
@@ -82,6 +86,9 @@ export const INVALID_SPEC = {
   jobNotSimulator: "A Job backend runs a simulator image on the site's nodes: set type Simulator.",
   remoteIncomplete: "A Remote backend needs spec.execution.provider and spec.execution.credentialsSecretRef.",
   jobWithoutSite: "A Job backend runs on a site's nodes: set spec.siteRef.",
+  singleNeedsRunner:
+    "Single precision needs a Job backend whose image runs it (e.g. the GPU runner): the operator's own " +
+    "simulator runs in double precision.",
 } as const;
 
 const rate = (description: string): Schema => ({ type: "number", minimum: 0, maximum: 1, description });
@@ -130,6 +137,13 @@ export const quantumBackendCrd: CrdDefinition = {
         message: INVALID_SPEC.jobWithoutSite,
         reason: "FieldValueRequired",
         fieldPath: ".siteRef",
+      },
+      {
+        rule:
+          "!has(self.execution.precision) || self.execution.precision != 'Single' || " +
+          "(self.execution.mode == 'Job' && has(self.execution.image))",
+        message: INVALID_SPEC.singleNeedsRunner,
+        fieldPath: ".execution.precision",
       },
     ],
     properties: {
@@ -231,6 +245,24 @@ export const quantumBackendCrd: CrdDefinition = {
             default: 900,
             description: "Remote mode: how often the device's status and calibration are read from the provider.",
           },
+          precision: {
+            type: "string",
+            enum: [...PRECISIONS],
+            default: "Double",
+            description:
+              "Simulators: the state vector's amplitudes, complex128 (Double, 16 bytes) or complex64 (Single, 8 " +
+              "bytes: twice the qubits' worth of states in the same memory, about 7 significant digits). Job mode " +
+              "passes it to the runner as NEXTGEN_PRECISION; Single needs a runner that has it, e.g. the GPU runner.",
+          },
+          gpuMemory: {
+            "x-kubernetes-int-or-string": true,
+            pattern: "^[0-9]+(\\.[0-9]+)?(k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$",
+            description:
+              "Job mode on GPUs: the memory of the GPU the runner gets (e.g. 80Gi for an A100 80GB), which the state " +
+              "vector must fit in; without it, limits.memory bounds the state. Placement sends a circuit of n qubits " +
+              `here only if 2^n amplitudes take at most ${STATE_VECTOR_SHARE * 100}% of it (the rest is the CUDA context ` +
+              "and workspace).",
+          },
         },
       },
       siteRef: {
@@ -318,6 +350,10 @@ export const quantumBackendCrd: CrdDefinition = {
       running: int("QuantumJobs running here now."),
       queued: int("QuantumJobs placed here waiting for a slot."),
       remoteQueueLength: int("Remote mode: jobs in the provider's queue for the device, at the last refresh."),
+      maxQubits: int(
+        "The most qubits placement sends here: spec.capabilities.maxQubits, or fewer when a larger state vector " +
+          "would not fit in the backend's memory (see the Ready message for the arithmetic).",
+      ),
       calibration: calibrationSchema("The calibration placement uses: the provider's latest, else the spec's."),
       lastCalibrationTime: dateTime("When the provider last calibrated the device (Remote mode)."),
       observedGeneration: observedGenerationSchema,
@@ -327,7 +363,12 @@ export const quantumBackendCrd: CrdDefinition = {
   printerColumns: [
     { name: "Type", type: "string", jsonPath: ".spec.type", description: "Simulator or QPU." },
     { name: "Mode", type: "string", jsonPath: ".spec.execution.mode", description: "Embedded, Job or Remote." },
-    { name: "Qubits", type: "integer", jsonPath: ".spec.capabilities.maxQubits", description: "Most qubits." },
+    {
+      name: "Qubits",
+      type: "integer",
+      jsonPath: ".status.maxQubits",
+      description: "Most qubits, as capabilities and memory allow.",
+    },
     { name: "Site", type: "string", jsonPath: ".spec.siteRef.name", description: "The EdgeNode it runs at." },
     { name: "Running", type: "integer", jsonPath: ".status.running", description: "Jobs running." },
     { name: "Queued", type: "integer", jsonPath: ".status.queued", description: "Jobs waiting." },

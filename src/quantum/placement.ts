@@ -31,8 +31,8 @@ export interface BackendCandidate {
   capabilities: { maxQubits: number; maxShots: number };
   /** QPUs; simulators are exact unless they simulate noise. */
   calibration?: Calibration;
-  /** Simulators: the state-vector memory they can hold. */
-  memoryBytes?: number;
+  /** Simulators: the memory their state vector lives in, and its precision. */
+  memory?: StateVectorMemory;
   /** Estimated run time per shot (DEFAULT_SECONDS_PER_SHOT by type when not given). */
   secondsPerShot?: number;
   capacity: { maxConcurrentJobs: number; running: number; queued: number; remoteQueue?: number };
@@ -117,9 +117,43 @@ export function successProbability(cal: Calibration | undefined, gates: Placemen
   );
 }
 
-/** Bytes of a state vector of complex128 amplitudes: 16 · 2^qubits. */
-export function statevectorBytes(qubits: number): number {
-  return 16 * 2 ** qubits;
+/** A state vector's amplitudes: complex128 (Double) or complex64 (Single). */
+export type Precision = "Double" | "Single";
+export const PRECISIONS: readonly Precision[] = ["Double", "Single"];
+export const BYTES_PER_AMPLITUDE: Readonly<Record<Precision, number>> = { Double: 16, Single: 8 };
+
+/**
+ * The share of a device's memory a state vector may fill: the rest is the simulator's workspace and, on a GPU, the
+ * CUDA context. A job that needs more is never sent there: it would exhaust the device, not run slowly.
+ */
+export const STATE_VECTOR_SHARE = 0.9;
+
+export interface StateVectorMemory {
+  bytes: number;
+  precision: Precision;
+  /** Whose memory it is, for the reasons: "GPU memory (spec.execution.gpuMemory)", "the memory limit"… */
+  holder: string;
+}
+
+/** Bytes of a dense state vector: 2^qubits amplitudes of 16 bytes (Double) or 8 (Single). */
+export function statevectorBytes(qubits: number, precision: Precision = "Double"): number {
+  return BYTES_PER_AMPLITUDE[precision] * 2 ** qubits;
+}
+
+/** The most qubits whose state vector fits in the memory's share (0 when not even one does). */
+export function qubitsThatFit(memory: StateVectorMemory): number {
+  let qubits = 0;
+  while (fits(qubits + 1, memory)) qubits++;
+  return qubits;
+}
+
+const fits = (qubits: number, memory: StateVectorMemory) =>
+  statevectorBytes(qubits, memory.precision) <= STATE_VECTOR_SHARE * memory.bytes;
+
+/** The sizing rule's arithmetic for a circuit of `qubits`: "2^31 × 8 B (single precision) = 16 GiB". */
+export function stateVectorArithmetic(qubits: number, precision: Precision): string {
+  const bytes = BYTES_PER_AMPLITUDE[precision];
+  return `2^${qubits} × ${bytes} B (${precision.toLowerCase()} precision) = ${formatBytes(statevectorBytes(qubits, precision))}`;
 }
 
 /** Filters, scores and explains; falls back to a simulator when asked and nothing else is feasible. */
@@ -173,8 +207,12 @@ function rejections(req: PlacementRequest, b: BackendCandidate, fallback: boolea
   if (req.shots > b.capabilities.maxShots) {
     out.push(`needs ${req.shots} shots, allows ${b.capabilities.maxShots}`);
   }
-  if (b.type === "Simulator" && b.memoryBytes !== undefined && statevectorBytes(req.qubits) > b.memoryBytes) {
-    out.push(`state vector needs ${formatBytes(statevectorBytes(req.qubits))}, holds ${formatBytes(b.memoryBytes)}`);
+  if (b.type === "Simulator" && b.memory && !fits(req.qubits, b.memory)) {
+    const { bytes, precision, holder } = b.memory;
+    out.push(
+      `its state vector needs ${stateVectorArithmetic(req.qubits, precision)}, more than ` +
+        `${STATE_VECTOR_SHARE * 100}% of ${formatBytes(bytes)} of ${holder}`,
+    );
   }
   if (b.capacity.maxConcurrentJobs < 1) out.push("takes no jobs (maxConcurrentJobs is 0)");
   if (fallback) return out;
@@ -279,7 +317,7 @@ function summary(s: ScoredBackend): string {
   return parts.join(", ");
 }
 
-function formatBytes(bytes: number): string {
+export function formatBytes(bytes: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
   let unit = 0;
   while (unit < units.length - 1 && bytes >= 1024 ** (unit + 1)) unit++;

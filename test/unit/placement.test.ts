@@ -5,6 +5,7 @@ import {
   STRATEGY_WEIGHTS,
   type Strategy,
   place,
+  qubitsThatFit,
   statevectorBytes,
   successProbability,
 } from "../../src/quantum/placement.ts";
@@ -49,7 +50,7 @@ function fleet(): BackendCandidate[] {
       carbonIntensity: 450,
       powerWatts: 300,
       capabilities: { maxQubits: 24, maxShots: 1_000_000 },
-      memoryBytes: 64 * GiB,
+      memory: { bytes: 64 * GiB, precision: "Double", holder: "the runner's memory limit" },
       secondsPerShot: 0.002,
       capacity: { maxConcurrentJobs: 4, running: 1, queued: 0 },
     },
@@ -62,7 +63,7 @@ function fleet(): BackendCandidate[] {
       carbonIntensity: 30,
       powerWatts: 700,
       capabilities: { maxQubits: 32, maxShots: 1_000_000 },
-      memoryBytes: 80 * GiB,
+      memory: { bytes: 80 * GiB, precision: "Single", holder: "GPU memory (spec.execution.gpuMemory)" },
       secondsPerShot: 0.0002,
       capacity: { maxConcurrentJobs: 2, running: 0, queued: 0 },
       cost: { perSecond: 0.05 },
@@ -121,10 +122,21 @@ describe("success probability and memory", () => {
     expect(successProbability(cal, { singleQubit: 0, twoQubit: 0, measurements: 0 })).toBe(1);
   });
 
-  test("a state vector is 16 bytes per amplitude", () => {
+  test("a state vector is 16 bytes per amplitude in double precision, 8 in single", () => {
     expect(statevectorBytes(1)).toBe(32);
     expect(statevectorBytes(30)).toBe(16 * GiB);
+    expect(statevectorBytes(30, "Single")).toBe(8 * GiB);
     expect(Number.isFinite(statevectorBytes(1019))).toBe(true);
+  });
+
+  test("the qubits that fit: 90% of the memory, whole powers of two", () => {
+    const gpu = (gib: number, precision: "Single" | "Double") => ({ bytes: gib * GiB, precision, holder: "GPU" });
+    // An 80 GiB A100: 2^33 single amplitudes are 64 GiB (fits in 72), 2^34 are 128 GiB.
+    expect(qubitsThatFit(gpu(80, "Single"))).toBe(33);
+    expect(qubitsThatFit(gpu(80, "Double"))).toBe(32);
+    // Exactly 16 GiB of state in 16 GiB of memory leaves no room for the CUDA context: one qubit fewer.
+    expect(qubitsThatFit(gpu(16, "Single"))).toBe(30);
+    expect(qubitsThatFit({ bytes: 8, precision: "Double", holder: "nothing" })).toBe(0);
   });
 
   test("each strategy's weights sum to 1, its own metric weighing 0.7", () => {
@@ -214,10 +226,22 @@ describe("placement", () => {
     const manyShots = place(request({ shots: 50_000 }), fleet());
     expect(reasonFor(manyShots.reasons, "qpu-beta")).toBe("qpu-beta: rejected: needs 50000 shots, allows 20000");
 
-    const small = withBackend("sim-gpu", { memoryBytes: 4 * GiB });
-    expect(place(request({ qubits: 28, strategy: "Latency" }), small).chosen?.name).toBe("sim-gpu");
-    const decision = place(request({ qubits: 29 }), small);
-    expect(reasonFor(decision.reasons, "sim-gpu")).toBe("sim-gpu: rejected: state vector needs 8 GiB, holds 4 GiB");
+    // 16 GiB of GPU memory: 90% holds 2^30 single-precision amplitudes (8 GiB), not 2^31 (16 GiB).
+    const small = withBackend("sim-gpu", {
+      memory: { bytes: 16 * GiB, precision: "Single", holder: "GPU memory (spec.execution.gpuMemory)" },
+    });
+    expect(place(request({ qubits: 30, strategy: "Latency" }), small).chosen?.name).toBe("sim-gpu");
+    const decision = place(request({ qubits: 31 }), small);
+    expect(reasonFor(decision.reasons, "sim-gpu")).toBe(
+      "sim-gpu: rejected: its state vector needs 2^31 × 8 B (single precision) = 16 GiB, more than 90% of 16 GiB " +
+        "of GPU memory (spec.execution.gpuMemory)",
+    );
+    // The same memory in double precision holds one qubit fewer.
+    const double = withBackend("sim-gpu", {
+      memory: { bytes: 16 * GiB, precision: "Double", holder: "the runner's memory limit" },
+    });
+    expect(place(request({ qubits: 29, strategy: "Latency" }), double).chosen?.name).toBe("sim-gpu");
+    expect(place(request({ qubits: 30 }), double).chosen?.name).not.toBe("sim-gpu");
   });
 
   test("a pinned backend is the only candidate", () => {
@@ -303,8 +327,10 @@ describe("placement", () => {
       "qpu-alpha: rejected: needs 40 qubits, has 27",
       "qpu-beta: rejected: needs 40 qubits, has 20",
       "qpu-down: rejected: not Ready (MissingCredentials: Secret ibm-credentials not found)",
-      "sim-cpu: rejected: needs 40 qubits, has 24; state vector needs 16 TiB, holds 64 GiB",
-      "sim-gpu: rejected: needs 40 qubits, has 32; state vector needs 16 TiB, holds 80 GiB",
+      "sim-cpu: rejected: needs 40 qubits, has 24; its state vector needs 2^40 × 16 B (double precision) = 16 TiB, " +
+        "more than 90% of 64 GiB of the runner's memory limit",
+      "sim-gpu: rejected: needs 40 qubits, has 32; its state vector needs 2^40 × 8 B (single precision) = 8 TiB, " +
+        "more than 90% of 80 GiB of GPU memory (spec.execution.gpuMemory)",
       "sim-offline: rejected: site edge-b is not Online; needs 40 qubits, has 30",
     ]);
     expect(place(request(), []).reasons).toEqual([]);

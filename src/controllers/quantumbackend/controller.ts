@@ -9,6 +9,7 @@ import { type ReconcileContext, defineController } from "../../runtime/controlle
 import { jsonEqual } from "../../runtime/conditions.ts";
 import { SecretKind } from "../../runtime/kinds.ts";
 import { addQuantumJobIndexes, backendLoad } from "../quantumjob/indexes.ts";
+import { memoryQuantityProblem, qubitCapacity } from "./memory.ts";
 import { INCOMPLETE_REMOTE_SPEC, credentialsRef, forgetRemote, remoteAccess } from "./remote.ts";
 
 const SITE_INDEX = "quantumbackend-site";
@@ -97,7 +98,9 @@ export const quantumBackendController = defineController<QuantumBackend>({
 
     const problem = specProblem(backend) ?? siteProblem(backend, ctx.cache) ?? (await deviceProblem(ctx, backend));
     const reading = readings.get(name);
+    const capacity = qubitCapacity(backend);
     status.set({
+      maxQubits: capacity.maxQubits,
       calibration: reading?.calibration ? withoutTime(reading.calibration) : backend.spec.calibration,
       lastCalibrationTime: reading?.calibration?.updated,
       remoteQueueLength: reading?.status?.queueLength,
@@ -106,7 +109,7 @@ export const quantumBackendController = defineController<QuantumBackend>({
       status.set({ phase: "Unavailable", ...problem });
       status.condition("Ready", "False", problem.reason, problem.message);
     } else {
-      const message = readyMessage(backend);
+      const message = readyMessage(backend, capacity);
       status.set({ phase: "Ready", reason: "Ready", message });
       status.condition("Ready", "True", "Ready", message);
     }
@@ -135,6 +138,10 @@ function specProblem(backend: QuantumBackend): Unavailable | undefined {
     return INCOMPLETE_REMOTE_SPEC;
   if (execution.mode === "Job" && !backend.spec.siteRef)
     return { reason: "InvalidSpec", message: INVALID_SPEC.jobWithoutSite };
+  if (execution.precision === "Single" && !(execution.mode === "Job" && execution.image))
+    return { reason: "InvalidSpec", message: INVALID_SPEC.singleNeedsRunner };
+  const quantity = memoryQuantityProblem(backend);
+  if (quantity) return { reason: "InvalidSpec", message: quantity };
   return undefined;
 }
 
@@ -209,11 +216,12 @@ function providerProblem(e: unknown, backend: QuantumBackend): Unavailable {
   };
 }
 
-function readyMessage(backend: QuantumBackend): string {
+function readyMessage(backend: QuantumBackend, capacity: ReturnType<typeof qubitCapacity>): string {
   const { mode } = backend.spec.execution;
   const site = backend.spec.siteRef ? ` at site ${backend.spec.siteRef.name}` : "";
   const what = mode === "Embedded" ? "in the operator" : mode === "Job" ? "as Jobs" : "on the provider's device";
-  return `Runs up to ${backend.spec.capabilities.maxQubits} qubits ${what}${site}.`;
+  const bound = capacity.boundByMemory ? ` (${capacity.boundByMemory})` : "";
+  return `Runs up to ${capacity.maxQubits} qubits ${what}${site}${bound}.`;
 }
 
 function withoutTime(c: Calibration & { updated?: string }): Calibration {

@@ -1,19 +1,13 @@
 import { type EdgeNode, EdgeNodeKind } from "../../crds/edgenode.ts";
 import { type QuantumBackend, QuantumBackendKind } from "../../crds/quantumbackend.ts";
 import type { QuantumJob } from "../../crds/quantumjob.ts";
-import { parseQuantity } from "../../edge/quantity.ts";
 import type { BackendCandidate } from "../../quantum/placement.ts";
 import type { Cache } from "../../runtime/cache.ts";
 import { matchesSelector } from "../../runtime/labels.ts";
 import { gridSignals } from "../carbonbudget/grid-signals.ts";
 import { SERVING_SITE_PHASES } from "../quantumbackend/controller.ts";
+import { stateVectorMemory } from "../quantumbackend/memory.ts";
 import { backendLoad } from "./indexes.ts";
-
-/**
- * What the embedded simulator can hold: WebAssembly's 32-bit memory stops at 4 GiB, and the simulator needs room
- * beside the state vector.
- */
-const EMBEDDED_MEMORY_BYTES = 2 * 1024 ** 3;
 
 /** Every QuantumBackend as placement sees it, with its site, load and memory, for one job. */
 export function candidates(cache: Cache, job: QuantumJob): BackendCandidate[] {
@@ -27,7 +21,6 @@ export function candidates(cache: Cache, job: QuantumJob): BackendCandidate[] {
     // simulators run); the backend's own figure is the fallback.
     const region = site ? site.spec.carbonRegion : exec.mode === "Embedded" ? green?.region : undefined;
     const gridIntensity = region !== undefined ? green?.regions.get(region) : undefined;
-    const memoryLimit = exec.resources?.limits?.memory;
     return {
       name: b.metadata.name,
       type: b.spec.type,
@@ -50,12 +43,7 @@ export function candidates(cache: Cache, job: QuantumJob): BackendCandidate[] {
       powerWatts: b.spec.carbon?.powerWatts,
       capabilities: { maxQubits: b.spec.capabilities.maxQubits, maxShots: b.spec.capabilities.maxShots },
       calibration: b.status?.calibration ?? b.spec.calibration,
-      memoryBytes:
-        exec.mode === "Embedded"
-          ? EMBEDDED_MEMORY_BYTES
-          : memoryLimit !== undefined
-            ? parseQuantity(memoryLimit)
-            : undefined,
+      memory: stateVectorMemory(b),
       capacity: {
         maxConcurrentJobs: b.spec.capacity.maxConcurrentJobs,
         ...backendLoad(cache, b.metadata.name),
