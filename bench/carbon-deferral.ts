@@ -1,5 +1,6 @@
 import { bestStart } from "../src/carbon/deferral.ts";
 import type { IntensityPoint } from "../src/carbon/intensity.ts";
+import { mulberry32 } from "../test/fixtures/random.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -18,18 +19,6 @@ const T0 = Date.parse("2026-06-01T00:00:00Z");
 const GRID_SEED = 20260601;
 const JOBS_SEED = 42;
 const FORECAST_ERROR_SEED = 7;
-
-/** mulberry32: a tiny seeded PRNG, uniform in [0, 1); good enough for a benchmark's noise, and the same every run. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A standard normal draw (Box–Muller) from a uniform source. */
 function gaussian(random: () => number): number {

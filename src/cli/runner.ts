@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { CircuitError, type Noise, Simulator } from "../quantum/simulator.ts";
 import {
   type RunnerResult,
@@ -14,17 +15,21 @@ export const runnerHelp = `Usage: nextgen-operator runner
 
 Runs one OpenQASM circuit on the embedded simulator, the way a Job-mode backend's container does, and writes one
 JSON document to the result file and to stdout:
-  {"shots":N,"counts":{...},"distinct":K,"truncated":false,"durationMs":D}   exit 0
-  (counts cut to the most frequent bitstrings, "truncated":true, so that the document fits in ${TERMINATION_MESSAGE_MAX_BYTES} bytes)
+  {"shots":N,"counts":{...},"distinct":K,"truncated":false,"durationMs":D,
+   "device":{"type":"CPU","name":"<model>","threads":1},"precision":"double"}     exit 0
+  (counts cut to the most frequent bitstrings, "truncated":true, so that the document fits in NEXTGEN_RESULT_MAX_BYTES)
   {"error":{"reason":"InvalidCircuit","message":"line L, column C: ..."}}    exit 3
   {"error":{"reason":"InvalidInput","message":"..."}}                        exit 2
   {"error":{"reason":"SimulationFailed","message":"..."}}                    exit 1
 
 Environment:
-  NEXTGEN_CIRCUIT        the OpenQASM source (or NEXTGEN_CIRCUIT_FILE, a path to it)
-  NEXTGEN_SHOTS          the number of shots, a positive integer
-  NEXTGEN_NOISE          optional Pauli noise: {"pauli":[px,py,pz],"qubitLoss":q}
-  NEXTGEN_RESULT_FILE    where to write the document (default "/dev/termination-log", the termination message)
+  NEXTGEN_CIRCUIT           the OpenQASM source (or NEXTGEN_CIRCUIT_FILE, a path to it)
+  NEXTGEN_SHOTS             the number of shots, a positive integer
+  NEXTGEN_NOISE             optional Pauli noise: {"pauli":[px,py,pz],"qubitLoss":q}
+  NEXTGEN_PRECISION         double (the only precision this simulator has)
+  NEXTGEN_RESULT_FILE       where to write the document (default "/dev/termination-log", the termination message)
+  NEXTGEN_RESULT_MAX_BYTES  the document's size limit (default ${TERMINATION_MESSAGE_MAX_BYTES}, what Kubernetes keeps of a
+                            termination message; more only where the result file is read some other way)
 
 Flags:
   -h, --help             show this help`;
@@ -39,6 +44,7 @@ interface RunnerInput {
   source: string;
   shots: number;
   noise?: Noise;
+  maxBytes: number;
 }
 
 /** Reads the runner's input from its environment; throws InputError naming what is wrong. */
@@ -63,10 +69,21 @@ function readInput(env: NodeJS.ProcessEnv): RunnerInput {
   if (!/^[1-9][0-9]*$/.test(shotsText) || shots > MAX_SHOTS) {
     throw new InputError(`NEXTGEN_SHOTS must be an integer from 1 to ${MAX_SHOTS}, got "${shotsText}"`);
   }
+  const precision = env.NEXTGEN_PRECISION || "double";
+  if (precision !== "double") {
+    throw new InputError(
+      `NEXTGEN_PRECISION "${precision}": the QDK simulator runs in double precision only (the GPU runner has single)`,
+    );
+  }
+  const maxBytesText = env.NEXTGEN_RESULT_MAX_BYTES || String(TERMINATION_MESSAGE_MAX_BYTES);
+  if (!/^[1-9][0-9]*$/.test(maxBytesText)) {
+    throw new InputError(`NEXTGEN_RESULT_MAX_BYTES must be a positive integer, got "${maxBytesText}"`);
+  }
   return {
     source,
     shots,
     noise: env.NEXTGEN_NOISE ? parseNoise(env.NEXTGEN_NOISE) : undefined,
+    maxBytes: Number(maxBytesText),
   };
 }
 
@@ -97,7 +114,8 @@ async function runFromEnv(env: NodeJS.ProcessEnv): Promise<[RunnerResult, number
     if (result.shots === 0) {
       return [runnerFailure("SimulationFailed", `every shot failed: ${result.shotError ?? "no result"}`), 1];
     }
-    return [successDocument(result), 0];
+    const device = { type: "CPU", name: cpus()[0]?.model ?? "unknown", threads: 1 } as const;
+    return [successDocument(result, { device, precision: "double" }, input.maxBytes), 0];
   } finally {
     await simulator.close();
   }

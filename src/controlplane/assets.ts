@@ -86,6 +86,9 @@ export const TOOL_NAMES = Object.keys(TOOLS) as ToolName[];
 const BUILD_TIMEOUT_MS = 60 * 60_000;
 const HACK = resolve(import.meta.dirname, "../../hack");
 const K8S_MODULES = join(HACK, "k8s");
+const RUNNERS = resolve(import.meta.dirname, "../../runners");
+/** The interpreter the GPU runner's environment is made from (3.11 or newer, with venv). */
+const PYTHON = process.env.NEXTGEN_PYTHON || "python3";
 // Static binaries from exactly what go.sum pins, with no VCS stamp: the same binary from a clone or a tarball.
 const GO_FLAGS = "-mod=readonly -buildvcs=false";
 const CONTROL_PLANE_BINARIES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"];
@@ -209,6 +212,37 @@ export async function ensureTool(name: ToolName, log: (line: string) => void): P
     log,
   );
   return join(dir, name);
+}
+
+/**
+ * The Python of a virtual environment holding the GPU runner's dependencies, hash-checked, built once per
+ * requirements file and cached: requirements.txt (Aer on the CPU) for its tests and CPU benchmark,
+ * requirements-gpu.txt (Aer's CUDA build) for the GPU benchmark on a GPU node.
+ */
+export async function ensureGpuRunnerPython(
+  log: (line: string) => void,
+  requirementsFile: "requirements.txt" | "requirements-gpu.txt" = "requirements.txt",
+): Promise<string> {
+  const requirements = join(RUNNERS, "gpu", requirementsFile);
+  const key = createHash("sha256").update(readFileSync(requirements)).digest("hex").slice(0, 12);
+  const dir = await buildCached(
+    `the GPU runner's Python environment (${requirementsFile})`,
+    join(cacheRoot(), "tools", `gpu-runner-${key}`),
+    ["bin/python"],
+    async (out) => {
+      await run(PYTHON, ["-m", "venv", out], RUNNERS, process.env, () => {});
+      // A venv's python finds its packages from where it is, so the folder may be renamed from .partial after.
+      await run(
+        join(out, "bin", "python"),
+        ["-m", "pip", "install", "--quiet", "--no-deps", "--require-hashes", "-r", requirements],
+        RUNNERS,
+        process.env,
+        () => {},
+      );
+    },
+    log,
+  );
+  return join(dir, "bin", "python");
 }
 
 /**
@@ -364,6 +398,14 @@ function goEnv(): NodeJS.ProcessEnv {
   return { ...process.env, CGO_ENABLED: "0", GOFLAGS: GO_FLAGS };
 }
 
+const NOT_FOUND: Record<string, string> = {
+  go:
+    "the control plane, KWOK and the test tools are built with Go 1.26 or newer on PATH " +
+    "(KUBEBUILDER_ASSETS, a folder holding etcd and kube-apiserver, replaces only the control plane's build)",
+  [PYTHON]:
+    "the GPU runner's tests need Python 3.11 or newer with venv (Debian: python3-venv); NEXTGEN_PYTHON names another",
+};
+
 async function run(
   cmd: string,
   args: string[],
@@ -383,14 +425,7 @@ async function run(
   const code = await new Promise<number | null>((res, rej) =>
     child
       .on("error", (err: NodeJS.ErrnoException) =>
-        rej(
-          err.code === "ENOENT"
-            ? new Error(
-                `${cmd} not found: the control plane, KWOK and the test tools are built with Go 1.26 or newer on PATH ` +
-                  `(KUBEBUILDER_ASSETS, a folder holding etcd and kube-apiserver, replaces only the control plane's build)`,
-              )
-            : err,
-        ),
+        rej(err.code === "ENOENT" ? new Error(`${cmd} not found: ${NOT_FOUND[cmd] ?? "it must be on PATH"}`) : err),
       )
       .on("close", res),
   );

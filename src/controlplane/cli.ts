@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { parse, UsageError } from "../cli/args.ts";
-import { cacheRoot, ensureAssets, ensureTool, pinnedVersions, TOOL_NAMES } from "./assets.ts";
+import { cacheRoot, ensureAssets, ensureGpuRunnerPython, ensureTool, pinnedVersions, TOOL_NAMES } from "./assets.ts";
 import { ControlPlane, controlPlaneEnv } from "./control-plane.ts";
 
 // A function: the pinned versions are read from hack/, which the operator image does not carry.
@@ -29,8 +29,8 @@ Stops the control plane started by 'up'; succeeds quietly when none runs.`,
 
 Finds the control-plane binaries in KUBEBUILDER_ASSETS, or builds them once from the Go modules pinned in
 hack/k8s/<minor> into the cache folder (several minutes; quiet when cached), builds KWOK and the test tools from
-hack/tools, and Prometheus and Alertmanager from hack/monitoring, the same way, and prints the control plane's
-folder. 'up', the tests and the demo do the same on first use.`,
+hack/tools, Prometheus and Alertmanager from hack/monitoring the same way, and the GPU runner's Python
+environment from runners/gpu/requirements.txt, and prints the control plane's folder. 'up', the tests and the demo do the same on first use.`,
   env: `Usage: nextgen-operator control-plane env [--dir DIR]
 
 Prints the export lines for the running control plane; exits 1 when none runs.`,
@@ -63,6 +63,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   if (sub === "assets") {
     const assets = await ensureAssets(warn, version);
     for (const tool of TOOL_NAMES) await ensureTool(tool, warn);
+    await ensureGpuRunnerPython(warn);
     return (say(assets.dir), 0);
   }
   if (sub === "down") {

@@ -1,5 +1,6 @@
 import type { Condition, Resource } from "../runtime/objects.ts";
 import type { LabelSelector } from "../runtime/labels.ts";
+import { PRECISIONS, type Precision } from "../quantum/placement.ts";
 import { BACKEND_TYPES, type BackendType } from "./quantumbackend.ts";
 import {
   type CrdDefinition,
@@ -63,6 +64,8 @@ export interface QuantumJobStatus {
     topResult: string;
     failedShots?: number;
     resultRef?: { name: string; key: string };
+    device?: string;
+    precision?: Precision;
   };
   lastError?: string;
   observedGeneration?: number;
@@ -296,6 +299,15 @@ export const quantumJobCrd: CrdDefinition = {
           distinct: int("Distinct bitstrings measured."),
           topResult: str("The most frequent bitstring and its share."),
           failedShots: int("Shots that stopped with a runtime error."),
+          device: str(
+            "Job mode: the hardware the runner simulated on, as it reported it, e.g. " +
+              '"GPU NVIDIA A100-SXM4-80GB, 80 GiB" or "CPU AMD EPYC 7763, 1 thread".',
+          ),
+          precision: {
+            type: "string",
+            enum: [...PRECISIONS],
+            description: "Job mode: the state vector's precision, as the runner reported it.",
+          },
           resultRef: {
             type: "object",
             description: "A ConfigMap with the full histogram, when it does not fit here.",

@@ -1,4 +1,5 @@
 import { topCounts } from "./counts.ts";
+import { formatBytes } from "./placement.ts";
 import type { SimulationResult } from "./simulator.ts";
 
 /**
@@ -10,6 +11,19 @@ import type { SimulationResult } from "./simulator.ts";
 export const TERMINATION_MESSAGE_MAX_BYTES = 4096;
 
 export type RunnerErrorReason = "InvalidCircuit" | "InvalidInput" | "SimulationFailed" | "MalformedResult";
+
+/** The hardware a runner simulated on. */
+export interface RunnerDevice {
+  type: "GPU" | "CPU";
+  /** The GPU's or CPU's model. */
+  name: string;
+  /** GPUs: the device's memory. */
+  memoryBytes?: number;
+  /** CPUs: the threads the runner could use. */
+  threads?: number;
+}
+
+export type Precision = "single" | "double";
 
 export interface RunnerSuccess {
   /** Shots that produced a result. */
@@ -23,6 +37,9 @@ export interface RunnerSuccess {
   /** Present when some shots hit a runtime error. */
   failedShots?: number;
   shotError?: string;
+  /** Where it ran and in which precision; runners written before these fields leave them out. */
+  device?: RunnerDevice;
+  precision?: Precision;
 }
 
 export interface RunnerFailure {
@@ -38,7 +55,11 @@ const MAX_MESSAGE_CHARS = 1000;
 const byteLength = (doc: RunnerResult) => Buffer.byteLength(JSON.stringify(doc));
 
 /** The success document, its counts cut to the most frequent bitstrings when the whole would not fit in maxBytes. */
-export function successDocument(result: SimulationResult, maxBytes = TERMINATION_MESSAGE_MAX_BYTES): RunnerSuccess {
+export function successDocument(
+  result: SimulationResult,
+  where: { device: RunnerDevice; precision: Precision },
+  maxBytes = TERMINATION_MESSAGE_MAX_BYTES,
+): RunnerSuccess {
   const distinct = Object.keys(result.counts).length;
   const doc = (counts: Record<string, number>): RunnerSuccess => {
     const d: RunnerSuccess = {
@@ -52,7 +73,7 @@ export function successDocument(result: SimulationResult, maxBytes = TERMINATION
       d.failedShots = result.failedShots;
       d.shotError = result.shotError?.slice(0, MAX_MESSAGE_CHARS);
     }
-    return d;
+    return { ...d, ...where };
   };
   const full = doc(result.counts);
   if (byteLength(full) <= maxBytes) return full;
@@ -73,6 +94,28 @@ export function runnerFailure(reason: RunnerErrorReason, message: string): Runne
 
 const isCount = (v: unknown) => typeof v === "number" && Number.isInteger(v) && v >= 0;
 
+function isDevice(v: unknown): v is RunnerDevice {
+  if (typeof v !== "object" || v === null) return false;
+  const d = v as Record<string, unknown>;
+  return (
+    (d.type === "GPU" || d.type === "CPU") &&
+    typeof d.name === "string" &&
+    (d.memoryBytes === undefined || isCount(d.memoryBytes)) &&
+    (d.threads === undefined || isCount(d.threads))
+  );
+}
+
+/** A device as status shows it: "GPU NVIDIA A100-SXM4-80GB, 80 GiB" or "CPU AMD EPYC 7763, 2 threads". */
+export function describeDevice(d: RunnerDevice): string {
+  const detail =
+    d.memoryBytes !== undefined
+      ? `, ${formatBytes(d.memoryBytes)}`
+      : d.threads !== undefined
+        ? `, ${d.threads} thread${d.threads === 1 ? "" : "s"}`
+        : "";
+  return `${d.type} ${d.name}${detail}`.slice(0, 200);
+}
+
 function asRunnerResult(value: unknown): RunnerResult | undefined {
   if (typeof value !== "object" || value === null) return undefined;
   const v = value as Record<string, unknown>;
@@ -88,6 +131,8 @@ function asRunnerResult(value: unknown): RunnerResult | undefined {
   if (typeof v.durationMs !== "number") return undefined;
   if (v.failedShots !== undefined && !isCount(v.failedShots)) return undefined;
   if (v.shotError !== undefined && typeof v.shotError !== "string") return undefined;
+  if (v.device !== undefined && !isDevice(v.device)) return undefined;
+  if (v.precision !== undefined && v.precision !== "single" && v.precision !== "double") return undefined;
   return value as RunnerSuccess;
 }
 

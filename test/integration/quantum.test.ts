@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -8,6 +8,7 @@ import type { EdgeNode } from "../../src/crds/edgenode.ts";
 import { EdgeNodeKind } from "../../src/crds/edgenode.ts";
 import { type QuantumBackend, QuantumBackendKind, type QuantumBackendSpec } from "../../src/crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind, type QuantumJobSpec } from "../../src/crds/quantumjob.ts";
+import { ensureGpuRunnerPython } from "../../src/controlplane/assets.ts";
 import { JobKind, NodeKind, PodKind, SecretKind } from "../../src/runtime/kinds.ts";
 import { type FakeIbmQuantum, startFakeIbmQuantum } from "../fakes/ibm-quantum-server.ts";
 import { BELL, ghz } from "../fixtures/circuits.ts";
@@ -206,6 +207,73 @@ describe("placement", () => {
   });
 });
 
+type RunnerPod = KubeObject & {
+  spec: { nodeName?: string; containers: Array<{ image: string; env: Array<{ name: string; value: string }> }> };
+  status?: { phase?: string };
+};
+
+/** The pod of a runner Job once the real scheduler has bound it and KWOK reports it running. */
+const runnerPod = (jobName: string) =>
+  waitUntil(
+    "the runner pod to be bound and started",
+    async () =>
+      (await admin.list<RunnerPod>(PodKind, { namespace: ns, labelSelector: `job-name=${jobName}` })).items.find(
+        (p) => p.spec.nodeName && p.status?.phase === "Running",
+      ),
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
+
+/**
+ * KWOK reported the container started; as the container would, run `command` for real with the pod's environment,
+ * then report its exit and termination message as the kubelet does. Returns the exit code.
+ */
+async function runAsKubelet(pod: RunnerPod, command: string[]): Promise<number | null> {
+  const dir = await mkdtemp(join(tmpdir(), "runner-"));
+  const container = pod.spec.containers[0];
+  const env = Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value]));
+  const [program, ...args] = command as [string, ...string[]];
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn(program, args, {
+      env: { PATH: process.env.PATH, ...env, NEXTGEN_RESULT_FILE: join(dir, "termination-log") },
+      stdio: "ignore",
+    });
+    child.on("exit", resolve);
+  });
+  const message = await readFile(join(dir, "termination-log"), "utf8");
+  await rm(dir, { recursive: true, force: true });
+  const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  const terminated = {
+    exitCode: code,
+    reason: code === 0 ? "Completed" : "Error",
+    message,
+    startedAt: now,
+    finishedAt: now,
+  };
+  await admin.patch(
+    PodKind,
+    ns,
+    pod.metadata.name,
+    "merge",
+    {
+      status: {
+        phase: code === 0 ? "Succeeded" : "Failed",
+        containerStatuses: [
+          {
+            name: "runner",
+            image: container?.image,
+            imageID: "",
+            ready: false,
+            restartCount: 0,
+            state: { terminated },
+          },
+        ],
+      },
+    },
+    { subresource: "status" },
+  );
+  return code;
+}
+
 describe("Job mode", () => {
   test("runs the runner as a Job on a GPU node of the backend's site and reports what it measured", async () => {
     const site = `gpu-site-${suffix}`;
@@ -262,62 +330,121 @@ describe("Job mode", () => {
     });
 
     // The real job controller makes the pod and the real scheduler binds it: to the GPU node of this site.
-    type Pod = KubeObject & {
-      spec: { nodeName?: string; containers: Array<{ env: Array<{ name: string; value: string }> }> };
-      status?: { phase?: string };
-    };
-    const pod = await waitUntil(
-      "the runner pod to be bound and started",
-      async () =>
-        (await admin.list<Pod>(PodKind, { namespace: ns, labelSelector: `job-name=${jobName}` })).items.find(
-          (p) => p.spec.nodeName && p.status?.phase === "Running",
-        ),
-      { timeoutMs: 60_000, intervalMs: 250 },
-    );
+    const pod = await runnerPod(jobName);
     expect(pod.spec.nodeName).toBe(`gpu-${suffix}`);
-
-    // KWOK reported the container started; as the container would, run its command for real, then report its
-    // termination message as the kubelet does.
-    const dir = await mkdtemp(join(tmpdir(), "runner-"));
-    const env = Object.fromEntries((pod.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
-    const code = await new Promise<number | null>((resolve) => {
-      const child = spawn(process.execPath, ["src/cli/main.ts", "runner"], {
-        env: { ...process.env, ...env, NEXTGEN_RESULT_FILE: join(dir, "termination-log") },
-        stdio: "ignore",
-      });
-      child.on("exit", resolve);
-    });
-    expect(code).toBe(0);
-    const message = await readFile(join(dir, "termination-log"), "utf8");
-    const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-    await admin.patch(
-      PodKind,
-      ns,
-      pod.metadata.name,
-      "merge",
-      {
-        status: {
-          phase: "Succeeded",
-          containerStatuses: [
-            {
-              name: "runner",
-              image: "ghcr.io/itechsmart/nextgen-operator:0.1.0",
-              imageID: "",
-              ready: false,
-              restartCount: 0,
-              state: { terminated: { exitCode: 0, reason: "Completed", message, startedAt: now, finishedAt: now } },
-            },
-          ],
-        },
-      },
-      { subresource: "status" },
-    );
+    expect(await runAsKubelet(pod, [process.execPath, "src/cli/main.ts", "runner"])).toBe(0);
 
     const j = await waitJob("on-gpu", "succeeded", (x) => x.status?.phase === "Succeeded");
     const counts = j.status?.result?.counts ?? {};
     expect(Object.keys(counts).sort()).toEqual(["00", "11"]);
     expect((counts["00"] ?? 0) + (counts["11"] ?? 0)).toBe(400);
     expect(j.status?.placement?.site).toBe(site);
+  });
+});
+
+describe("Job mode with the GPU runner (runners/gpu: Qiskit Aer, run here on the CPU as its Job would run it)", () => {
+  const site = `aer-site-${suffix}`;
+  const aer = `aer-gpu-${suffix}`;
+
+  beforeAll(async () => {
+    await admin.create<EdgeNode>(EdgeNodeKind, {
+      apiVersion: "nextgen.itechsmart.io/v1alpha1",
+      kind: "EdgeNode",
+      metadata: { name: site, labels: FILE },
+      spec: {
+        tier: "ContinentalHub",
+        nodeSelector: { matchLabels: { [SITE_KEY]: site } },
+      } as unknown as EdgeNode["spec"],
+    });
+    await nodes.register(`a100-${suffix}`, { labels: { [SITE_KEY]: site }, allocatable: { "nvidia.com/gpu": "1" } });
+    // A 16 GiB GPU in single precision: 2^30 amplitudes of 8 B (8 GiB) fit in 90% of it, 2^31 (16 GiB) do not.
+    await backend("aer-gpu", {
+      execution: {
+        mode: "Job",
+        image: "ghcr.io/itechsmart/nextgen-gpu-runner:0.1.0",
+        precision: "Single",
+        gpuMemory: "16Gi",
+        resources: { limits: { "nvidia.com/gpu": 1, memory: "4Gi" } },
+        tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
+      },
+      capabilities: { maxQubits: 34 },
+      siteRef: { name: site },
+    });
+  });
+
+  test("the backend's qubits follow from its GPU memory, and says so", async () => {
+    const ready = await waitBackend(aer, "ready", (b) => b.status?.phase === "Ready");
+    expect(ready.status?.maxQubits).toBe(30);
+    expect(ready.status?.message).toBe(
+      `Runs up to 30 qubits as Jobs at site ${site} (capabilities allow 34, but 30 is the most whose state vector, ` +
+        "2^30 × 8 B (single precision) = 8 GiB, fits in 90% of 16 GiB of GPU memory (spec.execution.gpuMemory)).",
+    );
+  });
+
+  test("a circuit that would exhaust the GPU is Unschedulable, with the arithmetic", async () => {
+    await qjob("too-wide-for-the-gpu", {
+      shots: 10,
+      circuit: { openqasm: ghz(31) },
+      backend: { name: aer, fallbackToSimulator: false },
+    });
+    const pending = await waitJob(
+      "too-wide-for-the-gpu",
+      "unschedulable",
+      (x) => condition(x, "Scheduled")?.reason === "Unschedulable",
+    );
+    expect(pending.status?.placement?.reasons).toContain(
+      `${aer}: rejected: its state vector needs 2^31 × 8 B (single precision) = 16 GiB, more than 90% of 16 GiB ` +
+        "of GPU memory (spec.execution.gpuMemory)",
+    );
+    expect(
+      await admin.list(JobKind, {
+        namespace: ns,
+        labelSelector: `nextgen.itechsmart.io/quantumjob=too-wide-for-the-gpu`,
+      }),
+    ).toMatchObject({ items: [] });
+  });
+
+  test("a job placed there runs through a Job with the runner's image, and status names the device", async () => {
+    const python = await ensureGpuRunnerPython((line) => process.stderr.write(`${line}\n`));
+    await qjob("ghz-on-aer", {
+      shots: 1000,
+      circuit: { openqasm: ghz(5) },
+      backend: { name: aer, fallbackToSimulator: false },
+    });
+    const scheduled = await waitJob("ghz-on-aer", "a Job", (x) => x.status?.jobRef !== undefined);
+    expect(scheduled.status?.placement?.backend).toBe(aer);
+    const pod = await runnerPod(scheduled.status?.jobRef?.name as string);
+    expect(pod.spec.nodeName).toBe(`a100-${suffix}`);
+    const container = pod.spec.containers[0];
+    expect(container?.image).toBe("ghcr.io/itechsmart/nextgen-gpu-runner:0.1.0");
+    expect(container?.env).toContainEqual({ name: "NEXTGEN_PRECISION", value: "single" });
+    // The image's entrypoint, python3 /opt/runner/runner.py, with this checkout's runner and environment.
+    expect(await runAsKubelet(pod, [python, "runners/gpu/runner.py"])).toBe(0);
+
+    const done = await waitJob("ghz-on-aer", "succeeded", (x) => x.status?.phase === "Succeeded");
+    const result = done.status?.result;
+    expect(Object.keys(result?.counts ?? {}).sort()).toEqual(["00000", "11111"]);
+    expect((result?.counts["00000"] ?? 0) + (result?.counts["11111"] ?? 0)).toBe(1000);
+    expect(near(result?.counts["00000"] ?? 0, 1000, 0.5)).toBe(true);
+    expect(result?.precision).toBe("Single");
+    expect(result?.device).toMatch(/^CPU .+, \d+ threads?$/);
+  });
+
+  test("what the runner refuses fails the job without retries, with the runner's reason", async () => {
+    await qjob("loop-on-aer", {
+      shots: 10,
+      // Valid OpenQASM 3 that the embedded simulator runs; Qiskit's importer cannot convert the loop.
+      circuit: { openqasm: SLOW },
+      backend: { name: aer, fallbackToSimulator: false },
+    });
+    const scheduled = await waitJob("loop-on-aer", "a Job", (x) => x.status?.jobRef !== undefined);
+    const python = await ensureGpuRunnerPython(() => {});
+    const pod = await runnerPod(scheduled.status?.jobRef?.name as string);
+    expect(await runAsKubelet(pod, [python, "runners/gpu/runner.py"])).toBe(3);
+    const failed = await waitJob("loop-on-aer", "failed", (x) => x.status?.phase === "Failed");
+    expect(failed.status?.attempts).toBe(1);
+    expect(condition(failed, "Failed")?.reason).toBe("InvalidCircuit");
+    expect(failed.status?.lastError).toMatch(/^InvalidCircuit: the Qiskit importer cannot convert it: /);
   });
 });
 

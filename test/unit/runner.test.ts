@@ -95,19 +95,22 @@ describe("nextgen-operator runner", () => {
 
 describe("the runner's documents", () => {
   const result = (counts: Record<string, number>) => ({ shots: 100, counts, failedShots: 0, durationMs: 12.3 });
+  const where = { device: { type: "CPU", name: "AMD EPYC 7763", threads: 1 }, precision: "double" } as const;
 
   test("counts are kept whole when they fit, else cut to as many of the most frequent as fit", () => {
-    expect(successDocument(result({ "01": 60, "10": 40 }))).toEqual({
+    expect(successDocument(result({ "01": 60, "10": 40 }), where)).toEqual({
       shots: 100,
       counts: { "01": 60, "10": 40 },
       distinct: 2,
       truncated: false,
       durationMs: 12,
+      device: { type: "CPU", name: "AMD EPYC 7763", threads: 1 },
+      precision: "double",
     });
     const counts = Object.fromEntries(
       Array.from({ length: 50 }, (_, i) => [`b${String(i).padStart(2, "0")}`, 100 - i]),
     );
-    const doc = successDocument(result(counts), 300);
+    const doc = successDocument(result(counts), where, 300);
     const size = (d: object) => Buffer.byteLength(JSON.stringify(d));
     expect(size(doc)).toBeLessThanOrEqual(300);
     expect(doc.truncated).toBe(true);
@@ -120,20 +123,33 @@ describe("the runner's documents", () => {
   });
 
   test("runtime errors in some shots are part of the document", () => {
-    const doc = successDocument({
-      ...result({ "0": 3 }),
-      failedShots: 2,
-      shotError: "runtime error: index out of range: 3",
-    });
+    const doc = successDocument(
+      {
+        ...result({ "0": 3 }),
+        failedShots: 2,
+        shotError: "runtime error: index out of range: 3",
+      },
+      where,
+    );
     expect(doc).toMatchObject({ failedShots: 2, shotError: "runtime error: index out of range: 3" });
   });
 
   test("parseRunnerResult reads documents back, from a log tail too, and answers MalformedResult for anything else", () => {
     const failure = { error: { reason: "SimulationFailed", message: "worker exited with code 1" } };
     expect(parseRunnerResult(JSON.stringify(failure))).toEqual(failure);
-    const success = successDocument(result({ "11": 100 }));
+    const success = successDocument(result({ "11": 100 }), where);
     expect(parseRunnerResult(`some log line\n${JSON.stringify(success)}\n`)).toEqual(success);
-    for (const garbage of ["", "OOMKilled", '{"shots":"many"}', '{"error":{"reason":"Bored","message":"x"}}', "null"]) {
+    const withDevice = (device: unknown) => JSON.stringify({ ...success, device });
+    for (const garbage of [
+      "",
+      "OOMKilled",
+      '{"shots":"many"}',
+      '{"error":{"reason":"Bored","message":"x"}}',
+      "null",
+      withDevice({ type: "TPU", name: "v5e" }),
+      withDevice({ type: "GPU", name: "H100", memoryBytes: -1 }),
+      JSON.stringify({ ...success, precision: "half" }),
+    ]) {
       expect((parseRunnerResult(garbage) as RunnerFailure).error.reason, garbage).toBe("MalformedResult");
     }
   });

@@ -1,18 +1,7 @@
 import { afterAll, describe, expect, test } from "vitest";
 import { qdkResultToBitstring, topCountEntries, topCounts } from "../../src/quantum/counts.ts";
 import { CircuitError, Simulator, noiseFromCalibration } from "../../src/quantum/simulator.ts";
-import { BELL, ghz, qasm } from "../fixtures/circuits.ts";
-
-// Every amplitude nonzero: the cost doubles per qubit (about 0.2 s a shot at 18 qubits), so 100 000 shots run for hours.
-const dense = (n: number) =>
-  qasm(
-    n,
-    [
-      "h q;",
-      ...Array.from({ length: n - 1 }, (_, i) => `cx q[${i}], q[${i + 1}];\nrz(0.3) q[${i + 1}];\nry(0.7) q[${i}];`),
-      "c = measure q;",
-    ].join("\n"),
-  );
+import { BELL, dense, ghz, qasm } from "../fixtures/circuits.ts";
 
 /** |observed − expected| in standard deviations of a binomial(n, p) count. */
 const sigmas = (observed: number, n: number, p: number) => Math.abs(observed - n * p) / Math.sqrt(n * p * (1 - p));

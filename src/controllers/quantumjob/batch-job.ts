@@ -1,5 +1,5 @@
 import type { QuantumJob } from "../../crds/quantumjob.ts";
-import { parseRunnerResult } from "../../quantum/runner-result.ts";
+import { describeDevice, parseRunnerResult } from "../../quantum/runner-result.ts";
 import { JobKind, PodKind } from "../../runtime/kinds.ts";
 import type { KubeObject } from "../../runtime/objects.ts";
 import { SITE_LABEL } from "../edgenode/controller.ts";
@@ -34,6 +34,8 @@ function batchJob(run: Run, source: string): BatchJob {
   const env = [
     { name: "NEXTGEN_CIRCUIT", value: source },
     { name: "NEXTGEN_SHOTS", value: String(job.spec.shots) },
+    // The contract spells it as Aer does; placement sized the circuit for it.
+    { name: "NEXTGEN_PRECISION", value: (exec.precision ?? "Double").toLowerCase() },
     ...(run.noise ? [{ name: "NEXTGEN_NOISE", value: JSON.stringify(run.noise) }] : []),
   ];
   return {
@@ -123,7 +125,14 @@ export const batchJobExecutor: Executor = {
     if (!done) return { state: obj.status?.active ? "Running" : "Scheduled" };
     const output = await runnerOutput(ctx, run.job, name);
     if (output && "counts" in output)
-      return { state: "Succeeded", shots: output.shots, counts: output.counts, distinct: output.distinct };
+      return {
+        state: "Succeeded",
+        shots: output.shots,
+        counts: output.counts,
+        distinct: output.distinct,
+        ...(output.device ? { device: describeDevice(output.device) } : {}),
+        ...(output.precision ? { precision: output.precision === "single" ? "Single" : "Double" } : {}),
+      };
     if (output && "error" in output)
       return {
         state: "Failed",

@@ -1,5 +1,6 @@
 import type { QuantumBackend } from "../../crds/quantumbackend.ts";
 import type { QuantumJob } from "../../crds/quantumjob.ts";
+import type { Precision } from "../../quantum/placement.ts";
 import type { Noise } from "../../quantum/simulator.ts";
 import type { ReconcileContext } from "../../runtime/controller.ts";
 
@@ -25,6 +26,9 @@ export type Observation =
       distinct?: number;
       failedShots?: number;
       shotError?: string;
+      /** Job mode: the device the runner reported, as describeDevice writes it, and its precision. */
+      device?: string;
+      precision?: Precision;
     }
   | { state: "Failed"; reason: string; message: string; retryable: boolean }
   | { state: "Cancelled"; message: string };

@@ -30,6 +30,8 @@ export async function recordResult(
     distinct,
     topResult: run.shots ? `${bits} (${((100 * topCount) / run.shots).toFixed(1)}%)` : "",
     ...(run.failedShots ? { failedShots: run.failedShots } : {}),
+    ...(run.device ? { device: run.device } : {}),
+    ...(run.precision ? { precision: run.precision } : {}),
   };
   const name = `${job.metadata.name.slice(0, 246)}-result`;
   const existing = ctx.cache.get(ConfigMapKind, job.metadata.namespace, name);
