@@ -63,6 +63,16 @@ describe("nextgen-operator runner", () => {
       ["no-shots", { NEXTGEN_CIRCUIT: BELL }, /NEXTGEN_SHOTS must be an integer/],
       ["no-circuit", { NEXTGEN_SHOTS: "5" }, /no circuit/],
       ["bad-noise", { NEXTGEN_CIRCUIT: BELL, NEXTGEN_SHOTS: "5", NEXTGEN_NOISE: '{"pauli":[0.1]}' }, /NEXTGEN_NOISE/],
+      [
+        "single-precision",
+        { NEXTGEN_CIRCUIT: BELL, NEXTGEN_SHOTS: "5", NEXTGEN_PRECISION: "single" },
+        /the QDK simulator runs in double precision only/,
+      ],
+      [
+        "bad-max-bytes",
+        { NEXTGEN_CIRCUIT: BELL, NEXTGEN_SHOTS: "5", NEXTGEN_RESULT_MAX_BYTES: "4k" },
+        /NEXTGEN_RESULT_MAX_BYTES must be a positive integer, got "4k"/,
+      ],
     ] as const) {
       const r = await runner(name, env);
       expect(r.code, name).toBe(2);
