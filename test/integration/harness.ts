@@ -41,13 +41,22 @@ export async function createNamespace(admin: KubeClient, prefix: string): Promis
 
 /**
  * Starts the operator CLI with the operator's own ServiceAccount identity, and waits until it is ready (leading or
- * standing by); stopped after the file's tests.
+ * standing by); stopped after the file's tests. `launch` runs another entry (a compiled install) or wraps it.
  */
-export async function startOperator(kubeconfig: string, args: string[] = []): Promise<OperatorProcess> {
+export async function startOperator(
+  kubeconfig: string,
+  args: string[] = [],
+  launch: { entry?: string; wrapper?: string[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<OperatorProcess> {
   // NEXTGEN_TEST_LOGS=<dir> keeps every operator's whole log there, for failures the last lines do not explain.
   const logs = process.env.NEXTGEN_TEST_LOGS;
   const logFile = logs && join(logs, `operator-${basename(expect.getState().testPath ?? "test")}-${Date.now()}.log`);
-  const op = await OperatorProcess.start({ kubeconfig, args: ["--log-level", "debug", ...args], logFile });
+  const op = await OperatorProcess.start({
+    kubeconfig,
+    args: ["--log-level", "debug", ...args],
+    logFile,
+    ...launch,
+  });
   // An operator that dies under a test says why: its last lines go to the test output.
   void op.waitExit().then((code) => {
     if (op.stopRequested) return;
