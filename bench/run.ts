@@ -6,6 +6,7 @@ import { benchEdgeNodes } from "./edgenode.ts";
 import { benchPQKeySets } from "./pqkeyset.ts";
 import { benchQuantum } from "./quantum.ts";
 import { benchRemediation } from "./remediation.ts";
+import { benchGpu, benchSimulators } from "./simulators.ts";
 
 /** `npm run bench`: every benchmark, each reported as a table; those that need a cluster on a fresh control plane. */
 const benches: Record<string, (cp: ControlPlane) => Promise<Record<string, string | number>>> = {
@@ -19,13 +20,21 @@ const benches: Record<string, (cp: ControlPlane) => Promise<Record<string, strin
 /** Benchmarks whose workloads need Pods: KWOK runs them, the scheduler binds them, ReplicaSets replace them. */
 const needPods = new Set(["remediation", "carbon"]);
 
-/** Benchmarks of the operator's arithmetic alone: run without a control plane, whose own load would blur them. */
-const localBenches: Record<string, () => Promise<Record<string, string | number>>> = {
-  anomaly: benchAnomaly,
-  "carbon-deferral": benchCarbonDeferral,
-};
+/** Benchmarks without a control plane, whose own load would blur them: the operator's arithmetic, the runners. */
+const localBenches: Record<string, () => Promise<Record<string, string | number> | Record<string, string | number>[]>> =
+  {
+    anomaly: benchAnomaly,
+    "carbon-deferral": benchCarbonDeferral,
+    simulators: benchSimulators,
+  };
+/** Run only when named: it needs a GPU node (and downloads Aer's CUDA build). */
+const onRequest: Record<string, () => Promise<Record<string, string | number>[]>> = { gpu: benchGpu };
 
 const only = process.argv[2];
+if (only && only in onRequest) {
+  console.log(`\n## ${only}`);
+  console.table(await onRequest[only]?.());
+}
 for (const [name, bench] of Object.entries(localBenches)) {
   if (only && only !== name) continue;
   console.log(`\n## ${name}`);
