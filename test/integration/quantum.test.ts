@@ -207,6 +207,18 @@ describe("placement", () => {
   });
 });
 
+/** A site (a ContinentalHub EdgeNode) whose members are the Nodes labelled with its name. */
+const createSite = (name: string) =>
+  admin.create<EdgeNode>(EdgeNodeKind, {
+    apiVersion: "nextgen.itechsmart.io/v1alpha1",
+    kind: "EdgeNode",
+    metadata: { name, labels: FILE },
+    spec: {
+      tier: "ContinentalHub",
+      nodeSelector: { matchLabels: { [SITE_KEY]: name } },
+    } as unknown as EdgeNode["spec"],
+  });
+
 type RunnerPod = KubeObject & {
   spec: { nodeName?: string; containers: Array<{ image: string; env: Array<{ name: string; value: string }> }> };
   status?: { phase?: string };
@@ -278,16 +290,8 @@ describe("Job mode", () => {
   test("runs the runner as a Job on a GPU node of the backend's site and reports what it measured", async () => {
     const site = `gpu-site-${suffix}`;
     const other = `other-site-${suffix}`;
-    for (const [name, tier] of [
-      [site, "ContinentalHub"],
-      [other, "ContinentalHub"],
-    ] as const)
-      await admin.create<EdgeNode>(EdgeNodeKind, {
-        apiVersion: "nextgen.itechsmart.io/v1alpha1",
-        kind: "EdgeNode",
-        metadata: { name, labels: FILE },
-        spec: { tier, nodeSelector: { matchLabels: { [SITE_KEY]: name } } } as unknown as EdgeNode["spec"],
-      });
+    await createSite(site);
+    await createSite(other);
     await nodes.register(`cpu-${suffix}`, { labels: { [SITE_KEY]: site } });
     await nodes.register(`gpu-${suffix}`, { labels: { [SITE_KEY]: site }, allocatable: { "nvidia.com/gpu": "1" } });
     await nodes.register(`gpu-elsewhere-${suffix}`, {
@@ -347,15 +351,7 @@ describe("Job mode with the GPU runner (runners/gpu: Qiskit Aer, run here on the
   const aer = `aer-gpu-${suffix}`;
 
   beforeAll(async () => {
-    await admin.create<EdgeNode>(EdgeNodeKind, {
-      apiVersion: "nextgen.itechsmart.io/v1alpha1",
-      kind: "EdgeNode",
-      metadata: { name: site, labels: FILE },
-      spec: {
-        tier: "ContinentalHub",
-        nodeSelector: { matchLabels: { [SITE_KEY]: site } },
-      } as unknown as EdgeNode["spec"],
-    });
+    await createSite(site);
     await nodes.register(`a100-${suffix}`, { labels: { [SITE_KEY]: site }, allocatable: { "nvidia.com/gpu": "1" } });
     // A 16 GiB GPU in single precision: 2^30 amplitudes of 8 B (8 GiB) fit in 90% of it, 2^31 (16 GiB) do not.
     await backend("aer-gpu", {
