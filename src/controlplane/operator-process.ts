@@ -56,18 +56,20 @@ export class OperatorProcess {
   }
 
   /**
-   * entry: the CLI module to run (default: this checkout's, as sources or compiled alike); wrapper: a command that
-   * execs the one it is given after its own arguments (a sandbox), so that the operator keeps the child's pid.
+   * entry: the CLI module to run (default: this checkout's, as sources or compiled alike); node: the Node binary
+   * (default: this one); wrapper: a command that execs the one it is given after its own arguments (a sandbox), so
+   * that the operator keeps the child's pid.
    */
   static async start(opts: {
     entry?: string;
+    node?: string;
     kubeconfig: string;
     args?: string[];
     env?: NodeJS.ProcessEnv;
     logFile?: string;
     wrapper?: string[];
   }): Promise<OperatorProcess> {
-    const [command, ...wrapperArgs] = [...(opts.wrapper ?? []), process.execPath];
+    const [command, ...wrapperArgs] = [...(opts.wrapper ?? []), opts.node ?? process.execPath];
     // The operator binds port 0 and logs where it listens: ports chosen here and bound there could be taken in
     // between by anything else on the machine.
     const child = spawn(

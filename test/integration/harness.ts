@@ -46,7 +46,7 @@ export async function createNamespace(admin: KubeClient, prefix: string): Promis
 export async function startOperator(
   kubeconfig: string,
   args: string[] = [],
-  launch: { entry?: string; wrapper?: string[]; env?: NodeJS.ProcessEnv } = {},
+  launch: { entry?: string; node?: string; wrapper?: string[]; env?: NodeJS.ProcessEnv } = {},
 ): Promise<OperatorProcess> {
   // NEXTGEN_TEST_LOGS=<dir> keeps every operator's whole log there, for failures the last lines do not explain.
   const logs = process.env.NEXTGEN_TEST_LOGS;

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { chmod, copyFile, cp, mkdtemp, readFile, rm } from "node:fs/promises";
+import { chmod, copyFile, cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { readManifests } from "../../src/cli/install.ts";
@@ -80,7 +80,8 @@ async function run(command: string, args: string[], cwd: string, env: NodeJS.Pro
 }
 
 beforeAll(async () => {
-  // Outside /tmp, which the sandbox covers, and readable by 65532 as an image's root-owned files are.
+  // Everything the process reads lives here, as in the image: outside /tmp (which the sandbox covers with an empty
+  // tmpfs), root-owned and readable by 65532.
   install = await mkdtemp("/var/tmp/nextgen-image-");
   await chmod(install, 0o755);
   await run("npm", ["run", "-s", "build"], ROOT);
@@ -92,6 +93,9 @@ beforeAll(async () => {
     ...process.env,
     ONNXRUNTIME_NODE_INSTALL: "skip",
   });
+  // The image's own Node, as /usr/local/bin/node is in it: this checkout's may be under /tmp, which the sandbox covers.
+  await mkdir(join(install, "bin"));
+  await copyFile(process.execPath, join(install, "bin/node"));
   // The token the Deployment's ServiceAccount mount would hold, readable by 65532.
   await copyFile(operatorKubeconfig, join(install, "operator.kubeconfig"));
   await chmod(join(install, "operator.kubeconfig"), 0o644);
@@ -111,6 +115,7 @@ beforeAll(async () => {
   const args = (container?.args ?? []).filter((a) => a !== "run" && !a.includes("bind-address"));
   operator = await startOperator(join(install, "operator.kubeconfig"), [...args, "--namespace", ns], {
     entry: join(install, "dist/cli/main.js"),
+    node: join(install, "bin/node"),
     env: {
       IMAGE_NODE_OPTIONS: imageNodeOptions(),
       RUN_AS: `${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`,
