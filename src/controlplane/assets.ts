@@ -406,7 +406,8 @@ const NOT_FOUND: Record<string, string> = {
     "the GPU runner's tests need Python 3.11 or newer with venv (Debian: python3-venv); NEXTGEN_PYTHON names another",
 };
 
-async function run(
+/** Runs a command to completion in cwd, each output line to onLine; fails with the output's tail. */
+export async function run(
   cmd: string,
   args: string[],
   cwd: string,

@@ -150,6 +150,11 @@ export function qubitsThatFit(memory: StateVectorMemory): number {
 const fits = (qubits: number, memory: StateVectorMemory) =>
   statevectorBytes(qubits, memory.precision) <= STATE_VECTOR_SHARE * memory.bytes;
 
+/** The room the sizing rule gives a state vector: "90% of 16 GiB of GPU memory (spec.execution.gpuMemory)". */
+export function stateVectorRoom(memory: StateVectorMemory): string {
+  return `${STATE_VECTOR_SHARE * 100}% of ${formatBytes(memory.bytes)} of ${memory.holder}`;
+}
+
 /** The sizing rule's arithmetic for a circuit of `qubits`: "2^31 × 8 B (single precision) = 16 GiB". */
 export function stateVectorArithmetic(qubits: number, precision: Precision): string {
   const bytes = BYTES_PER_AMPLITUDE[precision];
@@ -208,10 +213,9 @@ function rejections(req: PlacementRequest, b: BackendCandidate, fallback: boolea
     out.push(`needs ${req.shots} shots, allows ${b.capabilities.maxShots}`);
   }
   if (b.type === "Simulator" && b.memory && !fits(req.qubits, b.memory)) {
-    const { bytes, precision, holder } = b.memory;
     out.push(
-      `its state vector needs ${stateVectorArithmetic(req.qubits, precision)}, more than ` +
-        `${STATE_VECTOR_SHARE * 100}% of ${formatBytes(bytes)} of ${holder}`,
+      `its state vector needs ${stateVectorArithmetic(req.qubits, b.memory.precision)}, more than ` +
+        stateVectorRoom(b.memory),
     );
   }
   if (b.capacity.maxConcurrentJobs < 1) out.push("takes no jobs (maxConcurrentJobs is 0)");

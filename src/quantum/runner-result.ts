@@ -23,7 +23,8 @@ export interface RunnerDevice {
   threads?: number;
 }
 
-export type Precision = "single" | "double";
+/** The contract spells precision as Aer does; QuantumBackend and status say Single and Double. */
+export type RunnerPrecision = "single" | "double";
 
 export interface RunnerSuccess {
   /** Shots that produced a result. */
@@ -39,7 +40,7 @@ export interface RunnerSuccess {
   shotError?: string;
   /** Where it ran and in which precision; runners written before these fields leave them out. */
   device?: RunnerDevice;
-  precision?: Precision;
+  precision?: RunnerPrecision;
 }
 
 export interface RunnerFailure {
@@ -57,7 +58,7 @@ const byteLength = (doc: RunnerResult) => Buffer.byteLength(JSON.stringify(doc))
 /** The success document, its counts cut to the most frequent bitstrings when the whole would not fit in maxBytes. */
 export function successDocument(
   result: SimulationResult,
-  where: { device: RunnerDevice; precision: Precision },
+  where: { device: RunnerDevice; precision: RunnerPrecision },
   maxBytes = TERMINATION_MESSAGE_MAX_BYTES,
 ): RunnerSuccess {
   const distinct = Object.keys(result.counts).length;

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { chmod, copyFile, cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
@@ -11,6 +10,7 @@ import { QuantumBackendKind } from "../../src/crds/quantumbackend.ts";
 import { RemediationPolicyKind } from "../../src/crds/remediationpolicy.ts";
 import { Discovery } from "../../src/runtime/discovery.ts";
 import { SecretKind } from "../../src/runtime/kinds.ts";
+import { run } from "../../src/controlplane/assets.ts";
 import type { OperatorProcess } from "../../src/controlplane/operator-process.ts";
 import { imageNodeOptions } from "../../bench/util.ts";
 import { type KubeObject, cluster, createNamespace, deleteAfterFile, startOperator, waitUntil } from "./harness.ts";
@@ -69,37 +69,30 @@ let operator: OperatorProcess;
 let ns: string;
 let pod: PodSpec;
 
-/** Runs a command to completion in `cwd`, failing with its output's tail. */
-async function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env) {
-  const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout.on("data", (d: Buffer) => (output += d));
-  child.stderr.on("data", (d: Buffer) => (output += d));
-  const code = await new Promise<number | null>((res) => child.on("close", res));
-  if (code !== 0) throw new Error(`${command} ${args.join(" ")} exited ${code}:\n${output.slice(-3000)}`);
-}
-
 beforeAll(async () => {
   // Everything the process reads lives here, as in the image: outside /tmp (which the sandbox covers with an empty
   // tmpfs), root-owned and readable by 65532.
   install = await mkdtemp("/var/tmp/nextgen-image-");
   await chmod(install, 0o755);
-  await run("npm", ["run", "-s", "build"], ROOT);
+  await run("npm", ["run", "-s", "build"], ROOT, process.env, () => {});
   await cp(join(ROOT, "dist"), join(install, "dist"), { recursive: true });
   for (const file of ["package.json", "package-lock.json", ".npmrc"])
     await copyFile(join(ROOT, file), join(install, file));
   // The Dockerfile's prod-deps stage.
-  await run("npm", ["ci", "--omit=dev", "--no-audit", "--no-fund"], install, {
-    ...process.env,
-    ONNXRUNTIME_NODE_INSTALL: "skip",
-  });
+  await run(
+    "npm",
+    ["ci", "--omit=dev", "--no-audit", "--no-fund"],
+    install,
+    { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip" },
+    () => {},
+  );
   // The image's own Node, as /usr/local/bin/node is in it: this checkout's may be under /tmp, which the sandbox covers.
   await mkdir(join(install, "bin"));
   await copyFile(process.execPath, join(install, "bin/node"));
   // The token the Deployment's ServiceAccount mount would hold, readable by 65532.
   await copyFile(operatorKubeconfig, join(install, "operator.kubeconfig"));
   await chmod(join(install, "operator.kubeconfig"), 0o644);
-  await run("chmod", ["-R", "a+rX,go-w", install], install);
+  await run("chmod", ["-R", "a+rX,go-w", install], install, process.env, () => {});
   ns = await createNamespace(admin, "image-posture");
   deleteAfterFile(admin, FILE, [
     QuantumJobKind,

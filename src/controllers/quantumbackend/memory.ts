@@ -1,11 +1,10 @@
 import type { QuantumBackend } from "../../crds/quantumbackend.ts";
 import { parseQuantity } from "../../edge/quantity.ts";
 import {
-  STATE_VECTOR_SHARE,
   type StateVectorMemory,
-  formatBytes,
   qubitsThatFit,
   stateVectorArithmetic,
+  stateVectorRoom,
 } from "../../quantum/placement.ts";
 
 /**
@@ -65,7 +64,6 @@ export function qubitCapacity(backend: QuantumBackend): { maxQubits: number; bou
     maxQubits: fit,
     boundByMemory:
       `capabilities allow ${declared}, but ${fit} is the most whose state vector, ` +
-      `${stateVectorArithmetic(fit, memory.precision)}, fits in ${STATE_VECTOR_SHARE * 100}% of ` +
-      `${formatBytes(memory.bytes)} of ${memory.holder}`,
+      `${stateVectorArithmetic(fit, memory.precision)}, fits in ${stateVectorRoom(memory)}`,
   };
 }
