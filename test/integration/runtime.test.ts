@@ -129,8 +129,7 @@ describe("a controller on the runtime", () => {
   test("transient errors are retried with per-key exponential backoff, then succeed", async () => {
     // Created with the finalizer in place, so no write of the controller's own re-enqueues the key: every attempt
     // after the first is a backoff retry.
-    const flaky = widget(ns, "flaky", { message: "x", mode: "fail" });
-    await admin.create(WidgetKind, { ...flaky, metadata: { ...flaky.metadata, finalizers: [WIDGET_FINALIZER] } });
+    await admin.create(WidgetKind, withFinalizer(widget(ns, "flaky", { message: "x", mode: "fail" })));
     const key = `${ns}/flaky`;
     await waitUntil("eight attempts", () => reconcilesOf(key).length >= 8, { timeoutMs: 30_000 });
     const at = reconcilesOf(key).map((e) => e.at);
@@ -145,7 +144,9 @@ describe("a controller on the runtime", () => {
   });
 
   test("changes made while a reconcile runs coalesce into one more reconcile of the latest state", async () => {
-    await admin.create(WidgetKind, widget(ns, "busy", { message: "m0", slowMs: 800 }));
+    // Created with the finalizer in place, as in the test above: the controller's first write is then the status,
+    // after the slow work, and no finalizer patch of its own races the changes below into conflicts.
+    await admin.create(WidgetKind, withFinalizer(widget(ns, "busy", { message: "m0", slowMs: 800 })));
     const key = `${ns}/busy`;
     await waitUntil("the first reconcile to start", () => reconcilesOf(key).length >= 1, { timeoutMs: 30_000 });
     for (let i = 1; i <= 20; i++) await admin.patch(WidgetKind, ns, "busy", "merge", { spec: { message: `m${i}` } });
@@ -187,3 +188,7 @@ describe("a controller on the runtime", () => {
     expect(log.finished.has(`${key}@1`)).toBe(true);
   });
 });
+
+function withFinalizer(w: Widget): Widget {
+  return { ...w, metadata: { ...w.metadata, finalizers: [WIDGET_FINALIZER] } };
+}
