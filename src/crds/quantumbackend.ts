@@ -67,12 +67,21 @@ export interface QuantumBackendStatus {
   message?: string;
   running?: number;
   queued?: number;
+  queueHead?: QueuedJob[];
   remoteQueueLength?: number;
   maxQubits?: number;
   calibration?: Calibration;
   lastCalibrationTime?: string;
   observedGeneration?: number;
   conditions?: Condition[];
+}
+
+/** One job of a backend's queue: its position (1 starts next), which job, and its priority. */
+export interface QueuedJob {
+  position: number;
+  namespace: string;
+  name: string;
+  priority: number;
 }
 
 export type QuantumBackend = Resource<QuantumBackendSpec, QuantumBackendStatus>;
@@ -349,6 +358,24 @@ export const quantumBackendCrd: CrdDefinition = {
       message: str("What happened, and what to do about it."),
       running: int("QuantumJobs running here now."),
       queued: int("QuantumJobs placed here waiting for a slot."),
+      queueHead: {
+        type: "array",
+        description:
+          "The first ten QuantumJobs waiting for a slot, in the order they will start: priority, then age. Kept " +
+          "here rather than in each job's status, and refreshed at most every few seconds, so that a queue moving " +
+          "costs one write of the backend instead of one per waiting job.",
+        maxItems: 10,
+        items: {
+          type: "object",
+          required: ["position", "namespace", "name", "priority"],
+          properties: {
+            position: int("1 starts next."),
+            namespace: str("The job's namespace."),
+            name: str("The job's name."),
+            priority: int("The job's spec.priority."),
+          },
+        },
+      },
       remoteQueueLength: int("Remote mode: jobs in the provider's queue for the device, at the last refresh."),
       maxQubits: int(
         "The most qubits placement sends here: spec.capabilities.maxQubits, or fewer when a larger state vector " +

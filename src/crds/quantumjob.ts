@@ -48,7 +48,6 @@ export interface QuantumJobStatus {
   gates?: { singleQubit: number; twoQubit: number; multiQubit: number; measurements: number; total: number };
   circuitHash?: string;
   placement?: { backend?: string; site?: string; score?: number; reasons: string[]; fallbackUsed: boolean };
-  queuePosition?: number;
   attempts?: number;
   remoteJobId?: string;
   jobRef?: { name: string };
@@ -260,7 +259,6 @@ export const quantumJobCrd: CrdDefinition = {
           fallbackUsed: { type: "boolean", description: "No allowed backend could take it: a simulator did." },
         },
       },
-      queuePosition: int("Place in the backend's queue while Queued (1 runs next)."),
       attempts: int("Runs started, including retries."),
       remoteJobId: str("The provider's job ID (Remote backends); resumed, never resubmitted."),
       jobRef: {

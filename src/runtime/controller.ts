@@ -20,13 +20,14 @@ export interface ReconcileResult {
 
 /**
  * A watch on another kind whose events map to keys of the primary kind. An update brings the old object too, so a
- * mapping can reach what the object left (a Node relabelled out of a site) and skip what a change cannot affect.
+ * mapping can reach what the object left (a Node relabelled out of a site) and skip what a change cannot affect; a
+ * delete brings the object's last state, which says nothing of its going unless it had finalizers.
  */
 export interface WatchMapping {
   kind: KindRef;
   /** Watch only this namespace (e.g. kube-node-lease), whatever namespaces the manager is scoped to. */
   namespace?: string;
-  map(obj: KubeObject, cache: Cache, old?: KubeObject): string[];
+  map(obj: KubeObject, cache: Cache, old: KubeObject | undefined, event: InformerEvent): string[];
 }
 
 export interface ControllerDefinition<T extends KubeObject = KubeObject> {
@@ -42,8 +43,11 @@ export interface ControllerDefinition<T extends KubeObject = KubeObject> {
    */
   rbac?: PolicyRule[];
   maxConcurrentReconciles?: number;
-  /** Adds informer indexes the reconciler or the watch mappings look up. */
-  setup?(cache: Cache): void;
+  /**
+   * Adds informer indexes the reconciler or the watch mappings look up, and informer hooks for what the process
+   * holds outside the cluster (e.g. a run in its threads, dropped when its object is deleted).
+   */
+  setup?(cache: Cache, tools: { events: EventRecorder; registry: Registry }): void;
   /**
    * Starts a source of keys other than watches (e.g. probes of remote endpoints) when the controller starts
    * leading; answers the function that stops it.
@@ -263,8 +267,8 @@ export class Controller {
       });
     }
     for (const w of this.def.watches ?? []) {
-      cache.informer(w.kind).onEvent((_e, obj, old) => {
-        for (const key of w.map(obj, cache, old)) this.enqueue(key);
+      cache.informer(w.kind).onEvent((event, obj, old) => {
+        for (const key of w.map(obj, cache, old, event)) this.enqueue(key);
       });
     }
   }

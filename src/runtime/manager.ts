@@ -91,8 +91,8 @@ export class Manager {
     const d = def as unknown as ControllerDefinition;
     for (const k of [d.for, ...(d.owns ?? [])]) this.informer(k);
     for (const w of d.watches ?? []) this.informer(w.kind, w.namespace);
-    d.setup?.(this.cache);
     const events = new EventRecorder(this.opts.client, `nextgen.itechsmart.io/${d.name}`, this.identity, this.opts.log);
+    d.setup?.(this.cache, { events, registry: this.metrics.registry });
     this.controllers.push(
       new Controller(
         d,

@@ -185,12 +185,26 @@ describe("placement", () => {
     await waitBackend(one, "ready", (b) => b.status?.phase === "Ready");
     const pin = { name: one, fallbackToSimulator: false };
     await qjob("slow", { shots: 100_000, circuit: { openqasm: SLOW }, backend: pin });
-    await waitJob("slow", "running", (x) => x.status?.phase === "Running");
+    const slow = await waitJob("slow", "running", (x) => x.status?.phase === "Running");
+    // An embedded run needs no finalizer: deleting the job stops it from the informer's delete.
+    expect(slow.metadata.finalizers).toBeUndefined();
     await qjob("low", { shots: 10, backend: pin, priority: 0 });
     await qjob("high", { shots: 10, backend: pin, priority: 10 });
-    await waitJob("high", "first in the queue", (x) => x.status?.phase === "Queued" && x.status.queuePosition === 1);
-    await waitJob("low", "second in the queue", (x) => x.status?.phase === "Queued" && x.status.queuePosition === 2);
-    await waitBackend(one, "one running, two queued", (b) => b.status?.running === 1 && b.status.queued === 2);
+    const queued = await waitBackend(
+      one,
+      "one running, two queued",
+      (b) => b.status?.running === 1 && b.status.queued === 2,
+    );
+    // The queue's order is the backend's to show: a job's status says only that it is Queued, and where.
+    expect(queued.status?.queueHead).toEqual([
+      { position: 1, namespace: ns, name: "high", priority: 10 },
+      { position: 2, namespace: ns, name: "low", priority: 0 },
+    ]);
+    for (const name of ["high", "low"]) {
+      const j = await getJob(name);
+      expect(j?.status?.phase).toBe("Queued");
+      expect(condition(j as QuantumJob, "Scheduled")?.message).toContain(`QuantumBackend ${one}'s status.queueHead`);
+    }
 
     await admin.delete(QuantumJobKind, ns, "slow");
     await waitUntil("the slow job to be gone", async () => !(await getJob("slow")), { timeoutMs: 30_000 });
@@ -204,6 +218,9 @@ describe("placement", () => {
       { namespace: ns },
     );
     expect(events.items.some((e) => e.reason === "Cancelled" && e.regarding?.name === "slow")).toBe(true);
+    expect(
+      await operator.metric("nextgen_quantumjob_finished_total", { phase: "Cancelled", reason: "Deleted" }),
+    ).toBeGreaterThanOrEqual(1);
   });
 });
 
@@ -510,7 +527,9 @@ describe("Remote mode (IBM Quantum Platform API, served by a local server that s
       "deferred",
       (x) => condition(x, "Scheduled")?.reason === "SubmitDeferred",
     );
-    expect(deferred.status?.phase).toBe("Pending");
+    // The start was recorded before the submission was tried: the slot and the attempt are taken.
+    expect(deferred.status).toMatchObject({ phase: "Scheduled", attempts: 1 });
+    expect(deferred.status?.remoteJobId).toBeUndefined();
     await waitJob("deferred", "succeeded after the wait", (x) => x.status?.phase === "Succeeded");
 
     ibm.failNext(/\/v1\/jobs$/, 400, 1);
@@ -520,6 +539,28 @@ describe("Remote mode (IBM Quantum Platform API, served by a local server that s
     expect(condition(refused, "Failed")?.reason).toBe("RejectedByProvider");
     expect(refused.status?.attempts).toBe(1);
     expect(ibm.submitted() - before).toBe(1);
+  });
+
+  test("a start is recorded before its submission: an operator killed in between submits it once on restart", async () => {
+    ibm.autoAdvance = true;
+    // The first submission is told to wait longer than the test lasts: the operator is killed with the start
+    // recorded and nothing submitted.
+    ibm.failNext(/\/v1\/jobs$/, 429, 1, { "Retry-After": "600" });
+    await qjob("recorded", { shots: 100, backend: { name: qpu, fallbackToSimulator: false } });
+    const recorded = await waitJob(
+      "recorded",
+      "recorded and deferred",
+      (x) => condition(x, "Scheduled")?.reason === "SubmitDeferred",
+    );
+    expect(recorded.status).toMatchObject({ phase: "Scheduled", attempts: 1, placement: { backend: qpu } });
+    expect(recorded.status?.remoteJobId).toBeUndefined();
+    expect(recorded.metadata.finalizers).toContain("nextgen.itechsmart.io/cancel-run");
+    const before = ibm.submitted();
+    await operator.stop("SIGKILL");
+    operator = await startOperator(operatorKubeconfig);
+    const done = await waitJob("recorded", "succeeded", (x) => x.status?.phase === "Succeeded");
+    expect(ibm.submitted() - before).toBe(1);
+    expect(done.status).toMatchObject({ attempts: 1, placement: { backend: qpu } });
   });
 
   test("an operator restart resumes a submitted job instead of submitting it again", async () => {

@@ -34,6 +34,13 @@ interface DeviceReading {
 }
 const readings = new Map<string, DeviceReading>();
 const PROBLEM_RETRY_MS = 60_000;
+/**
+ * A backend's load (counts and queue head) is written at most this often: a busy queue changes it with every job
+ * that queues, starts or ends, and one write every few seconds says as much as one per job.
+ */
+const LOAD_WRITE_INTERVAL_MS = 2_000;
+/** When each backend's load was last written by this process. */
+const loadWrittenAt = new Map<string, number>();
 
 /**
  * Keeps a QuantumBackend's status the truth about whether placement may send work to it (its site serving, its
@@ -64,10 +71,10 @@ export const quantumBackendController = defineController<QuantumBackend>({
     {
       // Load counts follow the jobs placed here, and only the phase matters to them.
       kind: QuantumJobKind,
-      map: (obj, _cache, old) => {
+      map: (obj, _cache, old, event) => {
         const job = obj as QuantumJob;
         const before = old as QuantumJob | undefined;
-        if (before?.status?.phase === job.status?.phase && !job.metadata.deletionTimestamp) return [];
+        if (event !== "delete" && before?.status?.phase === job.status?.phase) return [];
         return [...new Set([job.status?.placement?.backend, before?.status?.placement?.backend])].filter(
           (b): b is string => b !== undefined,
         );
@@ -86,6 +93,7 @@ export const quantumBackendController = defineController<QuantumBackend>({
     informer.onEvent((event, b) => {
       if (event !== "delete") return;
       readings.delete(b.metadata.name);
+      loadWrittenAt.delete(b.metadata.name);
       forgetRemote(b.metadata.name);
     });
   },
@@ -94,7 +102,7 @@ export const quantumBackendController = defineController<QuantumBackend>({
     const name = backend.metadata.name;
     if (backend.metadata.deletionTimestamp) return; // going away: nothing to ask its provider
     const status = ctx.status(backend);
-    status.set(backendLoad(ctx.cache, name));
+    const loadDueInMs = writeLoad(ctx, backend);
 
     const problem = specProblem(backend) ?? siteProblem(backend, ctx.cache) ?? (await deviceProblem(ctx, backend));
     const reading = readings.get(name);
@@ -118,14 +126,29 @@ export const quantumBackendController = defineController<QuantumBackend>({
       if (problem) ctx.events.warning(backend, problem.reason, note);
       else ctx.events.normal(backend, "Ready", note);
     }
-    if (backend.spec.execution.mode === "Remote")
-      return {
-        requeueAfterMs: readings.get(name)?.problem
+    const refreshInMs =
+      backend.spec.execution.mode !== "Remote"
+        ? undefined
+        : readings.get(name)?.problem
           ? PROBLEM_RETRY_MS
-          : backend.spec.execution.calibrationRefreshSeconds * 1000,
-      };
+          : backend.spec.execution.calibrationRefreshSeconds * 1000;
+    const next = [loadDueInMs, refreshInMs].filter((ms): ms is number => ms !== undefined);
+    if (next.length) return { requeueAfterMs: Math.min(...next) };
   },
 });
+
+/** Sets the backend's load in its status if it changed and may be written now; else answers when it may. */
+function writeLoad(ctx: ReconcileContext, backend: QuantumBackend): number | undefined {
+  const name = backend.metadata.name;
+  const load = backendLoad(ctx.cache, name);
+  const { running, queued, queueHead } = backend.status ?? {};
+  if (jsonEqual({ running, queued, queueHead }, load)) return undefined;
+  const dueInMs = (loadWrittenAt.get(name) ?? -Infinity) + LOAD_WRITE_INTERVAL_MS - ctx.now.getTime();
+  if (dueInMs > 0) return dueInMs;
+  ctx.status(backend).set(load);
+  loadWrittenAt.set(name, ctx.now.getTime());
+  return undefined;
+}
 
 /** The schema's rules reject these specs; this check is for objects stored before the rules existed. */
 function specProblem(backend: QuantumBackend): Unavailable | undefined {

@@ -9,10 +9,8 @@ import { FINISHED, HOLDS_SLOT, activeJobsOn, queueOrder } from "./indexes.ts";
  */
 const ledger = new Map<string, Set<string>>();
 
-export type Admission = { admitted: true } | { admitted: false; position: number; queued: number };
-
-/** Whether job may take one of backend's slots now, or its place in the backend's queue. */
-export function admit(cache: Cache, backend: string, maxConcurrent: number, job: QuantumJob): Admission {
+/** Whether job may take one of backend's slots now (it takes it), or waits in the backend's queue. */
+export function admit(cache: Cache, backend: string, maxConcurrent: number, job: QuantumJob): boolean {
   const key = objectKey(job);
   const active = activeJobsOn(cache, backend);
   const held = ledger.get(backend) ?? new Set<string>();
@@ -24,28 +22,18 @@ export function admit(cache: Cache, backend: string, maxConcurrent: number, job:
     if (k !== key && (!obj || FINISHED.includes(obj.status?.phase ?? "Pending"))) held.delete(k);
   }
   for (const j of active) if (HOLDS_SLOT.includes(j.status?.phase ?? "Pending")) held.add(objectKey(j));
-  if (held.has(key)) return { admitted: true };
+  if (held.has(key)) return true;
   const queue = active.filter((j) => j.status?.phase === "Queued" && !held.has(objectKey(j)));
   if (!queue.some((j) => objectKey(j) === key)) queue.push(job);
   queue.sort(queueOrder);
   const free = Math.max(0, maxConcurrent - held.size);
   const index = queue.findIndex((j) => objectKey(j) === key);
-  if (index < free) {
-    held.add(key);
-    return { admitted: true };
-  }
-  return { admitted: false, position: index - free + 1, queued: queue.length };
+  if (index >= free) return false;
+  held.add(key);
+  return true;
 }
 
 /** Gives back the slot a job held (it finished, failed, was cancelled or deleted). */
 export function release(key: string): void {
   for (const held of ledger.values()) held.delete(key);
-}
-
-/** The first jobs of a backend's queue: the ones to look at again when a slot frees. */
-export function queueHead(cache: Cache, backend: string, count: number): QuantumJob[] {
-  return activeJobsOn(cache, backend)
-    .filter((j) => j.status?.phase === "Queued")
-    .sort(queueOrder)
-    .slice(0, count);
 }

@@ -10,19 +10,31 @@ import { jsonEqual } from "../../runtime/conditions.ts";
 import { ConfigMapKind, JobKind } from "../../runtime/kinds.ts";
 import { type KubeObject, objectKey } from "../../runtime/objects.ts";
 import { metaTime } from "../../runtime/time.ts";
-import { admit, queueHead, release } from "./admission.ts";
+import { admit, release } from "./admission.ts";
 import { batchJobExecutor } from "./batch-job.ts";
 import { candidates } from "./candidates.ts";
 import { jobTiming } from "./deferral.ts";
 import { checkCircuit, embeddedExecutor, startEmbedded } from "./embedded.ts";
 import type { Executor, Observation, Run } from "./execution.ts";
-import { FINISHED, HOLDS_SLOT, activeJobsOn, addQuantumJobIndexes, jobsReferring, waitingJobs } from "./indexes.ts";
+import {
+  FINISHED,
+  HOLDS_SLOT,
+  activeJobsOn,
+  addQuantumJobIndexes,
+  jobsReferring,
+  queueHead,
+  waitingJobs,
+} from "./indexes.ts";
 import { NoAccessError, remoteExecutor } from "./remote.ts";
 import { quantumJobMetrics } from "./metrics.ts";
 import { recordResult } from "./result.ts";
 
+/** On jobs whose run must be cancelled where it runs (a provider's job) before the QuantumJob goes. */
 const FINALIZER = "nextgen.itechsmart.io/cancel-run";
-/** Queued jobs looked at again when a slot frees, beyond the slots themselves; positions further back wait. */
+/**
+ * Queued jobs looked at again when a slot frees, beyond the slots themselves: the first may have moved elsewhere
+ * and leave its slot to the next.
+ */
 const QUEUE_LOOKAHEAD = 10;
 const RETRY_BASE_MS = 5_000;
 const RETRY_MAX_MS = 300_000;
@@ -43,6 +55,9 @@ const executors: Record<QuantumBackend["spec"]["execution"]["mode"], Executor> =
  * Runs a QuantumJob: reads and checks its circuit, places it on the backend that suits it best (saying why),
  * waits for a slot in the backend's queue, runs it there and records what it measured; retries with backoff,
  * cancels the run when the job is deleted, and resumes (never repeats) a run after an operator restart.
+ *
+ * A job costs few writes: its status when it queues, starts and ends, and one event at the end. Queue positions
+ * live in the backend's status, and only Remote runs carry a finalizer (see Executor.recordBeforeStart).
  */
 export const quantumJobController = defineController<QuantumJob>({
   name: "quantumjob",
@@ -86,21 +101,19 @@ export const quantumJobController = defineController<QuantumJob>({
           .map(objectKey),
     },
     {
-      // A slot frees when a job leaves Scheduled/Running, and a job joining a queue may go ahead of others: the
-      // head of that backend's queue looks again (further back, positions are refreshed as jobs move up).
+      // A slot frees when a job leaves Scheduled/Running, or is left free when the head of the queue goes
+      // elsewhere: the head of that backend's queue looks again.
       kind: QuantumJobKind,
-      map: (obj, cache, old) => {
+      map: (obj, cache, old, event) => {
         const job = obj as QuantumJob;
-        // A delete comes as the last state without an old one: the job is gone, and so is its slot.
-        const gone = !old && !!job.metadata.deletionTimestamp;
+        // A delete comes as the last state: the job is gone, and so is its slot.
+        const gone = event === "delete";
         const before = gone ? job : (old as QuantumJob | undefined);
         const phase = gone ? undefined : job.status?.phase;
         const held = HOLDS_SLOT.includes(before?.status?.phase ?? "Pending");
         const freed = held && !HOLDS_SLOT.includes(phase ?? "Pending");
-        const joined = phase === "Queued" && !!before && before.status?.phase !== "Queued";
         const left = before?.status?.phase === "Queued" && phase !== "Queued";
-        const backend =
-          freed || left ? before?.status?.placement?.backend : joined ? job.status?.placement?.backend : undefined;
+        const backend = freed || left ? before?.status?.placement?.backend : undefined;
         if (!backend) return [];
         const max = cache.get<QuantumBackend>(QuantumBackendKind, undefined, backend)?.spec.capacity.maxConcurrentJobs;
         return queueHead(cache, backend, (max ?? 1) + QUEUE_LOOKAHEAD)
@@ -116,8 +129,20 @@ export const quantumJobController = defineController<QuantumJob>({
     { apiGroups: [QuantumJobKind.group], resources: [QuantumJobKind.plural], verbs: ["delete"] },
   ],
   maxConcurrentReconciles: 4,
-  setup(cache) {
+  setup(cache, { events, registry }) {
     addQuantumJobIndexes(cache);
+    // Embedded and Job runs carry no finalizer: a deleted job's run in this process's threads stops here, and its
+    // batch Job is garbage-collected with it.
+    cache.informer<QuantumJob>(QuantumJobKind).onEvent((event, job) => {
+      if (event !== "delete") return;
+      const key = objectKey(job);
+      starting.delete(key);
+      release(key);
+      if (embeddedExecutor.forget?.(key)) {
+        events.normal(job, "Cancelled", `The run on ${job.status?.placement?.backend} stopped: the job was deleted.`);
+        quantumJobMetrics(registry).finished.inc({ phase: "Cancelled", reason: "Deleted" });
+      }
+    });
   },
   start(enqueue) {
     const stop = startEmbedded(enqueue);
@@ -138,7 +163,6 @@ export const quantumJobController = defineController<QuantumJob>({
     const started = starting.get(ctx.key);
     if (started !== undefined && (job.status?.attempts ?? 0) < started) return { requeueAfterMs: 500 };
     starting.delete(ctx.key);
-    job = await ctx.addFinalizer(job, FINALIZER);
     if (phase && HOLDS_SLOT.includes(phase)) return observeRun(ctx, job);
     return schedule(ctx, job);
   },
@@ -148,7 +172,7 @@ function backendNamed(ctx: ReconcileContext, name: string | undefined): QuantumB
   return name ? ctx.cache.get<QuantumBackend>(QuantumBackendKind, undefined, name) : undefined;
 }
 
-/** Deleting a job cancels its run wherever it is (worker thread, Job, remote job) before the object goes. */
+/** Deleting a job with the finalizer cancels its run (a remote job) before the object goes. */
 async function finalize(ctx: ReconcileContext, job: QuantumJob): Promise<void> {
   const phase = job.status?.phase;
   if (phase && HOLDS_SLOT.includes(phase)) {
@@ -228,7 +252,7 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
         : job.status?.schedule,
     });
     if (timing.wait) {
-      status.set({ phase: "Pending", queuePosition: undefined });
+      status.set({ phase: "Pending" });
       status.condition("Scheduled", "False", timing.reason, timing.message);
       return { requeueAfterMs: timing.until - ctx.now.getTime() };
     }
@@ -263,11 +287,7 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
     : timedPlace(ctx, request, all);
   const chosen = decision.chosen;
   if (!chosen) {
-    status.set({
-      phase: "Pending",
-      queuePosition: undefined,
-      placement: { reasons: decision.reasons, fallbackUsed: false },
-    });
+    status.set({ phase: "Pending", placement: { reasons: decision.reasons, fallbackUsed: false } });
     status.condition("Scheduled", "False", "Unschedulable", `No backend can run it. ${decision.reasons.join("; ")}`);
     return;
   }
@@ -279,48 +299,90 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
     reasons: decision.reasons,
     fallbackUsed: chosen.fallbackUsed,
   };
-  const slot = admit(ctx.cache, chosen.name, backend.spec.capacity.maxConcurrentJobs, job);
-  if (!slot.admitted) {
-    status.set({ phase: "Queued", placement, queuePosition: slot.position });
+  if (!admit(ctx.cache, chosen.name, backend.spec.capacity.maxConcurrentJobs, job)) {
+    status.set({ phase: "Queued", placement });
     status.condition(
       "Scheduled",
       "False",
       "Queued",
-      `Waiting for one of ${chosen.name}'s ${backend.spec.capacity.maxConcurrentJobs} slots.`,
+      `Waiting for one of ${chosen.name}'s ${backend.spec.capacity.maxConcurrentJobs} slots; ` +
+        `QuantumBackend ${chosen.name}'s status.queueHead shows the order.`,
     );
     return;
   }
 
   const attempt = (job.status?.attempts ?? 0) + 1;
-  const run: Run = { job, backend, attempt, noise, site: placement.site, deadlineMs: left };
-  let reference;
-  try {
-    reference = await executors[backend.spec.execution.mode].start(ctx, run, circuit.source);
-  } catch (e) {
-    release(ctx.key);
-    return startFailed(ctx, job, placement, attempt, e);
-  }
-  starting.set(ctx.key, attempt);
+  const executor = executors[backend.spec.execution.mode];
+  const started = { placement, attempts: attempt, startTime, retryTime: undefined, remoteJobId: undefined };
   if (attempt === 1)
     quantumJobMetrics(ctx.registry).queueWait.observe(
       { backend_type: backend.spec.type },
       (ctx.now.getTime() - Date.parse(job.metadata.creationTimestamp as string)) / 1000,
     );
+  starting.set(ctx.key, attempt);
+  if (executor.recordBeforeStart) {
+    await ctx.addFinalizer(job, FINALIZER);
+    status.set({ ...started, phase: "Scheduled", jobRef: undefined });
+    status.condition("Scheduled", "True", "Placed", placedMessage(placement));
+    status.condition("Complete", "False", "Starting", `Attempt ${attempt} is being submitted to ${chosen.name}.`);
+    return { requeueAfterMs: 0 }; // our own status write enqueues nothing: the start comes next
+  }
+  const run: Run = { job, backend, attempt, noise, site: placement.site, deadlineMs: left };
+  let reference;
+  try {
+    reference = await executor.start(ctx, run, circuit.source);
+  } catch (e) {
+    starting.delete(ctx.key);
+    release(ctx.key);
+    status.set({ phase: "Pending", placement });
+    const message = e instanceof Error ? e.message : String(e);
+    status.condition("Scheduled", "False", "StartFailed", `Could not start on ${chosen.name}: ${message}`);
+    throw e;
+  }
+  status.set({ ...started, phase: reference.running ? "Running" : "Scheduled", jobRef: reference.jobRef });
+  status.condition("Scheduled", "True", "Placed", placedMessage(placement));
+  status.condition("Complete", "False", "Running", `Attempt ${attempt} is running on ${chosen.name}.`);
+}
+
+function placedMessage(placement: NonNullable<QuantumJobStatus["placement"]>): string {
+  const fallback = placement.fallbackUsed ? " (fallback to a simulator)" : "";
+  return `Placed on ${placement.backend}${fallback}, score ${placement.score}.`;
+}
+
+/**
+ * A start recorded before it happens (Executor.recordBeforeStart): submitted on the backend and under the attempt
+ * recorded, whatever placement would choose now, so that a restart finds the same remote job by its tag.
+ */
+async function startRecorded(
+  ctx: ReconcileContext,
+  job: QuantumJob,
+  backend: QuantumBackend,
+  executor: Executor,
+): Promise<ReconcileResult | void> {
+  const status = ctx.status(job);
+  const attempt = job.status?.attempts ?? 1;
+  const unavailable = (reason: string, message: string) =>
+    finishAttempt(ctx, job, { state: "Failed", reason, message, retryable: true });
+  const circuit = loadCircuit(ctx, job);
+  if ("reason" in circuit) return unavailable(circuit.reason, circuit.message);
+  const noise = noiseFor(ctx, job);
+  if (noise && "reason" in noise) return unavailable(noise.reason, noise.message);
+  const left = deadlineMs(job, job.status?.startTime ?? metaTime(ctx.now), ctx.now);
+  const run: Run = { job, backend, attempt, noise, site: backend.spec.siteRef?.name, deadlineMs: left };
+  let reference;
+  try {
+    reference = await executor.start(ctx, run, circuit.source);
+  } catch (e) {
+    return submitFailed(ctx, job, backend.metadata.name, e);
+  }
   status.set({
     phase: reference.running ? "Running" : "Scheduled",
-    placement,
-    queuePosition: undefined,
-    attempts: attempt,
-    startTime,
-    retryTime: undefined,
     remoteJobId: reference.remoteJobId,
     jobRef: reference.jobRef,
   });
-  const fallback = chosen.fallbackUsed ? " (fallback to a simulator)" : "";
-  status.condition("Scheduled", "True", "Placed", `Placed on ${chosen.name}${fallback}, score ${chosen.score}.`);
-  status.condition("Complete", "False", "Running", `Attempt ${attempt} is running on ${chosen.name}.`);
-  ctx.events.normal(job, "Scheduled", `Attempt ${attempt} on ${chosen.name}${fallback}: ${decision.reasons[0] ?? ""}`);
-  return { requeueAfterMs: backend.spec.execution.mode === "Remote" ? 2_000 : undefined };
+  if (job.status?.placement) status.condition("Scheduled", "True", "Placed", placedMessage(job.status.placement));
+  status.condition("Complete", "False", "Running", `Attempt ${attempt} is running on ${backend.metadata.name}.`);
+  return { requeueAfterMs: 2_000 };
 }
 
 /** A run is in flight: learn how it is doing, and record how it ended. */
@@ -337,6 +399,7 @@ async function observeRun(ctx: ReconcileContext, job: QuantumJob): Promise<Recon
     });
   }
   const executor = executors[backend.spec.execution.mode];
+  if (executor.recordBeforeStart && !job.status?.remoteJobId) return startRecorded(ctx, job, backend, executor);
   const run: Run = { job, backend, attempt: job.status?.attempts ?? 1, site: backend.spec.siteRef?.name };
   // Observed first: a run that finished just before its deadline keeps its result.
   const seen = await executor.observe(ctx, run);
@@ -419,7 +482,7 @@ function fail(
   end: { completionTime?: string; durationSeconds?: number } = { completionTime: metaTime(ctx.now) },
 ): void {
   const status = ctx.status(job);
-  status.set({ phase: "Failed", ...end, lastError: `${reason}: ${message}`, queuePosition: undefined });
+  status.set({ phase: "Failed", ...end, lastError: `${reason}: ${message}` });
   status.condition("Failed", "True", reason, message);
   status.condition("Complete", "False", reason, message);
   if (job.status?.phase !== "Failed") {
@@ -480,31 +543,24 @@ function deadlineMs(job: QuantumJob, startTime: string, now: Date): number | und
 }
 
 /**
- * A run could not be started. The provider refusing the circuit ends the job; being told to wait is waited out;
- * anything else (an unreachable provider, refused credentials, a quota) is said in a condition and retried with
- * backoff without using up an attempt, since no run took place.
+ * A recorded start could not be submitted. The provider refusing the circuit ends the job; being told to wait is
+ * waited out; anything else (an unreachable provider, refused credentials, a quota) is said in a condition and
+ * retried with backoff. The start stays recorded either way: the next try submits the same attempt, with the same
+ * tag, to the same backend.
  */
-function startFailed(
-  ctx: ReconcileContext,
-  job: QuantumJob,
-  placement: NonNullable<QuantumJobStatus["placement"]>,
-  attempt: number,
-  e: unknown,
-): ReconcileResult | void {
+function submitFailed(ctx: ReconcileContext, job: QuantumJob, backend: string, e: unknown): ReconcileResult | void {
   const status = ctx.status(job);
   const message = e instanceof Error ? e.message : String(e);
   if (e instanceof ProviderError && e.kind === "Rejected") {
-    status.set({ attempts: attempt, placement });
-    return fail(ctx, job, "RejectedByProvider", `${placement.backend} refused the job: ${message}`);
+    release(ctx.key);
+    return fail(ctx, job, "RejectedByProvider", `${backend} refused the job: ${message}`);
   }
-  status.set({ phase: "Pending", placement });
   if (e instanceof ProviderError && e.kind === "RateLimited") {
     const waitMs = e.retryAfterMs ?? 30_000;
-    status.set({ retryTime: metaTime(new Date(ctx.now.getTime() + waitMs)) });
-    status.condition("Scheduled", "False", "SubmitDeferred", `${placement.backend} asks to wait: ${message}`);
+    status.condition("Scheduled", "False", "SubmitDeferred", `${backend} asks to wait: ${message}`);
     return { requeueAfterMs: waitMs };
   }
-  status.condition("Scheduled", "False", "StartFailed", `Could not start on ${placement.backend}: ${message}`);
+  status.condition("Scheduled", "False", "StartFailed", `Could not start on ${backend}: ${message}`);
   throw e;
 }
 

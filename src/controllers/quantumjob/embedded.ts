@@ -108,10 +108,13 @@ export const embeddedExecutor: Executor = {
 
   /** Aborts whatever still runs for the job (a finished run has nothing to abort) and drops its outcomes. */
   forget(key) {
+    let stopped = false;
     for (const [id, entry] of runs)
       if (id.startsWith(`${key}#`)) {
+        stopped ||= entry.outcome === undefined;
         entry.abort.abort();
         runs.delete(id);
       }
+    return stopped;
   },
 };

@@ -43,9 +43,19 @@ export interface RunReference {
 
 /** How one execution mode runs circuits: start once, observe until finished, cancel on deletion. */
 export interface Executor {
+  /**
+   * The run outlives the operator where only this backend can find it again (a provider's job, billed): its start
+   * (backend and attempt) is recorded in status, with a finalizer to cancel it, before it happens. The other modes
+   * start at once: an embedded run dies with the process, and a batch Job is the QuantumJob's child, collected
+   * with it.
+   */
+  recordBeforeStart?: true;
   start(ctx: ReconcileContext, run: Run, source: string): Promise<RunReference>;
   observe(ctx: ReconcileContext, run: Run): Promise<Observation>;
   cancel(ctx: ReconcileContext, job: QuantumJob, backend: QuantumBackend | undefined): Promise<void>;
-  /** Drops what the executor holds for a job that is finished (its outcome is in status now). */
-  forget?(key: string): void;
+  /**
+   * Drops what the executor holds for a job that is finished (its outcome is in status now) or gone; answers
+   * whether a run was still in flight (and is now stopped).
+   */
+  forget?(key: string): boolean;
 }

@@ -1,4 +1,5 @@
 import { type JobPhase, type QuantumJob, QuantumJobKind } from "../../crds/quantumjob.ts";
+import type { QueuedJob } from "../../crds/quantumbackend.ts";
 import type { Cache } from "../../runtime/cache.ts";
 
 /** QuantumJobs placed on a backend and not finished, by backend name: its running jobs and its queue. */
@@ -34,13 +35,35 @@ export function activeJobsOn(cache: Cache, backend: string): QuantumJob[] {
   return cache.byIndex<QuantumJob>(QuantumJobKind, ACTIVE_BY_BACKEND, backend);
 }
 
-/** A backend's load: the jobs holding its slots, and the jobs queued for one. */
-export function backendLoad(cache: Cache, backend: string): { running: number; queued: number } {
+/** How many of a backend's queue its status shows. */
+const QUEUE_HEAD_LENGTH = 10;
+
+/** A backend's load: the jobs holding its slots, the jobs queued for one, and the first of those in order. */
+export function backendLoad(
+  cache: Cache,
+  backend: string,
+): { running: number; queued: number; queueHead: QueuedJob[] } {
   const active = activeJobsOn(cache, backend);
+  const queue = queueOf(active);
   return {
     running: active.filter((j) => HOLDS_SLOT.includes(j.status?.phase ?? "Pending")).length,
-    queued: active.filter((j) => j.status?.phase === "Queued").length,
+    queued: queue.length,
+    queueHead: queue.slice(0, QUEUE_HEAD_LENGTH).map((j, i) => ({
+      position: i + 1,
+      namespace: j.metadata.namespace as string,
+      name: j.metadata.name,
+      priority: j.spec.priority ?? 0,
+    })),
   };
+}
+
+/** The first jobs of a backend's queue, in the order they will be served. */
+export function queueHead(cache: Cache, backend: string, count: number): QuantumJob[] {
+  return queueOf(activeJobsOn(cache, backend)).slice(0, count);
+}
+
+function queueOf(active: QuantumJob[]): QuantumJob[] {
+  return active.filter((j) => j.status?.phase === "Queued").sort(queueOrder);
 }
 
 export function jobsReferring(cache: Cache, ref: string): QuantumJob[] {

@@ -1,6 +1,7 @@
 import { ProviderError } from "../../quantum/providers/provider.ts";
 import type { ReconcileContext } from "../../runtime/controller.ts";
 import { remoteAccess } from "../quantumbackend/remote.ts";
+import type { QuantumJob } from "../../crds/quantumjob.ts";
 import type { Executor, Observation, Run } from "./execution.ts";
 
 /** Polling slows from every 2 s to every 30 s as a remote job waits: QPU queues are minutes to hours long. */
@@ -24,23 +25,24 @@ function provider(ctx: ReconcileContext, run: Pick<Run, "backend">) {
 }
 
 /** The tag that identifies one attempt at the provider, so that a restarted operator finds it again. */
-function remoteTag(run: Run): string {
-  return `nextgen-${run.job.metadata.uid}-${run.attempt}`;
+function remoteTag(job: QuantumJob, attempt: number): string {
+  return `nextgen-${job.metadata.uid}-${attempt}`;
 }
 
 /** Remote mode: a provider's API. A job ID in status, or one found by its tag, is resumed, never resubmitted. */
 export const remoteExecutor: Executor = {
+  recordBeforeStart: true,
+
   async start(ctx, run, source) {
     const p = provider(ctx, run);
-    const tag = remoteTag(run);
+    const tag = remoteTag(run.job, run.attempt);
     const id = (await p.findByTag(tag)) ?? (await p.submit({ qasm: source, shots: run.job.spec.shots, tag }));
     return { remoteJobId: id };
   },
 
   async observe(ctx, run): Promise<Observation> {
     const id = run.job.status?.remoteJobId;
-    if (!id)
-      return { state: "Failed", reason: "NoRemoteJob", message: "No remote job ID was recorded.", retryable: true };
+    if (!id) throw new Error("a remote run is observed only once its job ID is recorded");
     const p = provider(ctx, run);
     try {
       const s = await p.status(id);
@@ -76,10 +78,14 @@ export const remoteExecutor: Executor = {
   },
 
   async cancel(ctx, job, backend) {
-    const id = job.status?.remoteJobId;
-    if (!id || !backend) return;
+    const attempt = job.status?.attempts;
+    if (!backend || !attempt) return;
+    const p = provider(ctx, { backend });
+    // A submission whose ID was never recorded (the operator stopped in between) is found by its tag.
+    const id = job.status?.remoteJobId ?? (await p.findByTag(remoteTag(job, attempt)));
+    if (!id) return;
     try {
-      await provider(ctx, { backend }).cancel(id);
+      await p.cancel(id);
     } catch (e) {
       if (!(e instanceof ProviderError && e.kind === "NotFound")) throw e; // gone already: nothing to cancel
     }
