@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -37,6 +37,11 @@ export type StartOptions = {
   version?: string;
   /** Leave the processes running when this Node process exits (`control-plane up`). */
   detached?: boolean;
+  /**
+   * More addresses of this machine the API server serves on, as IP SANs of its certificate: it then listens on every
+   * address, not only 127.0.0.1 (the chaos suite reaches it from a network namespace over a veth pair).
+   */
+  extraServingIPs?: string[];
 };
 
 const OPERATOR_USER = "system:serviceaccount:itechsmart-nextgen:nextgen-operator";
@@ -60,6 +65,7 @@ export class ControlPlane {
   private readonly detached: boolean;
   private readonly log: (line: string) => void;
   private apiserverCmd: [string, string[]] = ["", []];
+  private etcdCmd: [string, string[]] = ["", []];
 
   private constructor(
     dir: string,
@@ -128,27 +134,33 @@ export class ControlPlane {
     try {
       const etcdUrl = cp.etcdUrl;
       const peerUrl = `http://127.0.0.1:${peerPort}`;
-      log(`starting etcd on ${etcdUrl}`);
-      await cp.spawn("etcd", bins.etcd, [
-        `--data-dir=${join(dir, "etcd")}`,
-        `--listen-client-urls=${etcdUrl}`,
-        `--advertise-client-urls=${etcdUrl}`,
-        `--listen-peer-urls=${peerUrl}`,
-        `--initial-advertise-peer-urls=${peerUrl}`,
-        `--initial-cluster=default=${peerUrl}`,
-        "--unsafe-no-fsync", // a throwaway cluster: durability is not worth an fsync per write
-        "--quota-backend-bytes=1073741824",
-        "--snapshot-count=10000",
-        "--logger=zap",
-      ]);
-      await cp.waitFor("etcd /health", () => httpOk(`${etcdUrl}/health`), 30_000);
+      cp.etcdCmd = [
+        bins.etcd,
+        [
+          `--data-dir=${join(dir, "etcd")}`,
+          `--listen-client-urls=${etcdUrl}`,
+          `--advertise-client-urls=${etcdUrl}`,
+          `--listen-peer-urls=${peerUrl}`,
+          `--initial-advertise-peer-urls=${peerUrl}`,
+          `--initial-cluster=default=${peerUrl}`,
+          "--unsafe-no-fsync", // a throwaway cluster: durability is not worth an fsync per write
+          "--quota-backend-bytes=1073741824",
+          "--snapshot-count=10000",
+          "--logger=zap",
+        ],
+      ];
+      await cp.startEtcd();
+
+      const extraIPs = opts.extraServingIPs ?? [];
+      // kube-apiserver keeps a certificate it finds in --cert-dir; its own self-signed one names only 127.0.0.1.
+      if (extraIPs.length > 0) writeServingCert(certDir, ["127.0.0.1", ...extraIPs]);
 
       cp.apiserverCmd = [
         bins.kubeApiserver,
         [
           `--etcd-servers=${etcdUrl}`,
           `--secure-port=${apiPort}`,
-          "--bind-address=127.0.0.1",
+          `--bind-address=${extraIPs.length > 0 ? "0.0.0.0" : "127.0.0.1"}`,
           "--advertise-address=127.0.0.1",
           // The kubernetes Service's endpoints may not be loopback addresses; nothing here reaches the API through
           // that Service (as with envtest), so it has none.
@@ -273,6 +285,34 @@ export class ControlPlane {
     await this.waitFor("kube-apiserver /readyz", async () => (await this.get("/readyz")) === 200, 90_000);
   }
 
+  /** Kills etcd at once (SIGKILL), as a crash or an OOM kill would; startEtcd brings it back on the same data. */
+  async killEtcd(): Promise<void> {
+    const etcd = this.procs.get("etcd")?.child;
+    if (!etcd) return;
+    const exited = once(etcd, "exit");
+    etcd.kill("SIGKILL");
+    await exited;
+    owned.delete(etcd.pid as number);
+    this.procs.delete("etcd");
+    this.saveState();
+  }
+
+  async startEtcd(): Promise<void> {
+    this.log(`starting etcd on ${this.etcdUrl}`);
+    await this.spawn("etcd", ...this.etcdCmd);
+    await this.waitFor("etcd /health", () => httpOk(`${this.etcdUrl}/health`), 30_000);
+  }
+
+  /** Freezes one of the control plane's processes (SIGSTOP): it holds its sockets open but answers nothing. */
+  pause(name: Name): void {
+    this.procs.get(name)?.child.kill("SIGSTOP");
+  }
+
+  /** Lets a paused process run again (SIGCONT). */
+  resume(name: Name): void {
+    this.procs.get(name)?.child.kill("SIGCONT");
+  }
+
   /**
    * Compacts etcd's history up to its current revision, as kube-apiserver does every 5 minutes: a watch or list from
    * an older resourceVersion then answers 410 Gone, whether the API server serves it from its cache or from etcd.
@@ -371,6 +411,33 @@ export function controlPlaneEnv(cp: Omit<ControlPlaneState, "pids" | "apiserverU
     NEXTGEN_OPERATOR_KUBECONFIG: cp.operatorKubeconfig,
     NEXTGEN_CONTROL_PLANE_DIR: cp.dir,
   };
+}
+
+/** A self-signed serving certificate for these IP addresses, where kube-apiserver looks for its own. */
+function writeServingCert(certDir: string, ips: string[]): void {
+  mkdirSync(certDir, { recursive: true });
+  // node:crypto makes keys but not certificates; openssl is on every machine the control plane runs on.
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "365",
+      "-subj",
+      "/CN=kube-apiserver",
+      "-addext",
+      `subjectAltName=${["DNS:localhost", ...ips.map((ip) => `IP:${ip}`)].join(",")}`,
+      "-keyout",
+      join(certDir, "apiserver.key"),
+      "-out",
+      join(certDir, "apiserver.crt"),
+    ],
+    { stdio: "ignore" },
+  );
 }
 
 function kubeconfigYaml(server: string, ca: Buffer, user: string, token: string): string {
