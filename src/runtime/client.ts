@@ -1,7 +1,6 @@
-import { KubeConfig } from "@kubernetes/client-node";
-import type { RequestOptions } from "node:https";
 import { Agent, fetch } from "undici";
 import { type KindRef, PodKind, apiVersionOf, resourcePath } from "./kinds.ts";
+import { type Credentials, type KubeConfig, loadKubeConfig } from "./kubeconfig.ts";
 import type { KubeObject } from "./objects.ts";
 
 /** An error answered by the API server, carrying its metav1.Status. */
@@ -49,65 +48,58 @@ const patchContentType: Record<PatchType, string> = {
 export type ResponseObserver = (method: string, path: string, status: number) => void;
 
 /**
- * A small REST client over the API server. Authentication and TLS come from client-node's KubeConfig (kubeconfig
- * files, in-cluster service-account tokens, exec plugins); requests share one connection pool, where client-node's
- * generated clients open a new TLS connection per call.
+ * A small REST client over the API server. Where it is and how to authenticate come from ./kubeconfig.ts
+ * (kubeconfig files, in-cluster service-account tokens, exec plugins); requests share one connection pool, where
+ * client-node's generated clients open a new TLS connection per call.
  */
 export class KubeClient {
   readonly kubeConfig: KubeConfig;
   readonly fieldManager: string;
   observer: ResponseObserver | undefined;
-  private readonly server: string;
-  private readonly agent: Promise<Agent>;
-  private auth: { at: number; headers: Record<string, string> } | undefined;
+  private auth: { at: number; credentials: Credentials } | undefined;
+  /** The connection pool, built for the client certificate it presents (an exec plugin may renew it). */
+  private pool: { cert?: Buffer; key?: Buffer; agent: Agent } | undefined;
 
   constructor(kubeConfig: KubeConfig, fieldManager: string) {
     this.kubeConfig = kubeConfig;
     this.fieldManager = fieldManager;
-    const cluster = kubeConfig.getCurrentCluster();
-    if (!cluster) throw new Error("the kubeconfig has no current cluster");
-    this.server = cluster.server.replace(/\/$/, "");
-    this.agent = this.httpsOptions().then(
-      (o) =>
-        new Agent({
-          connect: { ca: o.ca, cert: o.cert, key: o.key, rejectUnauthorized: o.rejectUnauthorized ?? true },
-          connections: 64,
-          keepAliveTimeout: 30_000,
-        }),
-    );
   }
 
   /** From a kubeconfig file, else $KUBECONFIG / ~/.kube/config / the in-cluster service account. */
   static load(kubeconfigPath: string | undefined, fieldManager: string): KubeClient {
-    const kc = new KubeConfig();
-    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
-    else kc.loadFromDefault();
-    return new KubeClient(kc, fieldManager);
+    return new KubeClient(loadKubeConfig(kubeconfigPath), fieldManager);
   }
 
   async close(): Promise<void> {
-    await (await this.agent).close();
+    await this.pool?.agent.close();
   }
 
   /**
-   * Authentication headers, refreshed every few seconds: tokens of exec plugins and projected service-account
-   * files rotate, but working them out anew for every request would cost more than the request.
+   * Authentication headers and the pool to send with, credentials refreshed every few seconds: tokens of exec
+   * plugins and projected service-account files rotate, but working them out anew for every request would cost
+   * more than the request.
    */
-  private async authHeaders(): Promise<Record<string, string>> {
+  private async connection(): Promise<{ headers: Record<string, string>; agent: Agent }> {
     const now = Date.now();
-    if (!this.auth || now - this.auth.at > 5_000) {
-      const headers = Object.fromEntries(
-        Object.entries((await this.httpsOptions()).headers ?? {}).map(([k, v]) => [k, String(v)]),
-      );
-      this.auth = { at: now, headers };
+    if (!this.auth || now - this.auth.at > 5_000)
+      this.auth = { at: now, credentials: await this.kubeConfig.credentials() };
+    const { headers, cert, key } = this.auth.credentials;
+    if (!this.pool || this.pool.cert !== cert || this.pool.key !== key) {
+      const old = this.pool?.agent;
+      const { ca, rejectUnauthorized, servername } = this.kubeConfig.tls;
+      this.pool = {
+        cert,
+        key,
+        agent: new Agent({
+          connect: { ca, cert, key, rejectUnauthorized, servername },
+          connections: 64,
+          keepAliveTimeout: 30_000,
+        }),
+      };
+      // Requests in flight on the old certificate's pool (watches among them) finish there; close() waits for them.
+      void old?.close();
     }
-    return this.auth.headers;
-  }
-
-  private async httpsOptions(): Promise<RequestOptions> {
-    const o: RequestOptions = {};
-    await this.kubeConfig.applyToHTTPSOptions(o);
-    return o;
+    return { headers, agent: this.pool.agent };
   }
 
   private async send(
@@ -116,18 +108,24 @@ export class KubeClient {
     init: { query?: Record<string, string | number | boolean | undefined>; body?: unknown; contentType?: string },
     signal?: AbortSignal,
   ) {
-    const url = new URL(this.server + path);
+    const url = new URL(this.kubeConfig.server + path);
     for (const [k, v] of Object.entries(init.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const headers: Record<string, string> = { accept: "application/json", ...(await this.authHeaders()) };
+    const connection = await this.connection();
+    const headers: Record<string, string> = { accept: "application/json", ...connection.headers };
     if (init.body !== undefined) headers["content-type"] = init.contentType ?? "application/json";
     const res = await fetch(url, {
       method,
       headers,
       body: init.body === undefined ? undefined : JSON.stringify(init.body),
-      dispatcher: await this.agent,
+      dispatcher: connection.agent,
       signal,
     });
     this.observer?.(method, path, res.status);
+    if (res.status === 401) {
+      // Refused credentials are not used again: the next request asks for new ones (an exec plugin reruns).
+      this.kubeConfig.expireCredentials();
+      this.auth = undefined;
+    }
     if (res.status >= 400) {
       const text = await res.text();
       let reason = res.statusText;
