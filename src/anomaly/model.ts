@@ -19,8 +19,18 @@
  * machine a second thread only added CPU and a p99 of 4 ms (its pool thread waiting for a core) against 0.5 ms.
  */
 import { readFile } from "node:fs/promises";
-import { InferenceSession, Tensor, env } from "onnxruntime-node";
+import type * as Ort from "onnxruntime-node";
+import type { InferenceSession, Tensor } from "onnxruntime-node";
 import { FEATURES } from "./features.ts";
+
+type OnnxRuntime = typeof Ort;
+let onnxRuntime: Promise<OnnxRuntime> | undefined;
+
+/**
+ * ONNX Runtime, imported on the first model loaded: its native binding costs about 10 MB of RSS, which an operator
+ * whose RemediationPolicies use no anomaly model should not pay.
+ */
+const loadOnnxRuntime = (): Promise<OnnxRuntime> => (onnxRuntime ??= import("onnxruntime-node"));
 
 const OUTPUT_NAME = "score";
 
@@ -95,15 +105,18 @@ function checkOutput(outputs: readonly ValueMetadata[]): { name: string; kind: "
 export class AnomalyModel {
   /** Whether the model's output is a score per pod or a reconstruction scored by its error (see the contract). */
   readonly output: "score" | "reconstruction";
+  private readonly ort: OnnxRuntime;
   private readonly session: InferenceSession;
   private readonly inputName: string;
   private readonly outputName: string;
 
   private constructor(
+    ort: OnnxRuntime,
     session: InferenceSession,
     inputName: string,
     output: { name: string; kind: AnomalyModel["output"] },
   ) {
+    this.ort = ort;
     this.session = session;
     this.inputName = inputName;
     this.outputName = output.name;
@@ -115,9 +128,10 @@ export class AnomalyModel {
    * does not match. The session is released if the check fails; otherwise close() releases it.
    */
   static async load(bytes: Uint8Array): Promise<AnomalyModel> {
+    const ort = await loadOnnxRuntime();
     let session: InferenceSession;
     try {
-      session = await InferenceSession.create(bytes, {
+      session = await ort.InferenceSession.create(bytes, {
         executionProviders: ["cpu"],
         intraOpNumThreads: 1,
         interOpNumThreads: 1,
@@ -128,14 +142,14 @@ export class AnomalyModel {
       const why = e instanceof Error ? e.message : String(e);
       throw new ModelInvalidError(
         "the model cannot be loaded",
-        `an ONNX model (protobuf) that ONNX Runtime ${env.versions.common} loads`,
+        `an ONNX model (protobuf) that ONNX Runtime ${ort.env.versions.common} loads`,
         `${bytes.byteLength} bytes it refuses: ${why}`,
         e,
       );
     }
     try {
       const inputName = checkInput(session.inputMetadata);
-      return new AnomalyModel(session, inputName, checkOutput(session.outputMetadata));
+      return new AnomalyModel(ort, session, inputName, checkOutput(session.outputMetadata));
     } catch (e) {
       await session.release();
       throw e;
@@ -153,7 +167,7 @@ export class AnomalyModel {
     }
     const n = batch.length / F;
     if (n === 0) return new Float32Array(0);
-    const results = await this.session.run({ [this.inputName]: new Tensor("float32", batch, [n, F]) });
+    const results = await this.session.run({ [this.inputName]: new this.ort.Tensor("float32", batch, [n, F]) });
     const out = results[this.outputName] as Tensor;
     const expectedDims = this.output === "reconstruction" ? [[n, F]] : [[n], [n, 1]];
     if (out.type !== "float32" || !expectedDims.some((d) => d.join() === out.dims.join())) {
