@@ -131,19 +131,28 @@ export class KubeConfig {
 export function loadKubeConfig(
   path: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
-  home: string = homedir(),
+  home: string | undefined = homeDirectory(),
   serviceAccountDir: string = SERVICE_ACCOUNT_DIR,
 ): KubeConfig {
   if (path) return fromFiles([path], env);
   const listed = (env.KUBECONFIG ?? "").split(delimiter).filter((p) => p !== "");
   if (listed.length) return fromFiles(listed, env);
-  const own = join(home, ".kube", "config");
-  if (existsSync(own)) return fromFiles([own], env);
+  const own = home === undefined ? undefined : join(home, ".kube", "config");
+  if (own && existsSync(own)) return fromFiles([own], env);
   if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) return inClusterConfig(env, serviceAccountDir);
   throw new Error(
-    `no kubeconfig: give one (--kubeconfig), set KUBECONFIG, create ${own}, or run in a pod ` +
+    `no kubeconfig: give one (--kubeconfig), set KUBECONFIG, create ${own ?? "~/.kube/config"}, or run in a pod ` +
       "(KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are unset)",
   );
+}
+
+/** The user's home directory; none for a user without one (the image's numeric user has no passwd entry). */
+function homeDirectory(): string | undefined {
+  try {
+    return homedir();
+  } catch {
+    return undefined;
+  }
 }
 
 /** The pod's service account: its token (re-read on each call, as the kubelet rotates it) and the cluster's CA. */
