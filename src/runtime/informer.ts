@@ -37,6 +37,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   private readonly store = new Map<string, T>();
   private readonly indexes = new Map<string, { fn: IndexFunc<T>; values: Map<string, Set<string>> }>();
   private readonly handlers: InformerHandler<T>[] = [];
+  private readonly transforms: Array<(obj: T) => void> = [];
   private readonly abort = new AbortController();
   private readonly unsynced = new Set<string>();
   private syncWaiters: Array<() => void> = [];
@@ -55,6 +56,15 @@ export class Informer<T extends KubeObject = KubeObject> {
     const values = new Map<string, Set<string>>();
     this.indexes.set(name, { fn, values });
     for (const [key, obj] of this.store) for (const v of fn(obj)) addTo(values, v, key);
+  }
+
+  /**
+   * Trims each object further before it is cached: a controller drops the parts of a large kind it never reads.
+   * Every controller sharing the informer sees the trimmed objects, so a transform drops only what none reads.
+   */
+  addTransform(fn: (obj: T) => void): void {
+    this.transforms.push(fn);
+    for (const obj of this.store.values()) fn(obj);
   }
 
   onEvent(handler: InformerHandler<T>): void {
@@ -182,6 +192,7 @@ export class Informer<T extends KubeObject = KubeObject> {
 
   private upsert(obj: T): void {
     this.opts.transform?.(obj);
+    for (const t of this.transforms) t(obj);
     const key = objectKey(obj);
     const old = this.store.get(key);
     if (old && old.metadata.resourceVersion === obj.metadata.resourceVersion) return;
