@@ -69,7 +69,7 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
   });
   const registerSeconds = (performance.now() - registerStart) / 1000;
 
-  const operator = await startImageOperator(cp);
+  const operator = await startImageOperator(cp, { nodeOptions: process.env.BENCH_OPERATOR_NODE_OPTIONS });
   const watcher = new Informer<EdgeNode>(admin, EdgeNodeKind, { resyncMs: 0, log: new Logger("error") });
   watcher.start();
   await watcher.waitForSync();
@@ -133,6 +133,8 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
 
   const rss = operator.rssMb("VmRSS");
   const peak = operator.rssMb("VmHWM");
+  const mb = async (metric: string) => ((await operator.metric(metric)) / 2 ** 20).toFixed(0);
+  const heap = `${await mb("nodejs_heap_size_used_bytes")} used / ${await mb("nodejs_heap_size_total_bytes")} total / ${await mb("nodejs_external_memory_bytes")} external`;
   await operator.stop();
   await watcher.stop();
   await admin.close();
@@ -146,6 +148,7 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
     "one Node NotReady: API writes (3 status patches + 1 phase event)": changeWrites,
     "operator RSS MB": rss.toFixed(0),
     "operator peak RSS MB": peak.toFixed(0),
+    "operator JS heap MB (main thread)": heap,
   };
 }
 
