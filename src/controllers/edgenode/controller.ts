@@ -104,6 +104,7 @@ export const edgeNodeController = defineController<EdgeNode>({
       .informer<EdgeNode>(EdgeNodeKind)
       .addIndex(PARENT_INDEX, (s) => (s.spec.parentRef ? [s.spec.parentRef.name] : []));
     cache.informer<Node>(NodeKind).addTransform(trimNodeStatus);
+    cache.informer<Lease>(LeaseKind).addTransform(trimLease);
   },
   start(enqueue, _cache, registry) {
     const probeSeconds = edgeNodeMetrics(registry).probeSeconds;
@@ -216,17 +217,28 @@ export const edgeNodeController = defineController<EdgeNode>({
 });
 
 /**
- * Keeps of a Node's status only what sites read, its allocatable resources and Ready condition. The rest (images,
- * nodeInfo, addresses, capacity, the other conditions) was most of the operator's heap with 10 000 Nodes cached,
- * and no controller reads it.
+ * Keeps of a Node's status only what sites read: its allocatable resources and the Ready condition's status,
+ * reason and heartbeat. The rest (images, nodeInfo, addresses, capacity, the other conditions, messages) was most
+ * of the operator's heap with 10 000 Nodes cached, and no controller reads it.
  */
 function trimNodeStatus(node: Node): void {
   if (!node.status) return;
   const ready = node.status.conditions?.find((c) => c.type === "Ready");
   node.status = {
     ...(node.status.allocatable && { allocatable: node.status.allocatable }),
-    ...(ready && { conditions: [ready] }),
+    ...(ready && {
+      conditions: [
+        { type: ready.type, status: ready.status, reason: ready.reason, lastHeartbeatTime: ready.lastHeartbeatTime },
+      ],
+    }),
   };
+}
+
+/** A Node's Lease is read for its renewTime alone: whole, 10 000 of them took 8 MB of a 53 MB live heap. */
+function trimLease(lease: Lease): void {
+  lease.spec = { renewTime: lease.spec?.renewTime };
+  delete lease.metadata.ownerReferences;
+  delete lease.metadata.managedFields;
 }
 
 /** Nodes carrying this site's label: members, and those that left and still need releasing. */
