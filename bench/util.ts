@@ -12,16 +12,21 @@ export async function inParallel(n: number, concurrency: number, work: (i: numbe
   );
 }
 
-/** The NODE_OPTIONS the image sets (Dockerfile), so benchmarks measure the operator as it is shipped. */
-export function imageNodeOptions(): string {
-  const m = /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(readFileSync("Dockerfile", "utf8"));
-  if (!m) throw new Error("the Dockerfile sets no NODE_OPTIONS");
+/** A variable the image sets (Dockerfile ENV), so benchmarks measure the operator as it is shipped. */
+function imageEnv(name: string): string {
+  const m = new RegExp(`^ENV ${name}="?([^"\n]*)"?$`, "m").exec(readFileSync("Dockerfile", "utf8"));
+  if (!m) throw new Error(`the Dockerfile sets no ${name}`);
   return m[1] as string;
+}
+
+/** The NODE_OPTIONS the image sets (Dockerfile). */
+export function imageNodeOptions(): string {
+  return imageEnv("NODE_OPTIONS");
 }
 
 /**
  * Starts the operator as the image runs it (compiled, no type stripping, the Dockerfile's NODE_OPTIONS unless
- * nodeOptions says otherwise) and waits until it is ready.
+ * nodeOptions says otherwise, and its malloc arenas) and waits until it is ready.
  */
 export async function startImageOperator(
   cp: ControlPlane,
@@ -31,7 +36,7 @@ export async function startImageOperator(
     entry: "dist/cli/main.js",
     kubeconfig: cp.operatorKubeconfig,
     args: [...(opts.args ?? []), "--log-level", "info"],
-    env: { NODE_OPTIONS: opts.nodeOptions ?? imageNodeOptions() },
+    env: { NODE_OPTIONS: opts.nodeOptions ?? imageNodeOptions(), MALLOC_ARENA_MAX: imageEnv("MALLOC_ARENA_MAX") },
   });
   await operator.waitReady(opts.readyTimeoutMs ?? 120_000);
   return operator;
