@@ -1,12 +1,23 @@
-import { ml_kem768_x25519 } from "@noble/post-quantum/hybrid.js";
-import { ml_dsa44, ml_dsa65, ml_dsa87 } from "@noble/post-quantum/ml-dsa.js";
-import { ml_kem1024, ml_kem512, ml_kem768 } from "@noble/post-quantum/ml-kem.js";
-import {
-  slh_dsa_sha2_128f,
-  slh_dsa_sha2_128s,
-  slh_dsa_shake_128f,
-  slh_dsa_shake_128s,
-} from "@noble/post-quantum/slh-dsa.js";
+import { createRequire } from "node:module";
+import type * as Hybrid from "@noble/post-quantum/hybrid.js";
+import type * as MlDsa from "@noble/post-quantum/ml-dsa.js";
+import type * as MlKem from "@noble/post-quantum/ml-kem.js";
+import type * as SlhDsa from "@noble/post-quantum/slh-dsa.js";
+
+/**
+ * The implementations are loaded at their first use, synchronously (require of an ES module): the operator's main
+ * thread reads only names, uses and OIDs (keys are generated in worker threads), and loading them there cost about
+ * 14 MB of RSS.
+ */
+const require = createRequire(import.meta.url);
+function lazy<T>(specifier: string): () => T {
+  let loaded: T | undefined;
+  return () => (loaded ??= require(specifier) as T);
+}
+const hybrid = lazy<typeof Hybrid>("@noble/post-quantum/hybrid.js");
+const mlDsa = lazy<typeof MlDsa>("@noble/post-quantum/ml-dsa.js");
+const mlKem = lazy<typeof MlKem>("@noble/post-quantum/ml-kem.js");
+const slhDsa = lazy<typeof SlhDsa>("@noble/post-quantum/slh-dsa.js");
 
 interface KeyGen {
   keygen(seed: Uint8Array): { publicKey: Uint8Array; secretKey: Uint8Array };
@@ -34,19 +45,75 @@ export type PqAlgorithm =
 const nist = (arc: string) => `2.16.840.1.101.3.4.${arc}`;
 
 const table: PqAlgorithm[] = [
-  { name: "ML-KEM-512", family: "ML-KEM", use: "enc", oid: nist("4.1"), form: "seed-choice", impl: ml_kem512 },
-  { name: "ML-KEM-768", family: "ML-KEM", use: "enc", oid: nist("4.2"), form: "seed-choice", impl: ml_kem768 },
-  { name: "ML-KEM-1024", family: "ML-KEM", use: "enc", oid: nist("4.3"), form: "seed-choice", impl: ml_kem1024 },
-  { name: "ML-DSA-44", family: "ML-DSA", use: "sig", oid: nist("3.17"), form: "seed-choice", impl: ml_dsa44 },
-  { name: "ML-DSA-65", family: "ML-DSA", use: "sig", oid: nist("3.18"), form: "seed-choice", impl: ml_dsa65 },
-  { name: "ML-DSA-87", family: "ML-DSA", use: "sig", oid: nist("3.19"), form: "seed-choice", impl: ml_dsa87 },
+  {
+    name: "ML-KEM-512",
+    family: "ML-KEM",
+    use: "enc",
+    oid: nist("4.1"),
+    form: "seed-choice",
+    get impl() {
+      return mlKem().ml_kem512;
+    },
+  },
+  {
+    name: "ML-KEM-768",
+    family: "ML-KEM",
+    use: "enc",
+    oid: nist("4.2"),
+    form: "seed-choice",
+    get impl() {
+      return mlKem().ml_kem768;
+    },
+  },
+  {
+    name: "ML-KEM-1024",
+    family: "ML-KEM",
+    use: "enc",
+    oid: nist("4.3"),
+    form: "seed-choice",
+    get impl() {
+      return mlKem().ml_kem1024;
+    },
+  },
+  {
+    name: "ML-DSA-44",
+    family: "ML-DSA",
+    use: "sig",
+    oid: nist("3.17"),
+    form: "seed-choice",
+    get impl() {
+      return mlDsa().ml_dsa44;
+    },
+  },
+  {
+    name: "ML-DSA-65",
+    family: "ML-DSA",
+    use: "sig",
+    oid: nist("3.18"),
+    form: "seed-choice",
+    get impl() {
+      return mlDsa().ml_dsa65;
+    },
+  },
+  {
+    name: "ML-DSA-87",
+    family: "ML-DSA",
+    use: "sig",
+    oid: nist("3.19"),
+    form: "seed-choice",
+    get impl() {
+      return mlDsa().ml_dsa87;
+    },
+  },
   {
     name: "SLH-DSA-SHA2-128s",
     family: "SLH-DSA",
     use: "sig",
     oid: nist("3.20"),
     form: "raw-secret",
-    impl: slh_dsa_sha2_128s,
+    get impl() {
+      return slhDsa().slh_dsa_sha2_128s;
+    },
   },
   {
     name: "SLH-DSA-SHA2-128f",
@@ -54,7 +121,9 @@ const table: PqAlgorithm[] = [
     use: "sig",
     oid: nist("3.21"),
     form: "raw-secret",
-    impl: slh_dsa_sha2_128f,
+    get impl() {
+      return slhDsa().slh_dsa_sha2_128f;
+    },
   },
   {
     name: "SLH-DSA-SHAKE-128s",
@@ -62,7 +131,9 @@ const table: PqAlgorithm[] = [
     use: "sig",
     oid: nist("3.26"),
     form: "raw-secret",
-    impl: slh_dsa_shake_128s,
+    get impl() {
+      return slhDsa().slh_dsa_shake_128s;
+    },
   },
   {
     name: "SLH-DSA-SHAKE-128f",
@@ -70,7 +141,9 @@ const table: PqAlgorithm[] = [
     use: "sig",
     oid: nist("3.27"),
     form: "raw-secret",
-    impl: slh_dsa_shake_128f,
+    get impl() {
+      return slhDsa().slh_dsa_shake_128f;
+    },
   },
   // X25519 + ML-KEM-768 combined as X-Wing (draft-connolly-cfrg-xwing-kem), with the draft's OID.
   {
@@ -79,7 +152,9 @@ const table: PqAlgorithm[] = [
     use: "enc",
     oid: "1.3.6.1.4.1.62253.25722",
     form: "raw-seed",
-    impl: ml_kem768_x25519,
+    get impl() {
+      return hybrid().ml_kem768_x25519;
+    },
   },
 ];
 
