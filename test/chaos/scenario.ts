@@ -118,12 +118,22 @@ export async function runScenario(scenario: Scenario): Promise<Figures> {
     const counters = async () => add(retired, await operatorCounters(ctx.operator));
     await workload.create({ fleet: scenario.fleet });
 
+    // Each fault starts a few seconds before rotations fall due, so that it holds up scheduled work too: the
+    // schedule's time, not a condition, hence a plain wait.
+    await hold(Math.max(0, (await workload.nextRotationInMs()) - 5_000));
     const beforeFault = await counters();
     const faultStarted = Date.now();
     await scenario.fault(ctx);
     const faultEnded = Date.now();
     const atFaultEnd = await counters();
-    await workload.waitConverged(`every resource to converge after ${scenario.name}`, RECOVERY_TIMEOUT_MS);
+    // What is still pending, each time that changes: where the recovery time goes.
+    let lastPending = "";
+    await workload.waitConverged(`every resource to converge after ${scenario.name}`, RECOVERY_TIMEOUT_MS, (p) => {
+      const now = p.join("; ");
+      if (now !== lastPending)
+        console.error(`${((Date.now() - faultEnded) / 1000).toFixed(1)} s after the fault: ${now || "converged"}`);
+      lastPending = now;
+    });
     const recoverySeconds = (Date.now() - faultEnded) / 1000;
     // Writes after the fault are counted over a fixed window, whenever convergence came within it.
     await hold(Math.max(0, faultEnded + AFTER_WINDOW_MS - Date.now()));
@@ -158,7 +168,8 @@ export async function runScenario(scenario: Scenario): Promise<Figures> {
 /** The README's table row for these figures. */
 export function tableRow(f: Figures): string {
   const e = f.effects;
-  const effects = `${e.rotations} rotations, ${e.remediationActions} remediation, ${e.quantumStarts} job starts, ${e.replicaRestores} replica restore, ${e.nodesLabelled} Nodes labelled`;
+  const fleet = e.fleetKeys > 0 ? ` (+ ${e.fleetKeys} fleet keys)` : "";
+  const effects = `${e.rotations} rotations${fleet}, ${e.remediationActions} remediation, ${e.quantumStarts} job starts, ${e.replicaRestores} replica restore, ${e.nodesLabelled} Nodes labelled`;
   return `| ${f.scenario} | ${f.recoverySeconds.toFixed(1)} s | ${effects} | ${e.lost} | ${e.duplicated} | ${f.writesDuringFault} | ${f.writesAfterFault} | ${f.throttled} |`;
 }
 

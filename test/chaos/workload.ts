@@ -36,8 +36,10 @@ const CAPPED_REPLICAS = 4;
 
 /** Effects counted over a scenario, each against what it should have been. */
 export interface Effects {
-  /** Scheduled rotations across the rotating key sets, and each fleet key set's first key. */
+  /** Scheduled rotations across the rotating key sets. */
   rotations: number;
+  /** Fleet key sets holding their one key. */
+  fleetKeys: number;
   remediationActions: number;
   quantumStarts: number;
   replicaRestores: number;
@@ -137,6 +139,15 @@ export class Workload {
     for (let i = from; i < this.fleetSize; i++) await this.keySet(`fleet-${i}`, { rotationPeriod: "720h" });
   }
 
+  /** How long until the rotating key sets' next scheduled rotation is due. */
+  async nextRotationInMs(): Promise<number> {
+    const keySets = (await this.admin.list<PQKeySet>(PQKeySetKind, { namespace: this.ns })).items;
+    const due = keySets
+      .filter((ks) => ks.metadata.name.startsWith("rotating-"))
+      .map((ks) => Date.parse(ks.status?.nextRotationTime ?? ""));
+    return Math.min(...due) - Date.now();
+  }
+
   /**
    * Sets off the effects that land around the fault: a pod starts crash-looping (one RestartPod due), jobs are
    * submitted (one start each), the grid turns clean (the capped Deployment back to exactly its count), and a
@@ -164,14 +175,16 @@ export class Workload {
    * Polls until every resource shows its effect done, nothing pending (API errors while the control plane heals
    * count as not yet); what is lost or duplicated for good is left to effects() to report.
    */
-  async waitConverged(what: string, timeoutMs: number): Promise<void> {
+  async waitConverged(what: string, timeoutMs: number, onPending?: (pending: string[]) => void): Promise<void> {
     let last: Effects | undefined;
     try {
       await waitUntil(
         what,
         async () => {
           last = await this.effects();
-          return !last.problems.some((p) => p.startsWith("pending"));
+          const pending = last.problems.filter((p) => p.startsWith("pending"));
+          onPending?.(pending);
+          return pending.length === 0;
         },
         { timeoutMs, intervalMs: 1000 },
       );
@@ -188,6 +201,7 @@ export class Workload {
     const { admin, ns } = this;
     const e: Effects = {
       rotations: 0,
+      fleetKeys: 0,
       remediationActions: 0,
       quantumStarts: 0,
       replicaRestores: 0,
@@ -217,7 +231,7 @@ export class Workload {
       lost(kept - created.length, `${name} keeps ${created.length} keys at revision ${revision}`);
       if (name.startsWith("fleet-")) {
         duplicated(revision - 1, `${name} rotated ${revision - 1} times with a 720h period`);
-        if (revision === 1) e.rotations++;
+        if (revision === 1) e.fleetKeys++;
         continue;
       }
       e.rotations += Math.max(0, revision - 1);
