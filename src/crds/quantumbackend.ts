@@ -367,6 +367,7 @@ export const quantumBackendCrd: CrdDefinition = {
         maxItems: 10,
         items: {
           type: "object",
+          description: "One waiting job.",
           required: ["position", "namespace", "name", "priority"],
           properties: {
             position: int("1 starts next."),

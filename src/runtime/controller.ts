@@ -125,6 +125,7 @@ export class ReconcileContext {
   readonly registry: Registry;
   private readonly primary: KindRef;
   private statusUpdate: { obj: KubeObject & { status?: unknown }; update: StatusUpdate<object> } | undefined;
+  private readonly afterStatus: Array<() => void> = [];
 
   constructor(
     key: string,
@@ -141,10 +142,10 @@ export class ReconcileContext {
     this.now = new Date();
   }
 
-  /** The status writer for the primary object (one per reconcile). */
   /** The primary's resourceVersion after this reconcile's last write of it (finalizers), if any. */
   private lastWrittenVersion?: string;
 
+  /** The status writer for the primary object (one per reconcile). */
   status<S extends object>(obj: KubeObject & { status?: S }): StatusUpdate<S> {
     if (!this.statusUpdate) this.statusUpdate = { obj, update: new StatusUpdate<object>(obj, this.now) };
     return this.statusUpdate.update as StatusUpdate<S>;
@@ -192,6 +193,20 @@ export class ReconcileContext {
     this.cache.informer<T>(this.primary).writeThrough(obj.metadata.resourceVersion, updated);
     this.lastWrittenVersion = updated.metadata.resourceVersion;
     return updated;
+  }
+
+  /**
+   * Runs fn once the reconcile has succeeded and its status is written (at once if it writes none): for what must
+   * follow a transition exactly once, such as a metric of it. A reconcile whose status write fails runs again, and
+   * registers it again; a reconcile that fails drops it.
+   */
+  afterStatusWritten(fn: () => void): void {
+    this.afterStatus.push(fn);
+  }
+
+  /** Called by the controller when the reconcile succeeded and commitStatus returned. */
+  statusWritten(): void {
+    for (const fn of this.afterStatus.splice(0)) fn();
   }
 
   /**
@@ -322,6 +337,7 @@ export class Controller {
     try {
       const result = await this.def.reconcile(ctx, obj);
       const wrote = await ctx.commitStatus();
+      ctx.statusWritten();
       ctx.log.debug("reconciled", { controller, statusWritten: wrote, requeueAfterMs: result?.requeueAfterMs });
       this.queue.forget(key);
       if (result?.requeueAfterMs !== undefined) {

@@ -39,8 +39,13 @@ const QUEUE_LOOKAHEAD = 10;
 const RETRY_BASE_MS = 5_000;
 const RETRY_MAX_MS = 300_000;
 
-/** Attempt numbers of runs this process started, by job key, until the cache shows them in status. */
-const starting = new Map<string, number>();
+/**
+ * Attempt numbers of runs this process started, by job key, until the cache shows them in status. After
+ * STARTING_GRACE_MS without it, the status write of the start is taken to have failed (the API server went away in
+ * between): the start is made again, which every executor answers with the same run for the same attempt.
+ */
+const starting = new Map<string, { attempt: number; at: number }>();
+const STARTING_GRACE_MS = 10_000;
 
 type ConfigMap = KubeObject & { data?: Record<string, string> };
 type Ended = Exclude<Observation, { state: "Scheduled" | "Running" }>;
@@ -161,7 +166,8 @@ export const quantumJobController = defineController<QuantumJob>({
     // A run started here whose status has not come back to the cache yet: this reconcile sees the job as it was
     // before the start, and must not start it again (a second remote submission, a second status write).
     const started = starting.get(ctx.key);
-    if (started !== undefined && (job.status?.attempts ?? 0) < started) return { requeueAfterMs: 500 };
+    if (started && (job.status?.attempts ?? 0) < started.attempt && ctx.now.getTime() - started.at < STARTING_GRACE_MS)
+      return { requeueAfterMs: 500 };
     starting.delete(ctx.key);
     if (phase && HOLDS_SLOT.includes(phase)) return observeRun(ctx, job);
     return schedule(ctx, job);
@@ -314,12 +320,12 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
   const attempt = (job.status?.attempts ?? 0) + 1;
   const executor = executors[backend.spec.execution.mode];
   const started = { placement, attempts: attempt, startTime, retryTime: undefined, remoteJobId: undefined };
+  const waitedSeconds = (ctx.now.getTime() - Date.parse(job.metadata.creationTimestamp as string)) / 1000;
   if (attempt === 1)
-    quantumJobMetrics(ctx.registry).queueWait.observe(
-      { backend_type: backend.spec.type },
-      (ctx.now.getTime() - Date.parse(job.metadata.creationTimestamp as string)) / 1000,
+    ctx.afterStatusWritten(() =>
+      quantumJobMetrics(ctx.registry).queueWait.observe({ backend_type: backend.spec.type }, waitedSeconds),
     );
-  starting.set(ctx.key, attempt);
+  starting.set(ctx.key, { attempt, at: ctx.now.getTime() });
   if (executor.recordBeforeStart) {
     await ctx.addFinalizer(job, FINALIZER);
     status.set({ ...started, phase: "Scheduled", jobRef: undefined });
@@ -442,14 +448,18 @@ async function finishAttempt(ctx: ReconcileContext, job: QuantumJob, outcome: En
     );
     status.condition("Failed", "False", "Succeeded", "The job succeeded.");
     ctx.events.normal(job, "Succeeded", `${outcome.shots} shots on ${job.status?.placement?.backend}.`);
-    quantumJobMetrics(ctx.registry).finished.inc({ phase: "Succeeded", reason: "Succeeded" });
+    ctx.afterStatusWritten(() =>
+      quantumJobMetrics(ctx.registry).finished.inc({ phase: "Succeeded", reason: "Succeeded" }),
+    );
     return;
   }
   if (outcome.state === "Cancelled") {
     status.set({ phase: "Cancelled", ...end, lastError: outcome.message });
     status.condition("Complete", "False", "Cancelled", outcome.message);
     ctx.events.warning(job, "Cancelled", outcome.message);
-    quantumJobMetrics(ctx.registry).finished.inc({ phase: "Cancelled", reason: "Cancelled" });
+    ctx.afterStatusWritten(() =>
+      quantumJobMetrics(ctx.registry).finished.inc({ phase: "Cancelled", reason: "Cancelled" }),
+    );
     return;
   }
   const attempts = job.status?.attempts ?? 1;
@@ -487,7 +497,7 @@ function fail(
   status.condition("Complete", "False", reason, message);
   if (job.status?.phase !== "Failed") {
     ctx.events.warning(job, reason, message);
-    quantumJobMetrics(ctx.registry).finished.inc({ phase: "Failed", reason });
+    ctx.afterStatusWritten(() => quantumJobMetrics(ctx.registry).finished.inc({ phase: "Failed", reason }));
   }
 }
 

@@ -62,7 +62,12 @@ export const embeddedExecutor: Executor = {
   async start(ctx, run, source) {
     if (!simulator) throw new Error("the embedded simulator is not running");
     const id = runId(ctx.key, run.attempt);
-    if (runs.has(id)) return { running: true };
+    const existing = runs.get(id);
+    if (existing) {
+      // Started before, its status write lost: if it has ended meanwhile, the job is looked at again to record it.
+      if (existing.outcome) enqueue?.(ctx.key);
+      return { running: true };
+    }
     const entry: { abort: AbortController; outcome?: Observation } = { abort: new AbortController() };
     runs.set(id, entry);
     const key = ctx.key;
