@@ -1,4 +1,5 @@
-import { Agent, fetch } from "undici";
+import { type IncomingMessage, request as httpRequest } from "node:http";
+import { Agent, request as httpsRequest } from "node:https";
 import { type KindRef, PodKind, apiVersionOf, resourcePath } from "./kinds.ts";
 import { type Credentials, type KubeConfig, loadKubeConfig } from "./kubeconfig.ts";
 import type { KubeObject } from "./objects.ts";
@@ -71,7 +72,7 @@ export class KubeClient {
   }
 
   async close(): Promise<void> {
-    await this.pool?.agent.close();
+    this.pool?.agent.destroy();
   }
 
   /**
@@ -85,19 +86,13 @@ export class KubeClient {
       this.auth = { at: now, credentials: await this.kubeConfig.credentials() };
     const { headers, cert, key } = this.auth.credentials;
     if (!this.pool || this.pool.cert !== cert || this.pool.key !== key) {
-      const old = this.pool?.agent;
+      // A new certificate gets a new pool; requests in flight on the old one (watches among them) finish there.
       const { ca, rejectUnauthorized, servername } = this.kubeConfig.tls;
       this.pool = {
         cert,
         key,
-        agent: new Agent({
-          connect: { ca, cert, key, rejectUnauthorized, servername },
-          connections: 64,
-          keepAliveTimeout: 30_000,
-        }),
+        agent: new Agent({ ca, cert, key, rejectUnauthorized, servername, keepAlive: true, maxSockets: 64 }),
       };
-      // Requests in flight on the old certificate's pool (watches among them) finish there; close() waits for them.
-      void old?.close();
     }
     return { headers, agent: this.pool.agent };
   }
@@ -113,22 +108,24 @@ export class KubeClient {
     const connection = await this.connection();
     const headers: Record<string, string> = { accept: "application/json", ...connection.headers };
     if (init.body !== undefined) headers["content-type"] = init.contentType ?? "application/json";
-    const res = await fetch(url, {
-      method,
-      headers,
-      body: init.body === undefined ? undefined : JSON.stringify(init.body),
-      dispatcher: connection.agent,
-      signal,
+    const body = init.body === undefined ? undefined : JSON.stringify(init.body);
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const send = url.protocol === "http:" ? httpRequest : httpsRequest;
+      const agent = url.protocol === "http:" ? undefined : connection.agent;
+      send(url, { method, headers, agent, signal }, resolve)
+        .on("error", reject)
+        .end(body);
     });
-    this.observer?.(method, path, res.status);
-    if (res.status === 401) {
+    const status = res.statusCode ?? 0;
+    this.observer?.(method, path, status);
+    if (status === 401) {
       // Refused credentials are not used again: the next request asks for new ones (an exec plugin reruns).
       this.kubeConfig.expireCredentials();
       this.auth = undefined;
     }
-    if (res.status >= 400) {
-      const text = await res.text();
-      let reason = res.statusText;
+    if (status >= 400) {
+      const text = await readText(res);
+      let reason = res.statusMessage ?? "";
       let message = text;
       try {
         const s = JSON.parse(text) as { reason?: string; message?: string };
@@ -137,7 +134,7 @@ export class KubeClient {
       } catch {
         // not a metav1.Status: keep the raw body as the message
       }
-      throw new ApiError(res.status, reason, `${method} ${path}: ${res.status} ${message}`);
+      throw new ApiError(status, reason, `${method} ${path}: ${status} ${message}`);
     }
     return res;
   }
@@ -147,8 +144,7 @@ export class KubeClient {
     path: string,
     init: { query?: Record<string, string | number | boolean | undefined>; body?: unknown; contentType?: string } = {},
   ): Promise<T> {
-    const res = await this.send(method, path, init);
-    return (await res.json()) as T;
+    return JSON.parse(await readText(await this.send(method, path, init))) as T;
   }
 
   async get<T extends KubeObject>(kind: KindRef, namespace: string | undefined, name: string): Promise<T | undefined> {
@@ -267,11 +263,10 @@ export class KubeClient {
       },
       signal,
     );
-    if (!res.body) return;
-    const decoder = new TextDecoder();
+    res.setEncoding("utf8");
     let buffered = "";
-    for await (const chunk of res.body) {
-      buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+    for await (const chunk of res) {
+      buffered += chunk as string;
       let start = 0;
       for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n", start)) {
         const line = buffered.slice(start, nl).trim();
@@ -287,4 +282,11 @@ export class KubeClient {
       buffered = buffered.slice(start);
     }
   }
+}
+
+async function readText(res: IncomingMessage): Promise<string> {
+  res.setEncoding("utf8");
+  let text = "";
+  for await (const chunk of res) text += chunk as string;
+  return text;
 }
