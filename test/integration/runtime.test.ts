@@ -162,6 +162,16 @@ describe("a controller on the runtime", () => {
     await waitUntil("widget a to be gone", async () => (await get("a")) === undefined, { timeoutMs: 30_000 });
   });
 
+  test("a delete, which carries a body, leaves its kept-alive connection clean for the requests after it", async () => {
+    const configMap = (name: string) => ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: ns } });
+    for (let i = 0; i < 3; i++) {
+      await admin.create(ConfigMapKind, configMap(`deleted-${i}`));
+      expect(await admin.delete(ConfigMapKind, ns, `deleted-${i}`, { propagationPolicy: "Background" })).toBe(true);
+      // One request at a time: each reuses the connection the delete was sent on.
+      expect(await admin.get(ConfigMapKind, ns, `deleted-${i}`)).toBeUndefined();
+    }
+  });
+
   test("finalizer writes are guarded by resourceVersion", async () => {
     await admin.create(WidgetKind, widget(ns, "guarded", { message: "x", mode: "terminal" }));
     const stale = await waitUntil("widget guarded to exist", () => get("guarded"), { timeoutMs: 10_000 });
