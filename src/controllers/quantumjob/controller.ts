@@ -166,10 +166,20 @@ export const quantumJobController = defineController<QuantumJob>({
     // A run started here whose status has not come back to the cache yet: this reconcile sees the job as it was
     // before the start, and must not start it again (a second remote submission, a second status write).
     const started = starting.get(ctx.key);
-    if (started && (job.status?.attempts ?? 0) < started.attempt && ctx.now.getTime() - started.at < STARTING_GRACE_MS)
-      return { requeueAfterMs: 500 };
+    if (started && (job.status?.attempts ?? 0) < started.attempt) {
+      if (ctx.now.getTime() - started.at < STARTING_GRACE_MS) return { requeueAfterMs: 500 };
+      // Still not there: the API server says whether the start's write landed (the cache is behind, as when cut
+      // off from its watch) or was lost. Starting again from a stale cache would write over a newer status.
+      const live = await ctx.client.get<QuantumJob>(QuantumJobKind, job.metadata.namespace, job.metadata.name);
+      if (!live) return;
+      if ((live.status?.attempts ?? 0) >= started.attempt) {
+        starting.set(ctx.key, { ...started, at: ctx.now.getTime() });
+        return { requeueAfterMs: 500 };
+      }
+      job = live;
+    }
     starting.delete(ctx.key);
-    if (phase && HOLDS_SLOT.includes(phase)) return observeRun(ctx, job);
+    if (HOLDS_SLOT.includes(job.status?.phase ?? "Pending")) return observeRun(ctx, job);
     return schedule(ctx, job);
   },
 });
