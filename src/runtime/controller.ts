@@ -126,6 +126,7 @@ export class ReconcileContext {
   private readonly primary: KindRef;
   private statusUpdate: { obj: KubeObject & { status?: unknown }; update: StatusUpdate<object> } | undefined;
   private readonly afterStatus: Array<() => void> = [];
+  private statusGuarded = false;
 
   constructor(
     key: string,
@@ -196,6 +197,15 @@ export class ReconcileContext {
   }
 
   /**
+   * Makes this reconcile's status write conditional on the object being the version it read (409 Conflict
+   * otherwise, and the reconcile is retried): for a status that records something done, such as a start, which
+   * must never land over a newer status that a stale cache did not show.
+   */
+  guardStatus(): void {
+    this.statusGuarded = true;
+  }
+
+  /**
    * Runs fn once the reconcile has succeeded and its status is written (at once if it writes none): for what must
    * follow a transition exactly once, such as a metric of it. A reconcile whose status write fails runs again, and
    * registers it again; a reconcile that fails drops it.
@@ -220,19 +230,18 @@ export class ReconcileContext {
     if (!status) return false;
     const patch = mergePatch(obj.status ?? {}, status);
     if (patch === undefined) return false;
+    // Based on this reconcile's own last write (a finalizer) when it made one: otherwise the cache would keep that
+    // version, without this status, until the watch caught up, and a reconcile in between would act on it.
+    const base = this.lastWrittenVersion ?? obj.metadata.resourceVersion;
     const updated = await this.client.patch(
       this.primary,
       obj.metadata.namespace,
       obj.metadata.name,
       "merge",
-      { status: patch },
-      {
-        subresource: "status",
-      },
+      this.statusGuarded ? { metadata: { resourceVersion: base }, status: patch } : { status: patch },
+      { subresource: "status" },
     );
-    // Based on this reconcile's own last write (a finalizer) when it made one: otherwise the cache would keep that
-    // version, without this status, until the watch caught up, and a reconcile in between would act on it.
-    this.cache.informer(this.primary).writeThrough(this.lastWrittenVersion ?? obj.metadata.resourceVersion, updated);
+    this.cache.informer(this.primary).writeThrough(base, updated);
     return true;
   }
 }

@@ -41,8 +41,9 @@ const RETRY_MAX_MS = 300_000;
 
 /**
  * Attempt numbers of runs this process started, by job key, until the cache shows them in status. After
- * STARTING_GRACE_MS without it, the status write of the start is taken to have failed (the API server went away in
- * between): the start is made again, which every executor answers with the same run for the same attempt.
+ * STARTING_GRACE_MS without it, the status write of the start may have been lost (the API server went away in
+ * between): the start is made again, which every executor answers with the same run for the same attempt, and its
+ * status write is guarded by the version it read, so a cache that is only behind gets a conflict, not a second start.
  */
 const starting = new Map<string, { attempt: number; at: number }>();
 const STARTING_GRACE_MS = 10_000;
@@ -166,18 +167,8 @@ export const quantumJobController = defineController<QuantumJob>({
     // A run started here whose status has not come back to the cache yet: this reconcile sees the job as it was
     // before the start, and must not start it again (a second remote submission, a second status write).
     const started = starting.get(ctx.key);
-    if (started && (job.status?.attempts ?? 0) < started.attempt) {
-      if (ctx.now.getTime() - started.at < STARTING_GRACE_MS) return { requeueAfterMs: 500 };
-      // Still not there: the API server says whether the start's write landed (the cache is behind, as when cut
-      // off from its watch) or was lost. Starting again from a stale cache would write over a newer status.
-      const live = await ctx.client.get<QuantumJob>(QuantumJobKind, job.metadata.namespace, job.metadata.name);
-      if (!live) return;
-      if ((live.status?.attempts ?? 0) >= started.attempt) {
-        starting.set(ctx.key, { ...started, at: ctx.now.getTime() });
-        return { requeueAfterMs: 500 };
-      }
-      job = live;
-    }
+    if (started && (job.status?.attempts ?? 0) < started.attempt && ctx.now.getTime() - started.at < STARTING_GRACE_MS)
+      return { requeueAfterMs: 500 };
     starting.delete(ctx.key);
     if (HOLDS_SLOT.includes(job.status?.phase ?? "Pending")) return observeRun(ctx, job);
     return schedule(ctx, job);
@@ -336,6 +327,8 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
       quantumJobMetrics(ctx.registry).queueWait.observe({ backend_type: backend.spec.type }, waitedSeconds),
     );
   starting.set(ctx.key, { attempt, at: ctx.now.getTime() });
+  // A start decided on a stale cache (cut off from its watch) must not write over the newer status it did not see.
+  ctx.guardStatus();
   if (executor.recordBeforeStart) {
     await ctx.addFinalizer(job, FINALIZER);
     status.set({ ...started, phase: "Scheduled", jobRef: undefined });
