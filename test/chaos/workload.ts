@@ -6,6 +6,7 @@ import { type PQKeySet, PQKeySetKind, type PQKeySetSpec } from "../../src/crds/p
 import { QuantumBackendKind, type QuantumBackendSpec } from "../../src/crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind, type QuantumJobSpec } from "../../src/crds/quantumjob.ts";
 import { type RemediationPolicy, RemediationPolicyKind } from "../../src/crds/remediationpolicy.ts";
+import { SITE_LABEL } from "../../src/controllers/edgenode/controller.ts";
 import { REVISION_ANNOTATION } from "../../src/controllers/pqkeyset/secret-state.ts";
 import type { KubeClient } from "../../src/runtime/client.ts";
 import { findCondition } from "../../src/runtime/conditions.ts";
@@ -22,7 +23,6 @@ type Event = KubeObject & { reason: string; regarding: { name: string }; series?
 
 const POOL = "chaos.nextgen.itechsmart.io/pool";
 const SITE = "chaos.nextgen.itechsmart.io/site";
-const EDGE_LABEL = "nextgen.itechsmart.io/edge-node";
 /** The shortest rotation period the CRD allows (MIN_ROTATION_PERIOD): rotations keep landing during every fault. */
 const ROTATION_PERIOD_MS = 60_000;
 /** A rotation this late is missed, not merely delayed: the operator requeues key sets for their next rotation. */
@@ -252,7 +252,7 @@ export class Workload {
     if (site?.status?.phase !== "Online" || site.status.nodes?.ready !== wantNodes)
       pending(`site ${site?.status?.phase} with ${site?.status?.nodes?.ready} of ${wantNodes} Nodes ready`);
     const nodes = (await admin.list<Node>(NodeKind, { labelSelector: `${SITE}=a` })).items;
-    e.nodesLabelled = nodes.filter((n) => n.metadata.labels?.[EDGE_LABEL] === this.site).length;
+    e.nodesLabelled = nodes.filter((n) => n.metadata.labels?.[SITE_LABEL] === this.site).length;
     if (e.nodesLabelled !== wantNodes) pending(`${e.nodesLabelled} of ${wantNodes} Nodes labelled`);
 
     const capped = await admin.get<Deployment>(DeploymentKind, ns, "capped");
