@@ -49,6 +49,13 @@ export interface ControllerDefinition<T extends KubeObject = KubeObject> {
    */
   setup?(cache: Cache, tools: { events: EventRecorder; registry: Registry }): void;
   /**
+   * Counts a change of a primary object in the controller's own metrics (e.g. a job's phase becoming Succeeded):
+   * called for each update the informer sees while the controller runs, so on the leader only. A transition is
+   * seen once however many writes made it: a write whose answer a broken connection lost, made again; a write
+   * made twice from a cache that had not caught up.
+   */
+  countTransition?(obj: T, old: T, tools: { cache: Cache; registry: Registry }): void;
+  /**
    * Starts a source of keys other than watches (e.g. probes of remote endpoints) when the controller starts
    * leading; answers the function that stops it.
    */
@@ -125,7 +132,6 @@ export class ReconcileContext {
   readonly registry: Registry;
   private readonly primary: KindRef;
   private statusUpdate: { obj: KubeObject & { status?: unknown }; update: StatusUpdate<object> } | undefined;
-  private readonly afterStatus: Array<() => void> = [];
   private statusGuarded = false;
 
   constructor(
@@ -206,20 +212,6 @@ export class ReconcileContext {
   }
 
   /**
-   * Runs fn once the reconcile has succeeded and its status is written (at once if it writes none): for what must
-   * follow a transition exactly once, such as a metric of it. A reconcile whose status write fails runs again, and
-   * registers it again; a reconcile that fails drops it.
-   */
-  afterStatusWritten(fn: () => void): void {
-    this.afterStatus.push(fn);
-  }
-
-  /** Called by the controller when the reconcile succeeded and commitStatus returned. */
-  statusWritten(): void {
-    for (const fn of this.afterStatus.splice(0)) fn();
-  }
-
-  /**
    * Writes the collected status through the status subresource, if it changed: a merge patch of just the
    * difference, which the API server applies far more cheaply than a server-side apply of the whole status.
    */
@@ -278,6 +270,8 @@ export class Controller {
   private wire(): void {
     const { cache } = this.deps;
     cache.informer(this.def.for).onEvent((event, obj, old) => {
+      if (event === "update" && old && this.started)
+        this.def.countTransition?.(obj, old, { cache, registry: this.deps.metrics.registry });
       if (event === "update" && old && onlyStatusChanged(old, obj)) return;
       this.enqueue(objectKey(obj));
     });
@@ -346,7 +340,6 @@ export class Controller {
     try {
       const result = await this.def.reconcile(ctx, obj);
       const wrote = await ctx.commitStatus();
-      ctx.statusWritten();
       ctx.log.debug("reconciled", { controller, statusWritten: wrote, requeueAfterMs: result?.requeueAfterMs });
       this.queue.forget(key);
       if (result?.requeueAfterMs !== undefined) {

@@ -4,7 +4,7 @@ import { type KubeClient, isGone } from "./client.ts";
 import { type KindRef, kindKey } from "./kinds.ts";
 import { type LabelSelector, matchesSelector } from "./labels.ts";
 import type { Logger } from "./log.ts";
-import { type KubeObject, objectKey } from "./objects.ts";
+import { type KubeObject, compareResourceVersions, objectKey } from "./objects.ts";
 
 export type InformerEvent = "add" | "update" | "delete" | "resync";
 export type InformerHandler<T extends KubeObject> = (event: InformerEvent, obj: T, old?: T) => void;
@@ -19,8 +19,6 @@ export interface InformerOptions {
   /** Re-delivers every cached object this often, so level-triggered controllers correct drift they missed. */
   resyncMs: number;
   log: Logger;
-  /** Trims each object before it is cached (e.g. managedFields nobody reads), to keep the cache small. */
-  transform?: (obj: KubeObject) => void;
   /** Backoff between failed list/watch attempts: from minBackoffMs doubling to maxBackoffMs, jittered. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -59,7 +57,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 
   /**
-   * Trims each object further before it is cached: a controller drops the parts of a large kind it never reads.
+   * Trims each object before it is cached, to keep the cache small: the manager drops managedFields nobody reads, a
+   * controller the parts of a large kind it never reads.
    * Every controller sharing the informer sees the trimmed objects, so a transform drops only what none reads.
    */
   addTransform(fn: (obj: T) => void): void {
@@ -138,7 +137,8 @@ export class Informer<T extends KubeObject = KubeObject> {
           { namespace, resourceVersion, timeoutSeconds },
           (e) => {
             resourceVersion = e.object.metadata.resourceVersion ?? resourceVersion;
-            if (e.type === "ADDED" || e.type === "MODIFIED") this.upsert(e.object);
+            const change = e.type === "ADDED" || e.type === "MODIFIED";
+            if (change && !this.olderThanCached(e.object)) this.upsert(e.object);
             else if (e.type === "DELETED") this.remove(e.object);
           },
           AbortSignal.any([signal, AbortSignal.timeout((timeoutSeconds + 30) * 1000)]),
@@ -190,8 +190,16 @@ export class Informer<T extends KubeObject = KubeObject> {
     if (cached && cached.metadata.resourceVersion === basedOn) this.upsert(obj);
   }
 
+  /**
+   * A watch event older than the cached object: our own write, taken in by writeThrough, got there first. Taking
+   * the event in would move the cache back, and the write would come round again as a second change.
+   */
+  private olderThanCached(obj: T): boolean {
+    const cached = this.store.get(objectKey(obj));
+    return (compareResourceVersions(obj.metadata.resourceVersion, cached?.metadata.resourceVersion) ?? 0) < 0;
+  }
+
   private upsert(obj: T): void {
-    this.opts.transform?.(obj);
     for (const t of this.transforms) t(obj);
     const key = objectKey(obj);
     const old = this.store.get(key);

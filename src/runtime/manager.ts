@@ -80,8 +80,8 @@ export class Manager {
         namespaces: namespace ? [namespace] : this.opts.namespaces,
         resyncMs: this.opts.resyncMs ?? 10 * 60_000,
         log: this.opts.log,
-        transform: keepOwnManagedFields(this.opts.client.fieldManager),
       });
+      inf.addTransform(keepOwnManagedFields(this.opts.client.fieldManager));
       this.informers.set(kindKey(kind), inf);
     }
     return inf;

@@ -72,3 +72,15 @@ export function controllerOwnerRef(kind: KindRef, owner: KubeObject): OwnerRefer
 export function isControlledBy(obj: KubeObject, owner: KubeObject): boolean {
   return (obj.metadata.ownerReferences ?? []).some((r) => r.controller && r.uid === owner.metadata.uid);
 }
+
+/**
+ * Orders two resourceVersions of objects of one resource: negative, zero or positive as a is older, the same or
+ * newer; undefined when either is not the positive integer without leading zeros that Kubernetes 1.35 made
+ * comparable (KEP-5504). Integers of any length: compared by length first, then digit by digit.
+ */
+export function compareResourceVersions(a: string | undefined, b: string | undefined): number | undefined {
+  const valid = /^[1-9][0-9]*$/;
+  if (!a || !b || !valid.test(a) || !valid.test(b)) return undefined;
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}

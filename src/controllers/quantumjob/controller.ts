@@ -6,7 +6,7 @@ import { type PlacementDecision, type PlacementRequest, place } from "../../quan
 import { ProviderError } from "../../quantum/providers/provider.ts";
 import { type Noise, noiseFromCalibration } from "../../quantum/simulator.ts";
 import { type ReconcileContext, type ReconcileResult, defineController } from "../../runtime/controller.ts";
-import { jsonEqual } from "../../runtime/conditions.ts";
+import { findCondition, jsonEqual } from "../../runtime/conditions.ts";
 import { ConfigMapKind, JobKind } from "../../runtime/kinds.ts";
 import { type KubeObject, objectKey } from "../../runtime/objects.ts";
 import { metaTime } from "../../runtime/time.ts";
@@ -156,6 +156,21 @@ export const quantumJobController = defineController<QuantumJob>({
   },
 
   metrics: quantumJobMetrics,
+  // Counted from the jobs' history, not where the reconcile writes it: a start or an end is counted once even when
+  // a partition lost the answer to its write, or a cache that had not caught up made it again.
+  countTransition(job, old, { cache, registry }) {
+    const metrics = quantumJobMetrics(registry);
+    const phase = job.status?.phase;
+    if (phase && FINISHED.includes(phase) && !FINISHED.includes(old.status?.phase ?? "Pending")) {
+      const reason = phase === "Failed" ? findCondition(job.status?.conditions, "Failed")?.reason : phase;
+      metrics.finished.inc({ phase, reason: reason ?? phase });
+    }
+    if (!old.status?.attempts && job.status?.attempts && job.status.startTime) {
+      const backend = cache.get<QuantumBackend>(QuantumBackendKind, undefined, job.status.placement?.backend ?? "");
+      const waited = Date.parse(job.status.startTime) - Date.parse(job.metadata.creationTimestamp as string);
+      metrics.queueWait.observe({ backend_type: backend?.spec.type ?? "Unknown" }, Math.max(0, waited) / 1000);
+    }
+  },
   async reconcile(ctx, job) {
     const phase = job.status?.phase;
     if (job.metadata.deletionTimestamp) return finalize(ctx, job);
@@ -321,11 +336,6 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
   const attempt = (job.status?.attempts ?? 0) + 1;
   const executor = executors[backend.spec.execution.mode];
   const started = { placement, attempts: attempt, startTime, retryTime: undefined, remoteJobId: undefined };
-  const waitedSeconds = (ctx.now.getTime() - Date.parse(job.metadata.creationTimestamp as string)) / 1000;
-  if (attempt === 1)
-    ctx.afterStatusWritten(() =>
-      quantumJobMetrics(ctx.registry).queueWait.observe({ backend_type: backend.spec.type }, waitedSeconds),
-    );
   starting.set(ctx.key, { attempt, at: ctx.now.getTime() });
   // A start decided on a stale cache (cut off from its watch) must not write over the newer status it did not see.
   ctx.guardStatus();
@@ -451,18 +461,12 @@ async function finishAttempt(ctx: ReconcileContext, job: QuantumJob, outcome: En
     );
     status.condition("Failed", "False", "Succeeded", "The job succeeded.");
     ctx.events.normal(job, "Succeeded", `${outcome.shots} shots on ${job.status?.placement?.backend}.`);
-    ctx.afterStatusWritten(() =>
-      quantumJobMetrics(ctx.registry).finished.inc({ phase: "Succeeded", reason: "Succeeded" }),
-    );
     return;
   }
   if (outcome.state === "Cancelled") {
     status.set({ phase: "Cancelled", ...end, lastError: outcome.message });
     status.condition("Complete", "False", "Cancelled", outcome.message);
     ctx.events.warning(job, "Cancelled", outcome.message);
-    ctx.afterStatusWritten(() =>
-      quantumJobMetrics(ctx.registry).finished.inc({ phase: "Cancelled", reason: "Cancelled" }),
-    );
     return;
   }
   const attempts = job.status?.attempts ?? 1;
@@ -498,10 +502,7 @@ function fail(
   status.set({ phase: "Failed", ...end, lastError: `${reason}: ${message}` });
   status.condition("Failed", "True", reason, message);
   status.condition("Complete", "False", reason, message);
-  if (job.status?.phase !== "Failed") {
-    ctx.events.warning(job, reason, message);
-    ctx.afterStatusWritten(() => quantumJobMetrics(ctx.registry).finished.inc({ phase: "Failed", reason }));
-  }
+  if (job.status?.phase !== "Failed") ctx.events.warning(job, reason, message);
 }
 
 /** place(), timed for the placement SLO. */
