@@ -244,11 +244,18 @@ export class KubeClient {
 
   /**
    * Streams watch events until the server ends the watch (resolves) or the connection fails (rejects). An ERROR
-   * event is turned into an ApiError, so a 410 Gone surfaces as isGone(e).
+   * event is turned into an ApiError, so a 410 Gone surfaces as isGone(e). onOpen is called once the server has
+   * accepted the watch, before its first event.
    */
   async watch<T extends KubeObject>(
     kind: KindRef,
-    opts: { namespace?: string; resourceVersion: string; labelSelector?: string; timeoutSeconds: number },
+    opts: {
+      namespace?: string;
+      resourceVersion: string;
+      labelSelector?: string;
+      timeoutSeconds: number;
+      onOpen?: () => void;
+    },
     onEvent: (e: WatchEvent<T>) => void,
     signal: AbortSignal,
   ): Promise<void> {
@@ -266,6 +273,7 @@ export class KubeClient {
       },
       signal,
     );
+    opts.onOpen?.();
     res.setEncoding("utf8");
     let buffered = "";
     for await (const chunk of res) {

@@ -10,6 +10,9 @@ export type InformerEvent = "add" | "update" | "delete" | "resync";
 export type InformerHandler<T extends KubeObject> = (event: InformerEvent, obj: T, old?: T) => void;
 export type IndexFunc<T extends KubeObject> = (obj: T) => string[];
 
+/** How long a reopened watch is given to deliver the events it missed while it was down. */
+const CATCH_UP_MS = 1_000;
+
 /** Index of every informer: objects by the uid of each of their owners. */
 export const OWNER_INDEX = "owner-uid";
 
@@ -40,6 +43,11 @@ export class Informer<T extends KubeObject = KubeObject> {
   private readonly unsynced = new Set<string>();
   private syncWaiters: Array<() => void> = [];
   private loops: Promise<void>[] = [];
+  /**
+   * Per scope whose list/watch failed: when it failed (the cache may miss every change since) and, once a watch
+   * has reopened, until when the changes it missed are still arriving.
+   */
+  private readonly behind = new Map<string, { since: number; until?: number }>();
   /** Lists performed (the first one and every re-list); tests read it to prove a 410 re-listed. */
   lists = 0;
 
@@ -68,6 +76,21 @@ export class Informer<T extends KubeObject = KubeObject> {
 
   onEvent(handler: InformerHandler<T>): void {
     this.handlers.push(handler);
+  }
+
+  /**
+   * The time up to which the cache is known to hold every change: now while its watches run; while they are down,
+   * the moment they failed (and for a moment after one reopens, as the events it missed arrive). A controller that
+   * judges by time what did not change (a heartbeat not renewed) judges as of this: it cannot tell a renewal that
+   * did not happen from one it was cut off from.
+   */
+  currentAsOf(now: number): number {
+    let asOf = now;
+    for (const [scope, b] of this.behind) {
+      if (b.until !== undefined && now >= b.until) this.behind.delete(scope);
+      else asOf = Math.min(asOf, b.since);
+    }
+    return asOf;
   }
 
   /** The namespaces watched, undefined for all. */
@@ -125,16 +148,21 @@ export class Informer<T extends KubeObject = KubeObject> {
     const log = this.opts.log.with({ kind: kindKey(this.kind), namespace });
     const minBackoff = this.opts.minBackoffMs ?? 800;
     let backoff = minBackoff;
+    const scope = namespace ?? "";
     let resourceVersion: string | undefined;
     while (!signal.aborted) {
       try {
         if (resourceVersion === undefined) resourceVersion = await this.relist(namespace);
+        const onOpen = () => {
+          const b = this.behind.get(scope);
+          if (b && b.until === undefined) b.until = Date.now() + CATCH_UP_MS;
+        };
         // The server ends each watch after timeoutSeconds; the client gives up a little later in case the
         // connection died silently (no FIN/RST ever arrives).
         const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
         await this.client.watch<T>(
           this.kind,
-          { namespace, resourceVersion, timeoutSeconds },
+          { namespace, resourceVersion, timeoutSeconds, onOpen },
           (e) => {
             resourceVersion = e.object.metadata.resourceVersion ?? resourceVersion;
             const change = e.type === "ADDED" || e.type === "MODIFIED";
@@ -151,6 +179,8 @@ export class Informer<T extends KubeObject = KubeObject> {
           resourceVersion = undefined;
           continue;
         }
+        const b = this.behind.get(scope);
+        this.behind.set(scope, { since: b?.since ?? Date.now() });
         log.info("list/watch failed; retrying", { error: String(e), retryInMs: Math.round(backoff) });
         await sleep(jittered(backoff), undefined, { signal }).catch(() => undefined);
         backoff = Math.min(backoff * 2, this.opts.maxBackoffMs ?? 30_000);
@@ -170,6 +200,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       rv = page.metadata.resourceVersion;
     } while (cont);
     this.lists++;
+    this.behind.delete(namespace ?? "");
     const seen = new Set(items.map(objectKey));
     for (const [key, obj] of this.store) {
       if ((namespace === undefined || obj.metadata.namespace === namespace) && !seen.has(key)) this.remove(obj);

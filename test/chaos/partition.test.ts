@@ -1,13 +1,13 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { test } from "vitest";
+import { expect, test } from "vitest";
 import { NetworkNamespace } from "./netns.ts";
 import { runScenario } from "./scenario.ts";
 
 test("a 60 s network partition between the operator and the API server: nothing lost, nothing done twice", async () => {
   const netns = NetworkNamespace.create();
   const inside = NetworkNamespace.NAMESPACE_ADDRESS;
-  await runScenario({
+  const figures = await runScenario({
     name: "network partition for 60 s",
     controlPlane: { extraServingIPs: [NetworkNamespace.HOST_ADDRESS] },
     operator: (cp) => {
@@ -37,4 +37,6 @@ test("a 60 s network partition between the operator and the API server: nothing 
     },
     cleanup: () => netns.delete(),
   });
+  // The site's Nodes heartbeated throughout (KWOK reaches the API server): the operator, not they, was cut off.
+  expect(figures.effects.siteOfflineAlarms, "Offline events of a site whose Nodes kept heartbeating").toBe(0);
 });

@@ -44,6 +44,8 @@ export interface Effects {
   quantumStarts: number;
   replicaRestores: number;
   nodesLabelled: number;
+  /** Offline events of the site: its Nodes run on KWOK, which renews their Leases unless the API server is down. */
+  siteOfflineAlarms: number;
   lost: number;
   duplicated: number;
   /** What was lost or duplicated, for the failure message. */
@@ -206,6 +208,7 @@ export class Workload {
       quantumStarts: 0,
       replicaRestores: 0,
       nodesLabelled: 0,
+      siteOfflineAlarms: 0,
       lost: 0,
       duplicated: 0,
       problems: [],
@@ -254,6 +257,10 @@ export class Workload {
     const nodes = (await admin.list<Node>(NodeKind, { labelSelector: `${SITE}=a` })).items;
     e.nodesLabelled = nodes.filter((n) => n.metadata.labels?.[SITE_LABEL] === this.site).length;
     if (e.nodesLabelled !== wantNodes) pending(`${e.nodesLabelled} of ${wantNodes} Nodes labelled`);
+    // A cluster-scoped object's events are in "default".
+    e.siteOfflineAlarms = (await admin.list<Event>(EventKind, { namespace: "default" })).items
+      .filter((ev) => ev.reason === "Offline" && ev.regarding.name === this.site)
+      .reduce((n, ev) => n + (ev.series?.count ?? 1), 0);
 
     const capped = await admin.get<Deployment>(DeploymentKind, ns, "capped");
     const budget = await admin.get<CarbonBudget>(CarbonBudgetKind, ns, "caps");

@@ -47,6 +47,17 @@ test("informers recover from an API server restart, re-list after 410, and recon
   // server serves it (a fresh watch cache, or etcd itself while that cache initialises).
   await admin.create(ConfigMapKind, { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "bump", namespace: ns } });
   await cp.stopApiserver();
+  // Cut off, the cache knows that it is behind, and since when: what judges heartbeats by time reads this.
+  const { behindSince } = await waitUntil(
+    "the Widget cache to know that it is behind",
+    () => {
+      const now = Date.now();
+      const asOf = widgets.currentAsOf(now);
+      return asOf < now ? { behindSince: asOf } : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 50 },
+  );
+  expect(widgets.currentAsOf(Date.now() + 60_000)).toBe(behindSince);
   await cp.compactEtcd();
   await cp.startApiserver();
   // While its watch cache initialises, the restarted server answers 429 ("storage is (re)initializing"), which
@@ -71,5 +82,13 @@ test("informers recover from an API server restart, re-list after 410, and recon
   await admin.create(WidgetKind, widget(ns, "after", { message: "2" }));
   await waitUntil("widget after to be Ready", () => ready("after"), { timeoutMs: 60_000 });
   expect(widgets.lists).toBeGreaterThan(listsBefore);
+  await waitUntil(
+    "the Widget cache to be current again",
+    () => {
+      const now = Date.now();
+      return widgets.currentAsOf(now) === now;
+    },
+    { timeoutMs: 30_000, intervalMs: 50 },
+  );
   expect(manager.cachesSynced).toBe(true);
 });

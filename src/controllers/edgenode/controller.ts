@@ -29,6 +29,8 @@ const PARENT_INDEX = "edgenode-parent";
 const CAPACITY = ["cpu", "memory", "pods", "nvidia.com/gpu", "amd.com/gpu"] as const;
 const MAX_MEMBERS_LISTED = 50;
 const LATENCY_REFRESH_MS = 60_000;
+/** While the caches are behind (cut off from the API server), health is looked at again this often. */
+const CATCH_UP_RECHECK_MS = 5_000;
 
 type Lease = KubeObject & { spec?: { renewTime?: string } };
 
@@ -125,7 +127,13 @@ export const edgeNodeController = defineController<EdgeNode>({
     }
     site = await ctx.addFinalizer(site, FINALIZER);
     const status = ctx.status(site);
+    // Heartbeats are judged as of when the caches last held every renewal: a partition between the operator and
+    // the API server hides renewals that happened, and must not make a site look Offline (nor taint its Nodes).
     const now = ctx.now.getTime();
+    const heardUntil = Math.min(
+      ctx.cache.informer(LeaseKind).currentAsOf(now),
+      ctx.cache.informer(NodeKind).currentAsOf(now),
+    );
     const graceMs = parseDuration(site.spec.offline?.gracePeriod ?? "40s");
 
     // Hierarchy.
@@ -146,7 +154,7 @@ export const edgeNodeController = defineController<EdgeNode>({
           ready: n.status?.conditions?.find((c) => c.type === "Ready"),
           leaseRenewTime: ctx.cache.get<Lease>(LeaseKind, NODE_LEASE_NAMESPACE, n.metadata.name)?.spec?.renewTime,
         },
-        now,
+        heardUntil,
         graceMs,
       ),
     );
@@ -209,9 +217,10 @@ export const edgeNodeController = defineController<EdgeNode>({
     }
     metrics.record(name, site.spec.tier, phase);
 
-    const expiry = msUntilNextExpiry(health, now, graceMs);
+    const expiry = msUntilNextExpiry(health, heardUntil, graceMs);
     const refresh = site.spec.probe ? LATENCY_REFRESH_MS : undefined;
-    const next = [expiry, refresh].filter((x): x is number => x !== undefined);
+    const catchingUp = heardUntil < now ? CATCH_UP_RECHECK_MS : undefined;
+    const next = [expiry, refresh, catchingUp].filter((x): x is number => x !== undefined);
     return next.length ? { requeueAfterMs: Math.min(...next) } : undefined;
   },
 });
