@@ -12,7 +12,11 @@ import { type RemediationPolicy, RemediationPolicyKind } from "../../src/crds/re
 import { findCondition } from "../../src/runtime/conditions.ts";
 import { ConfigMapKind, DeploymentKind, EventKind, NodeKind, PodKind, SecretKind } from "../../src/runtime/kinds.ts";
 import { BELL } from "../fixtures/circuits.ts";
-import { MAX_REPLICAS_ANNOTATION } from "../../src/controllers/shared/replicas.ts";
+import {
+  BOUND_BY_ANNOTATION,
+  MAX_REPLICAS_ANNOTATION,
+  REPLICAS_BEFORE_ANNOTATION,
+} from "../../src/controllers/shared/replicas.ts";
 import { type FakeCarbonAwareSdk, startCarbonAwareSdk } from "../fakes/carbon-aware-sdk-server.ts";
 import { type FakeElectricityMaps, startElectricityMaps } from "../fakes/electricity-maps-server.ts";
 import {
@@ -31,7 +35,7 @@ import { remediationPolicy, waitForPolicy } from "./remediation-helpers.ts";
 // be reached from here), KWOK pods and Deployments, the QuantumJob controller and a RemediationPolicy.
 
 type Deployment = KubeObject & { spec: { replicas: number } };
-type Event = KubeObject & { reason: string; note?: string; regarding: { name: string } };
+type Event = KubeObject & { reason: string; note?: string; regarding: { name: string }; series?: { count: number } };
 
 const { admin, operatorKubeconfig } = cluster();
 const FILE = { "test.nextgen.itechsmart.io/file": "carbon" };
@@ -380,6 +384,51 @@ describe("actions", () => {
     expect(
       (await admin.get<Deployment>(DeploymentKind, ns, "web"))?.metadata.annotations?.[MAX_REPLICAS_ANNOTATION],
     ).toBe(undefined);
+  });
+
+  test("a restore whose status write was lost (the operator killed after scaling back) is reported Restored, once", async () => {
+    const ns = await createNamespace(admin, "cb-lost");
+    await deployment(ns, "web", 4);
+    await budget(ns, "caps", {
+      mode: "Enforce",
+      energy: { estimate: { wattsPerCore: "10" } },
+      intensity: { static: { gramsPerKWh: 450 } },
+      actions: {
+        capReplicas: [
+          { targetRef: { kind: "Deployment", name: "web" }, bands: [{ aboveGramsPerKWh: 300, maxReplicas: 2 }] },
+        ],
+      },
+    });
+    await waitReplicas(ns, "web", 2);
+    await waitBudget(ns, "caps", "held", (b) => (b.status?.held ?? []).length === 1);
+    // What the restore does before its status write: the bound taken off and the count given back. The operator is
+    // killed first, so the write that would clear status.held never comes.
+    await operator.stop("SIGKILL");
+    await admin.patch(DeploymentKind, ns, "web", "merge", {
+      metadata: {
+        annotations: {
+          [MAX_REPLICAS_ANNOTATION]: null,
+          [BOUND_BY_ANNOTATION]: null,
+          [REPLICAS_BEFORE_ANNOTATION]: null,
+        },
+      },
+      spec: { replicas: 4 },
+    });
+    await admin.patch(CarbonBudgetKind, ns, "caps", "merge", { spec: { intensity: { static: { gramsPerKWh: 100 } } } });
+    operator = await startOperator(operatorKubeconfig);
+    await waitBudget(ns, "caps", "released", (b) => !b.status?.held);
+    const restored = await waitUntil(
+      "a Restored event",
+      async () => {
+        const events = (await eventsOf(ns, "caps")).filter((e) => e.reason === "Restored" || e.reason === "Released");
+        return events.length ? events : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
+    expect(restored.map((e) => [e.reason, e.note, e.series?.count ?? 1])).toEqual([
+      ["Restored", "Restored Deployment/web to 4 replicas.", 1],
+    ]);
+    expect(await replicas(ns, "web")).toBe(4);
   });
 
   test("onExhausted Suspend scales the namespace's workloads to zero once the budget is spent and restores each exactly; Advisory only reports", async () => {

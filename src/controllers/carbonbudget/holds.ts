@@ -157,10 +157,11 @@ async function release(
   const ref = WORKLOAD_KINDS[record.target.split("/")[0] as string] as KindRef;
   await annotate(ctx, ref, w, undefined);
   const current = replicasOf(w, record.target, ctx.now.getTime());
-  if (current !== record.setTo) {
+  if (current !== record.setTo && current !== record.replicas) {
     ctx.events.normal(budget, "Released", `${record.target} was changed to ${current} replicas meanwhile; left alone.`);
     return;
   }
+  // Already at the count to give back: a scale-up made before, whose status write was lost, is the restore.
   if (current !== record.replicas) await scaleTo(ctx, ref, w, record.target, record.replicas);
   ctx.events.normal(budget, "Restored", `Restored ${record.target} to ${record.replicas} replicas.`);
 }
