@@ -279,7 +279,9 @@ export const quantumJobCrd: CrdDefinition = {
         },
       },
       startTime: dateTime("When the job first started running (activeDeadlineSeconds counts from here)."),
-      retryTime: dateTime("After a failed attempt: when the next may start."),
+      retryTime: dateTime(
+        "When the next start may be made: after a failed attempt (backoff), or when the provider asked to wait.",
+      ),
       completionTime: dateTime("When the job finished."),
       durationSeconds: { type: "number", description: "Seconds from start to completion." },
       result: {

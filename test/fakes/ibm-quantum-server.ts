@@ -39,6 +39,8 @@ export interface RecordedRequest {
   /** Path and query as received, e.g. /api/v1/jobs?tags=x&limit=1 or /identity/token. */
   path: string;
   headers: IncomingHttpHeaders;
+  /** When it arrived (epoch ms). */
+  at: number;
 }
 
 export interface FakeIbmQuantum {
@@ -52,7 +54,9 @@ export interface FakeIbmQuantum {
   /** Whether each status GET moves the job one state forward (tests switch it to hold jobs where they are). */
   autoAdvance: boolean;
   requests: RecordedRequest[];
-  /** How many POST /v1/jobs requests arrived (whether or not they created a job). */
+  /** The POST /v1/jobs requests that arrived (whether or not they created a job). */
+  submissions(): RecordedRequest[];
+  /** How many of them. */
   submitted(): number;
   jobs: Map<string, FakeIbmJob>;
   /**
@@ -122,6 +126,8 @@ export async function startFakeIbmQuantum(opts: FakeIbmQuantumOptions = {}): Pro
   const tokenTtlSeconds = opts.tokenTtlSeconds ?? 3600;
 
   const requests: RecordedRequest[] = [];
+  const submissions = () =>
+    requests.filter((r) => r.method === "POST" && new URL(r.path, "http://fake").pathname === "/api/v1/jobs");
   const jobs = new Map<string, FakeIbmJob>();
   const tokens = new Map<string, number>(); // token → expiry (ms since epoch)
   const failures: Failure[] = [];
@@ -269,7 +275,7 @@ export async function startFakeIbmQuantum(opts: FakeIbmQuantumOptions = {}): Pro
     req.on("end", () => {
       const method = req.method ?? "GET";
       const path = req.url ?? "/";
-      requests.push({ method, path, headers: req.headers });
+      requests.push({ method, path, headers: req.headers, at: Date.now() });
       const before = takeFailure(path, false);
       if (before) return fail(res, before);
       const url = new URL(path, "http://fake");
@@ -296,8 +302,8 @@ export async function startFakeIbmQuantum(opts: FakeIbmQuantumOptions = {}): Pro
     backend,
     requests,
     jobs,
-    submitted: () =>
-      requests.filter((r) => r.method === "POST" && new URL(r.path, "http://fake").pathname === "/api/v1/jobs").length,
+    submissions,
+    submitted: () => submissions().length,
     failNext: (path, status, times = 1, headers = {}) =>
       void failures.push({ path, status, remaining: times, headers, afterHandling: false }),
     failAfterHandlingNext: (path, status, times = 1) =>

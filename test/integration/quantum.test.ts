@@ -541,11 +541,11 @@ describe("Remote mode (IBM Quantum Platform API, served by a local server that s
     expect(ibm.submitted() - before).toBe(1);
   });
 
-  test("a start is recorded before its submission: an operator killed in between submits it once on restart", async () => {
+  test("a start is recorded before its submission: an operator killed in between submits it once on restart, when the provider said", async () => {
     ibm.autoAdvance = true;
-    // The first submission is told to wait longer than the test lasts: the operator is killed with the start
-    // recorded and nothing submitted.
-    ibm.failNext(/\/v1\/jobs$/, 429, 1, { "Retry-After": "600" });
+    // The first submission is told to wait: the operator is killed with the start recorded, the wait in status and
+    // nothing submitted; the restarted operator waits out what is left of it.
+    ibm.failNext(/\/v1\/jobs$/, 429, 1, { "Retry-After": "10" });
     await qjob("recorded", { shots: 100, backend: { name: qpu, fallbackToSimulator: false } });
     const recorded = await waitJob(
       "recorded",
@@ -555,12 +555,17 @@ describe("Remote mode (IBM Quantum Platform API, served by a local server that s
     expect(recorded.status).toMatchObject({ phase: "Scheduled", attempts: 1, placement: { backend: qpu } });
     expect(recorded.status?.remoteJobId).toBeUndefined();
     expect(recorded.metadata.finalizers).toContain("nextgen.itechsmart.io/cancel-run");
+    const deferredAt = ibm.submissions().at(-1)?.at as number;
+    const retryAt = Date.parse(recorded.status?.retryTime ?? "");
+    expect(retryAt).toBeGreaterThanOrEqual(deferredAt + 10_000 - 1_000); // whole seconds, as metav1.Time
     const before = ibm.submitted();
     await operator.stop("SIGKILL");
     operator = await startOperator(operatorKubeconfig);
     const done = await waitJob("recorded", "succeeded", (x) => x.status?.phase === "Succeeded");
     expect(ibm.submitted() - before).toBe(1);
+    expect(ibm.submissions().at(-1)?.at).toBeGreaterThanOrEqual(retryAt);
     expect(done.status).toMatchObject({ attempts: 1, placement: { backend: qpu } });
+    expect(done.status?.retryTime).toBeUndefined();
   });
 
   test("an operator restart resumes a submitted job instead of submitting it again", async () => {

@@ -380,6 +380,8 @@ async function startRecorded(
 ): Promise<ReconcileResult | void> {
   const status = ctx.status(job);
   const attempt = job.status?.attempts ?? 1;
+  const retryAt = job.status?.retryTime ? Date.parse(job.status.retryTime) : 0;
+  if (retryAt > ctx.now.getTime()) return { requeueAfterMs: retryAt - ctx.now.getTime() };
   const unavailable = (reason: string, message: string) =>
     finishAttempt(ctx, job, { state: "Failed", reason, message, retryable: true });
   const circuit = loadCircuit(ctx, job);
@@ -398,6 +400,7 @@ async function startRecorded(
     phase: reference.running ? "Running" : "Scheduled",
     remoteJobId: reference.remoteJobId,
     jobRef: reference.jobRef,
+    retryTime: undefined,
   });
   if (job.status?.placement) status.condition("Scheduled", "True", "Placed", placedMessage(job.status.placement));
   status.condition("Complete", "False", "Running", `Attempt ${attempt} is running on ${backend.metadata.name}.`);
@@ -570,9 +573,11 @@ function submitFailed(ctx: ReconcileContext, job: QuantumJob, backend: string, e
     return fail(ctx, job, "RejectedByProvider", `${backend} refused the job: ${message}`);
   }
   if (e instanceof ProviderError && e.kind === "RateLimited") {
-    const waitMs = e.retryAfterMs ?? 30_000;
+    // In status, not only in the requeue: an operator restarted meanwhile waits out the rest too.
+    const retryAt = new Date(Math.ceil((ctx.now.getTime() + (e.retryAfterMs ?? 30_000)) / 1000) * 1000);
+    status.set({ retryTime: metaTime(retryAt) });
     status.condition("Scheduled", "False", "SubmitDeferred", `${backend} asks to wait: ${message}`);
-    return { requeueAfterMs: waitMs };
+    return { requeueAfterMs: retryAt.getTime() - ctx.now.getTime() };
   }
   status.condition("Scheduled", "False", "StartFailed", `Could not start on ${backend}: ${message}`);
   throw e;
