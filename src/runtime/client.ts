@@ -60,6 +60,9 @@ export class KubeClient {
   private auth: { at: number; credentials: Credentials } | undefined;
   /** The connection pool, built for the client certificate it presents (an exec plugin may renew it). */
   private pool: { cert?: Buffer; key?: Buffer; agent: Agent } | undefined;
+  /** A request got no answer at all (refused, reset, unreachable), and none has been answered since. */
+  private outOfReach = false;
+  private readonly reachWaiters = new Set<() => void>();
 
   constructor(kubeConfig: KubeConfig, fieldManager: string) {
     this.kubeConfig = kubeConfig;
@@ -69,6 +72,24 @@ export class KubeClient {
   /** From a kubeconfig file, else $KUBECONFIG / ~/.kube/config / the in-cluster service account. */
   static load(kubeconfigPath: string | undefined, fieldManager: string): KubeClient {
     return new KubeClient(loadKubeConfig(kubeconfigPath), fieldManager);
+  }
+
+  /**
+   * Resolves when the API server next answers after being out of reach, or when signal aborts: loops backing off
+   * after a failure (the informers) try again together once the network is back, instead of each waiting out a
+   * backoff that grew while it was gone.
+   */
+  untilReachable(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.reachWaiters.delete(done);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      if (signal.aborted) return resolve();
+      this.reachWaiters.add(done);
+      signal.addEventListener("abort", done, { once: true });
+    });
   }
 
   async close(): Promise<void> {
@@ -118,7 +139,14 @@ export class KubeClient {
       const send = url.protocol === "http:" ? httpRequest : httpsRequest;
       const agent = url.protocol === "http:" ? undefined : connection.agent;
       send(url, { method, headers, agent, signal }, resolve).on("error", reject).end(body);
+    }).catch((e: unknown) => {
+      if (!signal?.aborted) this.outOfReach = true;
+      throw e;
     });
+    if (this.outOfReach) {
+      this.outOfReach = false;
+      for (const wake of [...this.reachWaiters]) wake();
+    }
     const status = res.statusCode ?? 0;
     this.observer?.(method, path, status);
     if (status === 401) {

@@ -182,7 +182,13 @@ export class Informer<T extends KubeObject = KubeObject> {
         const b = this.behind.get(scope);
         this.behind.set(scope, { since: b?.since ?? Date.now() });
         log.info("list/watch failed; retrying", { error: String(e), retryInMs: Math.round(backoff) });
-        await sleep(jittered(backoff), undefined, { signal }).catch(() => undefined);
+        const waited = new AbortController();
+        const until = AbortSignal.any([signal, waited.signal]);
+        await Promise.race([
+          sleep(jittered(backoff), undefined, { signal: until }).catch(() => undefined),
+          this.client.untilReachable(until),
+        ]);
+        waited.abort();
         backoff = Math.min(backoff * 2, this.opts.maxBackoffMs ?? 30_000);
       }
     }

@@ -58,6 +58,16 @@ test("informers recover from an API server restart, re-list after 410, and recon
     { timeoutMs: 30_000, intervalMs: 50 },
   );
   expect(widgets.currentAsOf(Date.now() + 60_000)).toBe(behindSince);
+  // A request now gets no answer at all; the server's next answer wakes whatever waits in untilReachable (informers
+  // backing off), rather than leaving each to its backoff.
+  const unanswered = await client.list(WidgetKind, { namespace: ns }).then(
+    () => "answered",
+    (e: unknown) => (e instanceof ApiError ? "answered" : "no answer"),
+  );
+  expect(unanswered).toBe("no answer");
+  const gaveUp = new AbortController();
+  let answeredAgain = false;
+  void client.untilReachable(gaveUp.signal).then(() => (answeredAgain = !gaveUp.signal.aborted));
   await cp.compactEtcd();
   await cp.startApiserver();
   // While its watch cache initialises, the restarted server answers 429 ("storage is (re)initializing"), which
@@ -81,6 +91,8 @@ test("informers recover from an API server restart, re-list after 410, and recon
 
   await admin.create(WidgetKind, widget(ns, "after", { message: "2" }));
   await waitUntil("widget after to be Ready", () => ready("after"), { timeoutMs: 60_000 });
+  gaveUp.abort();
+  expect(answeredAgain, "untilReachable resolved by the server's answer").toBe(true);
   expect(widgets.lists).toBeGreaterThan(listsBefore);
   await waitUntil(
     "the Widget cache to be current again",

@@ -326,25 +326,22 @@ describe("intensity sources fail safe", () => {
 });
 
 describe("actions", () => {
-  test("capReplicas holds a Deployment to its band while the grid is dirty, bounds a RemediationPolicy's scale-up, and gives back the exact count", async () => {
-    const ns = await createNamespace(admin, "cb");
-    await deployment(ns, "web", 4, { [POD_FAULT_LABEL]: "crashloop" });
-    await budget(ns, "caps", {
+  /** Budget "caps", enforcing these bands on Deployment web, the grid at 450 g/kWh (dirty) to begin with. */
+  const capWeb = (ns: string, bands: Array<{ aboveGramsPerKWh: number; maxReplicas: number }>) =>
+    budget(ns, "caps", {
       mode: "Enforce",
       energy: { estimate: { wattsPerCore: "10" } },
       intensity: { static: { gramsPerKWh: 450 } },
-      actions: {
-        capReplicas: [
-          {
-            targetRef: { kind: "Deployment", name: "web" },
-            bands: [
-              { aboveGramsPerKWh: 300, maxReplicas: 2 },
-              { aboveGramsPerKWh: 200, maxReplicas: 3 },
-            ],
-          },
-        ],
-      },
+      actions: { capReplicas: [{ targetRef: { kind: "Deployment", name: "web" }, bands }] },
     });
+
+  test("capReplicas holds a Deployment to its band while the grid is dirty, bounds a RemediationPolicy's scale-up, and gives back the exact count", async () => {
+    const ns = await createNamespace(admin, "cb");
+    await deployment(ns, "web", 4, { [POD_FAULT_LABEL]: "crashloop" });
+    await capWeb(ns, [
+      { aboveGramsPerKWh: 300, maxReplicas: 2 },
+      { aboveGramsPerKWh: 200, maxReplicas: 3 },
+    ]);
     await waitReplicas(ns, "web", 2);
     const capped = await waitBudget(ns, "caps", "held", (b) => (b.status?.held ?? []).length === 1);
     expect(capped.status?.held).toEqual([{ target: "Deployment/web", replicas: 4, setTo: 2, reason: "Capped" }]);
@@ -389,16 +386,7 @@ describe("actions", () => {
   test("a restore whose status write was lost (the operator killed after scaling back) is reported Restored, once", async () => {
     const ns = await createNamespace(admin, "cb-lost");
     await deployment(ns, "web", 4);
-    await budget(ns, "caps", {
-      mode: "Enforce",
-      energy: { estimate: { wattsPerCore: "10" } },
-      intensity: { static: { gramsPerKWh: 450 } },
-      actions: {
-        capReplicas: [
-          { targetRef: { kind: "Deployment", name: "web" }, bands: [{ aboveGramsPerKWh: 300, maxReplicas: 2 }] },
-        ],
-      },
-    });
+    await capWeb(ns, [{ aboveGramsPerKWh: 300, maxReplicas: 2 }]);
     await waitReplicas(ns, "web", 2);
     await waitBudget(ns, "caps", "held", (b) => (b.status?.held ?? []).length === 1);
     // What the restore does before its status write: the bound taken off and the count given back. The operator is
