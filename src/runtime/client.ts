@@ -57,6 +57,12 @@ export class KubeClient {
   readonly kubeConfig: KubeConfig;
   readonly fieldManager: string;
   observer: ResponseObserver | undefined;
+  /**
+   * How long a request (not a watch) waits for its whole answer. A request sent on a kept-alive connection that a
+   * partition cut hangs in TCP retransmits, resent at growing intervals long after the network is back; given up
+   * on, it is retried on a new connection.
+   */
+  requestTimeoutMs = 30_000;
   private auth: { at: number; credentials: Credentials } | undefined;
   /** The connection pool, built for the client certificate it presents (an exec plugin may renew it). */
   private pool: { cert?: Buffer; key?: Buffer; agent: Agent } | undefined;
@@ -125,6 +131,7 @@ export class KubeClient {
     signal?: AbortSignal,
   ) {
     const url = new URL(this.kubeConfig.server + path);
+    const deadline = signal ?? AbortSignal.timeout(this.requestTimeoutMs);
     for (const [k, v] of Object.entries(init.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const connection = await this.connection();
     const headers: Record<string, string> = { accept: "application/json", ...connection.headers };
@@ -138,10 +145,11 @@ export class KubeClient {
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const send = url.protocol === "http:" ? httpRequest : httpsRequest;
       const agent = url.protocol === "http:" ? undefined : connection.agent;
-      send(url, { method, headers, agent, signal }, resolve).on("error", reject).end(body);
+      send(url, { method, headers, agent, signal: deadline }, resolve).on("error", reject).end(body);
     }).catch((e: unknown) => {
-      if (!signal?.aborted) this.outOfReach = true;
-      throw e;
+      if (signal?.aborted) throw e;
+      this.outOfReach = true;
+      throw deadline.aborted ? new Error(`${method} ${path}: no answer within ${this.requestTimeoutMs} ms`) : e;
     });
     if (this.outOfReach) {
       this.outOfReach = false;

@@ -1,6 +1,8 @@
+import { type AddressInfo, type Socket, createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { KubeClient, isConflict } from "../../src/runtime/client.ts";
 import { ReconcileContext } from "../../src/runtime/controller.ts";
+import { KubeConfig } from "../../src/runtime/kubeconfig.ts";
 import { EventRecorder } from "../../src/runtime/events.ts";
 import { ConfigMapKind, EventKind } from "../../src/runtime/kinds.ts";
 import { Logger } from "../../src/runtime/log.ts";
@@ -169,6 +171,33 @@ describe("a controller on the runtime", () => {
       expect(await admin.delete(ConfigMapKind, ns, `deleted-${i}`, { propagationPolicy: "Background" })).toBe(true);
       // One request at a time: each reuses the connection the delete was sent on.
       expect(await admin.get(ConfigMapKind, ns, `deleted-${i}`)).toBeUndefined();
+    }
+  });
+
+  test("a request that gets no answer is given up after requestTimeoutMs, not left hanging", async () => {
+    // A server that takes the connection and never says a word (not even TLS): a socket a partition left dead.
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as AddressInfo;
+    const stalled = new KubeClient(
+      new KubeConfig({
+        server: `https://127.0.0.1:${port}`,
+        tls: admin.kubeConfig.tls,
+        source: "a silent server",
+        credentials: async () => ({ headers: {} }),
+      }),
+      "test",
+    );
+    stalled.requestTimeoutMs = 300;
+    try {
+      const err = await stalled.get(ConfigMapKind, ns, "anything").catch((e: unknown) => e);
+      expect(String(err)).toMatch(/no answer within 300 ms/);
+      expect(sockets.length).toBeGreaterThan(0);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+      await stalled.close();
     }
   });
 
