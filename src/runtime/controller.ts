@@ -270,9 +270,10 @@ export class Controller {
   private wire(): void {
     const { cache } = this.deps;
     cache.informer(this.def.for).onEvent((event, obj, old) => {
-      if (event === "update" && old && this.started)
-        this.def.countTransition?.(obj, old, { cache, registry: this.deps.metrics.registry });
-      if (event === "update" && old && onlyStatusChanged(old, obj)) return;
+      if (event === "update" && old) {
+        if (this.started) this.def.countTransition?.(obj, old, { cache, registry: this.deps.metrics.registry });
+        if (onlyStatusChanged(old, obj)) return;
+      }
       this.enqueue(objectKey(obj));
     });
     for (const kind of this.def.owns ?? []) {

@@ -235,8 +235,8 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
   const startTime = job.status?.startTime ?? metaTime(ctx.now);
   const left = deadlineMs(job, startTime, ctx.now);
   if (left !== undefined && left <= 0) return void fail(ctx, job, "DeadlineExceeded", deadlineMessage(job));
-  const retryAt = job.status?.retryTime ? Date.parse(job.status.retryTime) : 0;
-  if (retryAt > ctx.now.getTime()) return { requeueAfterMs: Math.min(retryAt - ctx.now.getTime(), left ?? Infinity) };
+  const untilRetry = msUntilRetry(job, ctx.now);
+  if (untilRetry > 0) return { requeueAfterMs: Math.min(untilRetry, left ?? Infinity) };
 
   const circuit = loadCircuit(ctx, job);
   if ("reason" in circuit) return void waitFor(ctx, job, circuit.reason, circuit.message);
@@ -363,6 +363,11 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
   status.condition("Complete", "False", "Running", `Attempt ${attempt} is running on ${chosen.name}.`);
 }
 
+/** How long until status.retryTime (a backoff after a failed attempt, or a provider's wait): 0 or less when due. */
+function msUntilRetry(job: QuantumJob, now: Date): number {
+  return job.status?.retryTime ? Date.parse(job.status.retryTime) - now.getTime() : 0;
+}
+
 function placedMessage(placement: NonNullable<QuantumJobStatus["placement"]>): string {
   const fallback = placement.fallbackUsed ? " (fallback to a simulator)" : "";
   return `Placed on ${placement.backend}${fallback}, score ${placement.score}.`;
@@ -380,8 +385,8 @@ async function startRecorded(
 ): Promise<ReconcileResult | void> {
   const status = ctx.status(job);
   const attempt = job.status?.attempts ?? 1;
-  const retryAt = job.status?.retryTime ? Date.parse(job.status.retryTime) : 0;
-  if (retryAt > ctx.now.getTime()) return { requeueAfterMs: retryAt - ctx.now.getTime() };
+  const untilRetry = msUntilRetry(job, ctx.now);
+  if (untilRetry > 0) return { requeueAfterMs: untilRetry };
   const unavailable = (reason: string, message: string) =>
     finishAttempt(ctx, job, { state: "Failed", reason, message, retryable: true });
   const circuit = loadCircuit(ctx, job);
