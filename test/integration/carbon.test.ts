@@ -18,7 +18,7 @@ import {
   REPLICAS_BEFORE_ANNOTATION,
 } from "../../src/controllers/shared/replicas.ts";
 import { type FakeCarbonAwareSdk, startCarbonAwareSdk } from "../fakes/carbon-aware-sdk-server.ts";
-import { type FakeElectricityMaps, startElectricityMaps } from "../fakes/electricity-maps-server.ts";
+import { type FakeElectricityMaps, startElectricityMaps } from "../../src/controlplane/electricity-maps.ts";
 import {
   type KubeObject,
   cluster,

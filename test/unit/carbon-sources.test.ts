@@ -5,7 +5,7 @@ import { electricityMapsSource } from "../../src/carbon/sources/electricity-maps
 import { exporterSource, parseExporterConfigMap } from "../../src/carbon/sources/exporter-configmap.ts";
 import { staticSource } from "../../src/carbon/sources/static.ts";
 import { type FakeCarbonAwareSdk, startCarbonAwareSdk } from "../fakes/carbon-aware-sdk-server.ts";
-import { type FakeElectricityMaps, startElectricityMaps } from "../fakes/electricity-maps-server.ts";
+import { type FakeElectricityMaps, startElectricityMaps } from "../../src/controlplane/electricity-maps.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
