@@ -301,7 +301,6 @@ function buildKey(moduleDir: string, sources: string[], recipe: string[]): strin
 
 /**
  * Runs `build` into `<dir>.partial` and renames it to `dir` when every binary is there; quiet when `dir` is complete.
- * A lock file keeps concurrent callers (test projects, a demo) from building the same thing twice.
  */
 async function buildCached(
   what: string,
@@ -313,7 +312,32 @@ async function buildCached(
   const complete = () => binaries.every((b) => executable(join(dir, b)));
   if (complete()) return dir;
   mkdirSync(resolve(dir, ".."), { recursive: true });
-  const lock = `${dir}.lock`;
+  await withLock(`${dir}.lock`, `building ${what} into ${dir}`, log, async () => {
+    // Another caller may have finished the build while we waited for the lock.
+    if (complete()) return;
+    const partial = `${dir}.partial`;
+    rmSync(partial, { recursive: true, force: true });
+    mkdirSync(partial, { recursive: true });
+    const started = Date.now();
+    log(`building ${what} into ${dir} (first run only)`);
+    await build(partial);
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(partial, dir);
+    log(`built ${what} in ${Math.round((Date.now() - started) / 1000)} s`);
+  });
+  return dir;
+}
+
+/**
+ * Runs `fn` holding the lock file `lock` (created with this process's PID; taken over when its holder is dead), so
+ * that concurrent callers (test projects, a demo) do not build the same thing twice. `doing` is logged while waiting.
+ */
+export async function withLock<T>(
+  lock: string,
+  doing: string,
+  log: (line: string) => void,
+  fn: () => Promise<T>,
+): Promise<T> {
   const deadline = Date.now() + BUILD_TIMEOUT_MS;
   let waiting = false;
   for (;;) {
@@ -329,28 +353,16 @@ async function buildCached(
       rmSync(lock, { force: true });
       continue;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for another build of ${dir} (lock ${lock})`);
-    if (!waiting) log(`waiting for another process building ${what} into ${dir}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for another process ${doing} (lock ${lock})`);
+    if (!waiting) log(`waiting for another process ${doing}`);
     waiting = true;
     await delay(1000);
   }
   try {
-    // Another caller may have finished the build while we waited for the lock.
-    if (!complete()) {
-      const partial = `${dir}.partial`;
-      rmSync(partial, { recursive: true, force: true });
-      mkdirSync(partial, { recursive: true });
-      const started = Date.now();
-      log(`building ${what} into ${dir} (first run only)`);
-      await build(partial);
-      rmSync(dir, { recursive: true, force: true });
-      renameSync(partial, dir);
-      log(`built ${what} in ${Math.round((Date.now() - started) / 1000)} s`);
-    }
+    return await fn();
   } finally {
     rmSync(lock, { force: true });
   }
-  return dir;
 }
 
 function holderAlive(lock: string): boolean {
