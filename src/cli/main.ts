@@ -2,6 +2,7 @@
 import { controlPlaneCommand } from "../controlplane/cli.ts";
 import { UsageError } from "./args.ts";
 import { demoCommand } from "./demo.ts";
+import { imageCommand } from "./image.ts";
 import { manifestsCommand } from "./manifests.ts";
 import { runCommand } from "./run.ts";
 import { runnerCommand } from "./runner.ts";
@@ -17,6 +18,7 @@ Commands:
   control-plane   up | down | env: a local kube-apiserver, etcd, controller-manager and scheduler
   demo            bring up a local control plane, install, run the operator and watch the samples converge
   runner          run one OpenQASM circuit on the embedded simulator and write its counts (a Job-mode backend's container)
+  image           build the operator's and the GPU runner's images with buildah, without Docker, and write archives
 
 Run 'nextgen-operator <command> --help' for a command's flags.`;
 
@@ -26,6 +28,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   "control-plane": controlPlaneCommand,
   demo: demoCommand,
   runner: runnerCommand,
+  image: imageCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
