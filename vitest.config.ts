@@ -19,6 +19,10 @@ export default defineConfig({
           hookTimeout: 900_000,
         },
       },
+      {
+        // Builds on the real thing (buildah, containerd, the registries): only `npm run test:e2e` runs it.
+        test: { name: "e2e", include: ["test/e2e/**/*.test.ts"], testTimeout: 600_000, hookTimeout: 3_600_000 },
+      },
     ],
   },
 });

@@ -24,7 +24,13 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
+
+# A Job's root filesystem is read-only, with no writable /tmp: dill, which qiskit imports, asks for the temporary
+# directory as it is imported, and Python's search for a writable one fails ("No usable temporary directory found").
+# Naming the directory skips the search; the runner writes no temporary files.
+tempfile.tempdir = os.environ.get("TMPDIR") or "/tmp"
 
 # What Kubernetes keeps of a termination message.
 TERMINATION_MESSAGE_MAX_BYTES = 4096
