@@ -1,8 +1,8 @@
-import { buildImages, OPERATOR_IMAGE, RUNNER_IMAGE } from "../controlplane/images.ts";
+import { buildImages, imageReferences } from "../controlplane/images.ts";
 import { parse } from "./args.ts";
 
-// A function: the references are read from package.json, which is not beside the code in every layout.
-const help = () => `Usage: nextgen-operator image
+// A function: the references come from package.json, read only when help is asked for.
+const help = (references = imageReferences()) => `Usage: nextgen-operator image
 
 Builds the operator's image (Dockerfile) and the GPU runner's CPU variant (runners/gpu/Dockerfile with
 REQUIREMENTS=requirements.txt) with buildah, from a Debian bookworm base made by mmdebstrap and a Node base holding
@@ -11,8 +11,8 @@ Bases and layers are cached (bases in buildah's storage, tagged by what they are
 ~/.cache/nextgen-operator/images), so a second run rebuilds only what changed. Prints each image's reference and
 the docker-archive that 'ctr -n k8s.io images import' loads:
 
-  ${OPERATOR_IMAGE}   (the reference config/manager/manager.yaml runs)
-  ${RUNNER_IMAGE}
+  ${references.operator}   (the reference config/manager/manager.yaml runs)
+  ${references.runner}
 
 Needs root, buildah and mmdebstrap.`;
 

