@@ -77,7 +77,8 @@ const MMDEBSTRAP_ARGS = [
 ];
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 // Host networking for RUN steps: no bridge or NAT rules added to a machine that may be running a Kubernetes node.
-const BUILD_FLAGS = ["--layers", "--network=host"];
+// --force-rm: a failed step's working container is removed too, not left in buildah's storage.
+const BUILD_FLAGS = ["--layers", "--network=host", "--force-rm"];
 
 function hash(...parts: string[]): string {
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 12);
