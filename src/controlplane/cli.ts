@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { parse, UsageError } from "../cli/args.ts";
 import { cacheRoot, ensureAssets, ensureGpuRunnerPython, ensureTool, pinnedVersions, TOOL_NAMES } from "./assets.ts";
 import { ControlPlane, controlPlaneEnv } from "./control-plane.ts";
+import { POD_CIDR, REAL_NODE_NAME } from "./real-node.ts";
 
 // A function: the pinned versions are read from hack/, which the operator image does not carry.
 const overview = () => `Usage: nextgen-operator control-plane <up|down|env|assets> [--dir DIR] [--k8s-version VERSION]
@@ -17,11 +18,15 @@ else the newest.
   assets locate (KUBEBUILDER_ASSETS) or build and cache the binaries, and print their folder`;
 
 const usage: Record<string, string> = {
-  up: `Usage: nextgen-operator control-plane up [--dir DIR] [--k8s-version VERSION]
+  up: `Usage: nextgen-operator control-plane up [--dir DIR] [--k8s-version VERSION] [--real-node]
 
 Starts the control plane, leaves it running after this command exits and prints export lines for KUBECONFIG
 (admin), NEXTGEN_OPERATOR_KUBECONFIG (the operator's ServiceAccount identity) and NEXTGEN_CONTROL_PLANE_DIR.
-The first run builds the binaries (several minutes) unless KUBEBUILDER_ASSETS names a folder holding them.`,
+The first run builds the binaries (several minutes) unless KUBEBUILDER_ASSETS names a folder holding them.
+
+--real-node also starts a real node, ${REAL_NODE_NAME}: containerd, a kubelet and kube-proxy in a network namespace
+of their own, running Pods for real (needs root; one per machine). Its pods' addresses (${POD_CIDR}) are routed
+from this machine.`,
   down: `Usage: nextgen-operator control-plane down [--dir DIR]
 
 Stops the control plane started by 'up'; succeeds quietly when none runs.`,
@@ -54,6 +59,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   const { values } = parse(`control-plane ${sub}`, rest, {
     dir: { type: "string" },
     "k8s-version": { type: "string" },
+    "real-node": { type: "boolean" },
   });
   const version = values["k8s-version"];
   if (values.help) return (say(usage[sub]!), 0);
@@ -79,7 +85,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     warn(`a control plane is already running in ${dir} (${running.apiserverUrl})`);
     return (say(exportLines(controlPlaneEnv(running))), 0);
   }
-  const cp = await ControlPlane.start({ dir, detached: true, log: warn, version });
+  const cp = await ControlPlane.start({ dir, detached: true, log: warn, version, realNode: values["real-node"] });
   say(exportLines(cp.env()));
   return 0;
 }

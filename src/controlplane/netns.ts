@@ -2,11 +2,15 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 
 /** What names a namespace and its pair, enough to delete them later (a real node records it in state.json). */
-export type NetworkNamespaceNames = { name: string; hostEnd: string };
+export type NetworkNamespaceNames = {
+  name: string;
+  /** At most 14 bytes: the namespace's end is named after it with an "n", and interface names have at most 15. */
+  hostEnd: string;
+};
 
 export type NetworkNamespaceOptions = {
-  /** Of the namespace's name; default "nextgen-chaos". */
-  prefix?: string;
+  /** Default: "nextgen-chaos-" and a random suffix. */
+  names?: NetworkNamespaceNames;
   /** Of the host's end of the pair, a /30 with the namespace's end; default 10.213.0.1 (and .2 inside). */
   hostAddress?: string;
   namespaceAddress?: string;
@@ -35,9 +39,8 @@ export class NetworkNamespace {
 
   static create(opts: NetworkNamespaceOptions = {}): NetworkNamespace {
     const id = randomBytes(3).toString("hex");
-    // Interface names are at most 15 bytes.
     const ns = new NetworkNamespace(
-      { name: `${opts.prefix ?? "nextgen-chaos"}-${id}`, hostEnd: `ngc${id}` },
+      opts.names ?? { name: `nextgen-chaos-${id}`, hostEnd: `ngc${id}` },
       opts.hostAddress ?? "10.213.0.1",
       opts.namespaceAddress ?? "10.213.0.2",
     );
