@@ -19,6 +19,17 @@ export default defineConfig({
           hookTimeout: 900_000,
         },
       },
+      {
+        test: {
+          // A real node (containerd, kubelet, kube-proxy) beside the control plane: root only, one per machine.
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          globalSetup: ["test/e2e/global-setup.ts"],
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 1_800_000,
+        },
+      },
     ],
   },
 });

@@ -1,7 +1,7 @@
 // Command node-probe is the one program of the real node's test image (src/controlplane/images.ts): a static binary
 // with no shell around it, whose first argument picks what a container does.
 //
-//	node-probe sleep        wait for SIGTERM, then exit 0
+//	node-probe serve        answer HTTP on :8080 (a line of Prometheus text) until SIGTERM, then exit 0
 //	node-probe exit CODE    exit with CODE at once
 //	node-probe allocate     touch memory 16 MiB at a time until the kernel kills it
 //	node-probe whoami       ask the API server, through the kubernetes Service and with the Pod's projected
@@ -29,12 +29,16 @@ const serviceAccount = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(fmt.Errorf("usage: node-probe sleep|exit CODE|allocate|whoami"))
+		fail(fmt.Errorf("usage: node-probe serve|exit CODE|allocate|whoami"))
 	}
 	switch os.Args[1] {
-	case "sleep":
+	case "serve":
 		stop := make(chan os.Signal, 1)
 		signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+		http.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprintln(w, "node_probe_up 1")
+		})
+		go func() { fail(http.ListenAndServe(":8080", nil)) }()
 		<-stop
 	case "exit":
 		code, err := strconv.Atoi(os.Args[len(os.Args)-1])
