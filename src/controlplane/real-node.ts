@@ -313,7 +313,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   # Without CAP_SYS_RESOURCE a container's oom_score_adj may not go below containerd's own.
   restrict_oom_score_adj = true
   disable_apparmor = true
-  enable_cdi = false
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
