@@ -116,17 +116,17 @@ export class ControlPlane {
     const cp = new ControlPlane(dir, !opts.dir, opts.detached ?? false, log, apiPort!, etcdPort!, bins.version);
     if (!cp.detached) hookExit();
     if (cp.ownsDir && !cp.detached) ownedDirs.add(dir);
+
+    // A previous control plane in the same dir left data bound to other ports; start clean.
+    for (const sub of ["etcd", "apiserver-certs", "logs", "kwok"])
+      rmSync(join(dir, sub), { recursive: true, force: true });
+    mkdirSync(join(dir, "logs"), { recursive: true });
     if (opts.realNode) {
       if (!bins.version) throw new Error("a real node runs the kubelet built here: unset KUBEBUILDER_ASSETS");
       // The node's namespace first: the API server advertises the host's end of its veth pair.
       cp.realNode = await RealNode.prepare(dir);
       cp.saveState();
     }
-
-    // A previous control plane in the same dir left data bound to other ports; start clean.
-    for (const sub of ["etcd", "apiserver-certs", "logs", "kwok"])
-      rmSync(join(dir, sub), { recursive: true, force: true });
-    mkdirSync(join(dir, "logs"), { recursive: true });
     const file = (name: string, content: string) => (
       writeFileSync(join(dir, name), content, { mode: 0o600 }),
       join(dir, name)

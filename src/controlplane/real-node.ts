@@ -195,27 +195,33 @@ export class RealNode {
   }
 }
 
-/** The cgroup v1 hierarchies mounted here, as (mount point) paths: the kubelet's cgroupfs driver uses every one. */
+/**
+ * The cgroup hierarchies mounted here, as mount points. The kubelet's cgroupfs driver uses every v1 one and, on a
+ * hybrid machine (v1 controllers beside a v2 "unified" tree holding none), runc places containers in that v2 tree
+ * too: the node's cgroup is made, joined and removed in all of them.
+ */
 function hierarchies(): string[] {
   return readFileSync("/proc/self/mounts", "utf8")
     .split("\n")
     .map((line) => line.split(" "))
-    .filter((f) => f[2] === "cgroup")
+    .filter((f) => f[2] === "cgroup" || f[2] === "cgroup2")
     .map((f) => f[1]!);
 }
 
 /**
  * `<root>` in every hierarchy (the kubelet's cgroupRoot: its pods go under it) and `<root>/node`, where containerd,
- * the kubelet and kube-proxy run. cpuset's children start with no CPUs or memory nodes, so they get their parent's.
+ * the kubelet and kube-proxy run.
  */
 function makeCgroups(root: string): void {
   for (const h of hierarchies()) {
     for (const path of [root, `${root}/node`]) {
       const dir = join(h, path);
       mkdirSync(dir, { recursive: true });
-      if (existsSync(join(dir, "cpuset.cpus"))) {
-        for (const f of ["cpuset.cpus", "cpuset.mems"]) {
-          writeFileSync(join(dir, f), readFileSync(join(dir, "..", f)));
+      for (const f of ["cpuset.cpus", "cpuset.mems"]) {
+        const [own, parent] = [join(dir, f), join(dir, "..", f)];
+        // A v1 cpuset child starts empty and takes no task until given some (v2's inherits, and its root has none).
+        if (existsSync(own) && existsSync(parent) && readFileSync(own, "utf8").trim() === "") {
+          writeFileSync(own, readFileSync(parent));
         }
       }
     }
