@@ -70,15 +70,36 @@ async function createPod(
   });
 }
 
-function podWhere(name: string, what: string, test: (pod: Pod) => boolean, timeoutMs = 90_000): Promise<Pod> {
-  return waitUntil(
-    `Pod ${name} ${what}`,
-    async () => {
-      const pod = await admin.get<Pod>(PodKind, namespace, name);
-      return pod && test(pod) && pod;
-    },
-    { timeoutMs, intervalMs: 250 },
-  );
+/**
+ * The first state of Pod `name` that passes `test`, watched from its current one: the kubelet publishes some states
+ * (CrashLoopBackOff between restarts) for well under a second, which polling could miss.
+ */
+async function podWhere(name: string, what: string, test: (pod: Pod) => boolean, timeoutMs = 90_000): Promise<Pod> {
+  const current = await admin.get<Pod>(PodKind, namespace, name);
+  if (!current) throw new Error(`Pod ${name} not found`);
+  if (test(current)) return current;
+  const done = new AbortController();
+  const timer = setTimeout(() => done.abort(), timeoutMs);
+  let found: Pod | undefined;
+  try {
+    await admin.watch<Pod>(
+      PodKind,
+      { namespace, resourceVersion: current.metadata.resourceVersion!, timeoutSeconds: Math.ceil(timeoutMs / 1000) },
+      ({ object }) => {
+        if (object.metadata.name === name && test(object)) {
+          found = object;
+          done.abort();
+        }
+      },
+      done.signal,
+    );
+  } catch (err) {
+    if (!done.signal.aborted) throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (!found) throw new Error(`timed out after ${timeoutMs} ms waiting for Pod ${name} ${what}`);
+  return found;
 }
 
 const container = (pod: Pod) => pod.status?.containerStatuses?.[0];
@@ -118,10 +139,13 @@ describe("the real node", () => {
 
   test("a container exiting 1 goes to CrashLoopBackOff", async () => {
     await createPod("crash", ["exit", "1"]);
-    const pod = await podWhere("crash", "in CrashLoopBackOff", (p) => {
-      const c = container(p);
-      return c?.state.waiting?.reason === "CrashLoopBackOff";
-    });
+    // The kubelet may publish the first back-off only with a later restart, backing off 10 s, 20 s, 40 s...
+    const pod = await podWhere(
+      "crash",
+      "in CrashLoopBackOff",
+      (p) => container(p)?.state.waiting?.reason === "CrashLoopBackOff",
+      150_000,
+    );
     expect(container(pod)?.lastState.terminated?.exitCode).toBe(1);
     expect(container(pod)?.restartCount).toBeGreaterThanOrEqual(1);
   });
