@@ -294,7 +294,6 @@ export class ControlPlane {
       if (cp.realNode) {
         await cp.realNode.start(
           {
-            dir,
             version: bins.version!,
             apiserverUrl: `https://${HOST_ADDRESS}:${apiPort}`,
             ca,

@@ -25,7 +25,6 @@ export type RealNodeState = { netns: NetworkNamespaceNames; cgroup: string };
 
 /** What RealNode.start needs of the control plane it joins. */
 export type RealNodeHost = {
-  dir: string;
   version: string;
   /** The API server as the node reaches it: https://HOST_ADDRESS:<port>. */
   apiserverUrl: string;
