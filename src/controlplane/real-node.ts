@@ -57,7 +57,7 @@ const KUBELET_TUNABLES: Record<string, number> = {
  * namespace joined to the host by a veth pair, in a mount namespace of their own, with every process of theirs
  * (shims and containers too) in a cgroup tree of their own. Nothing outside the namespaces, that cgroup and the
  * control plane's folder changes: mounts stay in the private mount namespace (and go with its last process), iptables
- * rules and sysctls (bridge forwarding, kube-proxy's route_localnet) are the network namespace's, and the host gains
+ * rules and sysctls (the bridge plugin's forwarding) are the network namespace's, and the host gains
  * only the veth's end and a route to the pod CIDR, which go with the namespace.
  */
 export class RealNode {
@@ -72,24 +72,33 @@ export class RealNode {
   }
 
   /**
-   * The network namespace and cgroup of the node for `dir`, named after it so that a run killed before it could
-   * clean up is cleaned up by the next in the same folder; made before the API server starts, which advertises its
-   * host address.
+   * The network namespace and cgroup of the node for `dir`, named after it so that what a run killed before it could
+   * clean up left is cleaned up by the next in the same folder (or in any, once that run's node daemons are gone);
+   * made before the API server starts, which advertises its host address.
    */
   static async prepare(dir: string): Promise<RealNode> {
-    const id = createHash("sha256").update(dir).digest("hex").slice(0, 6);
-    const cgroup = `nextgen-node-${id}`;
-    const names = { name: cgroup, hostEnd: `ngn${id}` };
-    await RealNode.clean({ netns: names, cgroup });
-    const netns = NetworkNamespace.create({ names, hostAddress: HOST_ADDRESS, namespaceAddress: NODE_ADDRESS });
+    const own = stateOf(createHash("sha256").update(dir).digest("hex").slice(0, 6));
+    // Nodes of other folders hold the same addresses: one whose containerd, kubelet or kube-proxy still runs is in
+    // the way; one whose have all gone (their harness exited without stopping them, leaving shims and containers) is
+    // cleaned up here.
+    for (const other of nodeCgroups().filter((c) => c !== own.cgroup)) {
+      if (daemonsRunning(other)) {
+        throw new Error(`another real node runs on this machine (cgroup ${other}): stop its control plane first`);
+      }
+      await RealNode.clean(stateOf(other.slice(PREFIX.length)));
+    }
+    await RealNode.clean(own);
+    // The cgroup first: a namespace is only ever made, and so left, beside one, by which nodeCgroups finds it.
+    makeCgroups(own.cgroup);
+    let netns;
     try {
+      netns = NetworkNamespace.create({ names: own.netns, hostAddress: HOST_ADDRESS, namespaceAddress: NODE_ADDRESS });
       netns.routeThrough(POD_CIDR);
-      makeCgroups(cgroup);
     } catch (err) {
-      await RealNode.clean({ netns: netns.names, cgroup });
+      await RealNode.clean(own);
       throw err;
     }
-    return new RealNode(join(dir, "node"), netns, cgroup);
+    return new RealNode(join(dir, "node"), netns, own.cgroup);
   }
 
   get state(): RealNodeState {
@@ -194,6 +203,19 @@ export class RealNode {
   }
 }
 
+const PREFIX = "nextgen-node-";
+
+/** A node's namespace and cgroup are named after the id of its folder. */
+function stateOf(id: string): RealNodeState {
+  return { netns: { name: `${PREFIX}${id}`, hostEnd: `ngn${id}` }, cgroup: `${PREFIX}${id}` };
+}
+
+/** The real nodes' cgroups on this machine, of running nodes or left by killed ones. */
+function nodeCgroups(): string[] {
+  const found = hierarchies().flatMap((h) => readdirSync(h).filter((name) => name.startsWith(PREFIX)));
+  return [...new Set(found)];
+}
+
 /**
  * The cgroup hierarchies mounted here, as mount points. The kubelet's cgroupfs driver uses every v1 one and, on a
  * hybrid machine (v1 controllers beside a v2 "unified" tree holding none), runc places containers in that v2 tree
@@ -262,6 +284,20 @@ async function killCgroups(root: string): Promise<void> {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw new Error(`cannot remove cgroup ${cg}: ${err}`);
     }
   }
+}
+
+/** Whether containerd, the kubelet or kube-proxy of the node with this cgroup runs (its shims may outlive them). */
+function daemonsRunning(cgroup: string): boolean {
+  const daemons = new Set<string>(["containerd", "kubelet", "kube-proxy"]);
+  return hierarchies().some((h) =>
+    tasks(join(h, cgroup, "node")).some((pid) => {
+      try {
+        return daemons.has(readFileSync(`/proc/${pid}/comm`, "utf8").trim());
+      } catch {
+        return false; // gone meanwhile
+      }
+    }),
+  );
 }
 
 function tasks(cgroup: string): number[] {
@@ -401,6 +437,8 @@ function kubeProxyConfig(kubeconfig: string): string {
       mode: "iptables",
       hostnameOverride: REAL_NODE_NAME,
       clusterCIDR: CLUSTER_CIDR,
+      // NodePorts on the node's own address only, not on its loopback (which would take route_localnet).
+      nodePortAddresses: ["primary"],
       metricsBindAddress: "127.0.0.1:10249",
       healthzBindAddress: "127.0.0.1:10256",
       // Zero leaves each as it is: nf_conntrack's table size and timeouts are the host's (the network namespace
