@@ -209,6 +209,8 @@ export class ControlPlane {
                 "--authorization-mode=Node,RBAC",
                 "--enable-admission-plugins=NodeRestriction",
                 "--kubelet-preferred-address-types=InternalIP",
+                `--kubelet-client-certificate=${cp.realNode.apiserverClient.cert}`,
+                `--kubelet-client-key=${cp.realNode.apiserverClient.key}`,
               ]
             : [
                 "--advertise-address=127.0.0.1",

@@ -63,12 +63,21 @@ const KUBELET_TUNABLES: Record<string, number> = {
 export class RealNode {
   readonly netns: NetworkNamespace;
   readonly cgroup: string;
+  /**
+   * The API server's client certificate and key for the kubelet (logs, exec, metrics), which the kubelet trusts: in
+   * group system:masters, so the kubelet's SubjectAccessReviews allow it everything.
+   */
+  readonly apiserverClient: { cert: string; key: string };
   private readonly dir: string;
+  private readonly clientCA: string;
 
   private constructor(dir: string, netns: NetworkNamespace, cgroup: string) {
     this.dir = dir;
     this.netns = netns;
     this.cgroup = cgroup;
+    const pki = join(dir, "pki");
+    this.clientCA = join(pki, "client-ca.crt");
+    this.apiserverClient = { cert: join(pki, "apiserver-client.crt"), key: join(pki, "apiserver-client.key") };
   }
 
   /**
@@ -98,7 +107,10 @@ export class RealNode {
       await RealNode.clean(own);
       throw err;
     }
-    return new RealNode(join(dir, "node"), netns, own.cgroup);
+    const node = new RealNode(join(dir, "node"), netns, own.cgroup);
+    rmSync(node.dir, { recursive: true, force: true });
+    node.writeClientCertificates();
+    return node;
   }
 
   get state(): RealNodeState {
@@ -115,7 +127,6 @@ export class RealNode {
       ensureProbeImage(log),
     ]);
     const prepared = Date.now();
-    rmSync(this.dir, { recursive: true, force: true });
     const file = (path: string, content: string) => {
       mkdirSync(join(this.dir, path, ".."), { recursive: true });
       writeFileSync(join(this.dir, path), content, { mode: 0o600 });
@@ -171,7 +182,7 @@ export class RealNode {
     const kubeconfig = (name: string, token: string) =>
       file(`${name}.kubeconfig`, nodeKubeconfig(host.apiserverUrl, host.ca, token));
     await inNode("kubelet", bins.kubelet, [
-      `--config=${file("kubelet.yaml", kubeletConfig(this.dir, socket, this.cgroup))}`,
+      `--config=${file("kubelet.yaml", kubeletConfig(this.dir, socket, this.cgroup, this.clientCA))}`,
       `--kubeconfig=${kubeconfig("kubelet", host.kubeletToken)}`,
       `--root-dir=${join(this.dir, "kubelet")}`,
       `--cert-dir=${join(this.dir, "kubelet", "pki")}`,
@@ -197,6 +208,54 @@ export class RealNode {
    * cgroups, then the network namespace with its veth pair and route. The private mount namespace, and so every mount
    * containerd and the kubelet made, goes with its last process.
    */
+  private writeClientCertificates(): void {
+    const pki = join(this.dir, "pki");
+    mkdirSync(pki, { recursive: true });
+    const caKey = join(pki, "client-ca.key");
+    const csr = join(pki, "apiserver-client.csr");
+    // node:crypto makes keys but not certificates; openssl is on every machine the control plane runs on.
+    const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
+    const key = ["-newkey", "rsa:2048", "-nodes"];
+    openssl(
+      "req",
+      "-x509",
+      ...key,
+      "-days",
+      "365",
+      "-subj",
+      "/CN=nextgen-kubelet-client-ca",
+      "-keyout",
+      caKey,
+      "-out",
+      this.clientCA,
+    );
+    openssl(
+      "req",
+      ...key,
+      "-subj",
+      "/O=system:masters/CN=kube-apiserver-kubelet-client",
+      "-keyout",
+      this.apiserverClient.key,
+      "-out",
+      csr,
+    );
+    openssl(
+      "x509",
+      "-req",
+      "-in",
+      csr,
+      "-CA",
+      this.clientCA,
+      "-CAkey",
+      caKey,
+      "-CAcreateserial",
+      "-days",
+      "365",
+      "-out",
+      this.apiserverClient.cert,
+    );
+  }
+
   static async clean(state: RealNodeState): Promise<void> {
     await killCgroups(state.cgroup);
     NetworkNamespace.deleteExisting(state.netns);
@@ -395,7 +454,7 @@ function cniConflist(ipamDir: string): string {
   );
 }
 
-function kubeletConfig(dir: string, socket: string, cgroup: string): string {
+function kubeletConfig(dir: string, socket: string, cgroup: string, clientCA: string): string {
   return JSON.stringify(
     {
       apiVersion: "kubelet.config.k8s.io/v1beta1",
@@ -410,8 +469,9 @@ function kubeletConfig(dir: string, socket: string, cgroup: string): string {
       address: NODE_ADDRESS,
       readOnlyPort: 0,
       healthzBindAddress: "127.0.0.1",
-      // The API server's requests (logs, exec) are authenticated by TokenReview and authorized by SubjectAccessReview.
-      authentication: { anonymous: { enabled: false }, webhook: { enabled: true } },
+      // Requests are authenticated by the API server's client certificate or by a token (TokenReview), and authorized
+      // by SubjectAccessReview: the API server's for logs and exec, a Prometheus's token for /metrics.
+      authentication: { anonymous: { enabled: false }, webhook: { enabled: true }, x509: { clientCAFile: clientCA } },
       authorization: { mode: "Webhook" },
       podLogsDir: join(dir, "pod-logs"),
       volumePluginDir: join(dir, "volume-plugins"),

@@ -135,6 +135,9 @@ describe("the real node", () => {
     const pod = await podWhere("whoami", "to finish", (p) => ["Succeeded", "Failed"].includes(p.status?.phase ?? ""));
     expect(container(pod)?.state.terminated?.message).toBe(`system:serviceaccount:${namespace}:default`);
     expect(pod.status?.phase).toBe("Succeeded");
+    // The API server reads the container's log from the kubelet, with the client certificate the kubelet trusts.
+    const log = await admin.request<{ username: string }>("GET", `/api/v1/namespaces/${namespace}/pods/whoami/log`);
+    expect(log.username).toBe(`system:serviceaccount:${namespace}:default`);
   });
 
   test("a container exiting 1 goes to CrashLoopBackOff", async () => {

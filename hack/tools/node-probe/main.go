@@ -5,8 +5,8 @@
 //	node-probe exit CODE    exit with CODE at once
 //	node-probe allocate     touch memory 16 MiB at a time until the kernel kills it
 //	node-probe whoami       ask the API server, through the kubernetes Service and with the Pod's projected
-//	                        ServiceAccount token, who this is (a SelfSubjectReview); write the user name to the
-//	                        termination message and exit 0 when it answered
+//	                        ServiceAccount token, who this is (a SelfSubjectReview); print {"username": ...} and
+//	                        write the name to the termination message, and exit 0 when it answered
 package main
 
 import (
@@ -62,7 +62,9 @@ func main() {
 		if err != nil {
 			fail(err)
 		}
-		fmt.Println(user)
+		// One JSON line, which the tests read back through the API server (the Pod's log).
+		line, _ := json.Marshal(map[string]string{"username": user})
+		fmt.Println(string(line))
 		_ = os.WriteFile("/dev/termination-log", []byte(user), 0o644)
 	default:
 		fail(fmt.Errorf("unknown mode %q", os.Args[1]))
