@@ -132,14 +132,8 @@ export class ControlPlane {
       join(dir, name)
     );
     const token = () => randomBytes(24).toString("hex");
-    const [cmToken, schedToken, operatorToken, kwokToken, kubeletToken, proxyToken] = [
-      token(),
-      token(),
-      token(),
-      token(),
-      token(),
-      token(),
-    ];
+    const [cmToken, schedToken, operatorToken, kwokToken] = [token(), token(), token(), token()];
+    const [kubeletToken, proxyToken] = [token(), token()];
     const tokens = file(
       "tokens.csv",
       [
