@@ -1,11 +1,14 @@
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import { promisify } from "node:util";
 import { ensureNodeAssets } from "./assets.ts";
 import { ensurePauseImage, ensureProbeImage, type LocalImage } from "./images.ts";
 import { NetworkNamespace, type NetworkNamespaceNames } from "./netns.ts";
+
+const execFileAsync = promisify(execFile);
 
 /** The real node's Node name; one per machine (its addresses and pod CIDR are fixed). */
 export const REAL_NODE_NAME = "nextgen-node-1";
@@ -150,21 +153,18 @@ export class RealNode {
       "containerd",
       `--config=${containerdConfig}`,
     ]);
-    const ctr = (...args: string[]) =>
-      execFileSync("ctr", [`--address=${socket}`, "--namespace=k8s.io", ...args], { stdio: "pipe" });
+    const ctr = async (...args: string[]) =>
+      (await execFileAsync("ctr", [`--address=${socket}`, "--namespace=k8s.io", ...args])).stdout;
     await host.waitFor(
       "containerd to answer",
-      async () => {
-        try {
-          ctr("version");
-          return true;
-        } catch {
-          return false;
-        }
-      },
+      () =>
+        ctr("version").then(
+          () => true,
+          () => false,
+        ),
       30_000,
     );
-    for (const image of [pause, probe]) importImage(ctr, image);
+    for (const image of [pause, probe]) await importImage(ctr, image);
 
     // In containerd's namespaces and cgroup: their mounts (volumes, tokens) are the ones containerd sees.
     const inNode = (name: RealNodeProcess, bin: string, args: string[]) =>
@@ -202,12 +202,6 @@ export class RealNode {
     );
   }
 
-  /**
-   * Removes what a node left once its processes are stopped, or what one killed with its harness left: every process
-   * still in its cgroups (containerd's shims and the containers, which outlive containerd by design), then the
-   * cgroups, then the network namespace with its veth pair and route. The private mount namespace, and so every mount
-   * containerd and the kubelet made, goes with its last process.
-   */
   private writeClientCertificates(): void {
     const pki = join(this.dir, "pki");
     mkdirSync(pki, { recursive: true });
@@ -256,6 +250,12 @@ export class RealNode {
     );
   }
 
+  /**
+   * Removes what a node left once its processes are stopped, or what one killed with its harness left: every process
+   * still in its cgroups (containerd's shims and the containers, which outlive containerd by design), then the
+   * cgroups, then the network namespace with its veth pair and route. The private mount namespace, and so every mount
+   * containerd and the kubelet made, goes with its last process.
+   */
   static async clean(state: RealNodeState): Promise<void> {
     await killCgroups(state.cgroup);
     NetworkNamespace.deleteExisting(state.netns);
@@ -387,9 +387,9 @@ function namespaceScript(dir: string, cgroup: string): string {
   return [...binds, ...tmpfs, joinCgroupScript(cgroup)].join("\n");
 }
 
-function importImage(ctr: (...args: string[]) => Buffer, image: LocalImage): void {
-  ctr("images", "import", "--snapshotter=overlayfs", image.archive);
-  if (!ctr("images", "list", "--quiet").toString().split("\n").includes(image.ref)) {
+async function importImage(ctr: (...args: string[]) => Promise<string>, image: LocalImage): Promise<void> {
+  await ctr("images", "import", "--snapshotter=overlayfs", image.archive);
+  if (!(await ctr("images", "list", "--quiet")).split("\n").includes(image.ref)) {
     throw new Error(`containerd did not name the image it imported from ${image.archive} ${image.ref}`);
   }
 }
