@@ -90,6 +90,7 @@ export class ControlPlane {
     ownsDir: boolean,
     detached: boolean,
     log: (line: string) => void,
+    apiAddress: string,
     apiPort: number,
     etcdPort: number,
     version: string | undefined,
@@ -100,7 +101,7 @@ export class ControlPlane {
     this.log = log;
     this.ownsDir = ownsDir;
     this.detached = detached;
-    this.apiserverUrl = `https://127.0.0.1:${apiPort}`;
+    this.apiserverUrl = `https://${apiAddress}:${apiPort}`;
     this.adminKubeconfig = join(dir, "admin.kubeconfig");
     this.operatorKubeconfig = join(dir, "operator.kubeconfig");
   }
@@ -113,7 +114,19 @@ export class ControlPlane {
     const [apiPort, etcdPort, peerPort, kwokPort] = await freePorts(4);
     const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "nextgen-cp-"));
     if (opts.dir && ControlPlane.runningState(dir)) throw new Error(`a control plane is already running in ${dir}`);
-    const cp = new ControlPlane(dir, !opts.dir, opts.detached ?? false, log, apiPort!, etcdPort!, bins.version);
+    // With a real node the API server serves on the host's end of its veth pair, and only there: the one address
+    // both the host and the node reach, where listening on every address would expose it beyond this machine.
+    const apiAddress = opts.realNode ? HOST_ADDRESS : "127.0.0.1";
+    const cp = new ControlPlane(
+      dir,
+      !opts.dir,
+      opts.detached ?? false,
+      log,
+      apiAddress,
+      apiPort!,
+      etcdPort!,
+      bins.version,
+    );
     if (!cp.detached) hookExit();
     if (cp.ownsDir && !cp.detached) ownedDirs.add(dir);
 
@@ -195,7 +208,7 @@ export class ControlPlane {
         [
           `--etcd-servers=${etcdUrl}`,
           `--secure-port=${apiPort}`,
-          `--bind-address=${extraIPs.length > 0 ? "0.0.0.0" : "127.0.0.1"}`,
+          `--bind-address=${opts.extraServingIPs?.length ? "0.0.0.0" : apiAddress}`,
           ...(cp.realNode
             ? [
                 // Pods reach it through the kubernetes Service, whose endpoint is this address.
