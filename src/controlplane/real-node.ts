@@ -21,7 +21,8 @@ export const NODE_ADDRESS = "10.214.0.2";
 export const POD_CIDR = "10.245.0.0/24";
 const CLUSTER_CIDR = "10.245.0.0/16";
 
-export type RealNodeProcess = "containerd" | "kubelet" | "kube-proxy";
+const DAEMONS = ["containerd", "kubelet", "kube-proxy"] as const;
+export type RealNodeProcess = (typeof DAEMONS)[number];
 
 /** What a stopped or killed real node left that its processes do not take with them; kept in state.json. */
 export type RealNodeState = { netns: NetworkNamespaceNames; cgroup: string };
@@ -347,7 +348,7 @@ async function killCgroups(root: string): Promise<void> {
 
 /** Whether containerd, the kubelet or kube-proxy of the node with this cgroup runs (its shims may outlive them). */
 function daemonsRunning(cgroup: string): boolean {
-  const daemons = new Set<string>(["containerd", "kubelet", "kube-proxy"]);
+  const daemons = new Set<string>(DAEMONS);
   return hierarchies().some((h) =>
     tasks(join(h, cgroup, "node")).some((pid) => {
       try {
