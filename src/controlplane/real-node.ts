@@ -47,7 +47,7 @@ export type RealNodeHost = {
  * against them: the node's private mount namespace shows it these values instead, in files bind-mounted over
  * /proc/sys, and protectKernelDefaults is on so that it would fail rather than write should it ever see another.
  */
-const KUBELET_TUNABLES: Record<string, number> = {
+export const KUBELET_TUNABLES: Record<string, number> = {
   "vm/overcommit_memory": 1,
   "vm/panic_on_oom": 0,
   "kernel/panic": 10,

@@ -5,6 +5,7 @@ import { KubeClient } from "../../src/runtime/client.ts";
 import { NamespaceKind, NodeKind, PodKind } from "../../src/runtime/kinds.ts";
 import type { Condition, KubeObject } from "../../src/runtime/objects.ts";
 import { waitUntil } from "../../src/runtime/wait.ts";
+import { readSysctls } from "./global-setup.ts";
 
 type ContainerState = {
   waiting?: { reason?: string };
@@ -111,6 +112,10 @@ describe("the real node", () => {
     expect(node?.metadata.labels?.["kwok.x-k8s.io/node"]).toBeUndefined();
     expect(node?.status?.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
     expect(node?.status?.addresses).toContainEqual({ type: "InternalIP", address: NODE_ADDRESS });
+  });
+
+  test("leaves the host's kernel tunables as they were before it started", () => {
+    expect(readSysctls()).toEqual(inject("hostSysctls"));
   });
 
   test("runs a Pod whose address the host reaches", async () => {
