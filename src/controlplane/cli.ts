@@ -1,8 +1,16 @@
 import { join } from "node:path";
 import { parse, UsageError } from "../cli/args.ts";
-import { cacheRoot, ensureAssets, ensureGpuRunnerPython, ensureTool, pinnedVersions, TOOL_NAMES } from "./assets.ts";
+import {
+  cacheRoot,
+  ensureAssets,
+  ensureGpuRunnerPython,
+  ensureTool,
+  pinnedVersions,
+  selectVersion,
+  TOOL_NAMES,
+} from "./assets.ts";
 import { ControlPlane, controlPlaneEnv } from "./control-plane.ts";
-import { POD_CIDR, REAL_NODE_NAME } from "./real-node.ts";
+import { ensureRealNodeAssets, POD_CIDR, REAL_NODE_NAME } from "./real-node.ts";
 
 // A function: the pinned versions are read from hack/, which the operator image does not carry.
 const overview = () => `Usage: nextgen-operator control-plane <up|down|env|assets> [--dir DIR] [--k8s-version VERSION]
@@ -30,12 +38,14 @@ from this machine.`,
   down: `Usage: nextgen-operator control-plane down [--dir DIR]
 
 Stops the control plane started by 'up'; succeeds quietly when none runs.`,
-  assets: `Usage: nextgen-operator control-plane assets [--k8s-version VERSION]
+  assets: `Usage: nextgen-operator control-plane assets [--k8s-version VERSION] [--real-node]
 
 Finds the control-plane binaries in KUBEBUILDER_ASSETS, or builds them once from the Go modules pinned in
 hack/k8s/<minor> into the cache folder (several minutes; quiet when cached), builds KWOK and the test tools from
 hack/tools, Prometheus and Alertmanager from hack/monitoring the same way, and the GPU runner's Python
-environment from runners/gpu/requirements.txt, and prints the control plane's folder. 'up', the tests and the demo do the same on first use.`,
+environment from runners/gpu/requirements.txt, and prints the control plane's folder. 'up', the tests and the demo do the same on first use.
+
+--real-node also builds the real node's kubelet, kube-proxy and images (see 'up').`,
   env: `Usage: nextgen-operator control-plane env [--dir DIR]
 
 Prints the export lines for the running control plane; exits 1 when none runs.`,
@@ -68,6 +78,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
 
   if (sub === "assets") {
     const assets = await ensureAssets(warn, version);
+    if (values["real-node"]) await ensureRealNodeAssets(warn, selectVersion(version));
     for (const tool of TOOL_NAMES) await ensureTool(tool, warn);
     await ensureGpuRunnerPython(warn);
     return (say(assets.dir), 0);

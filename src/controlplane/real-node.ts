@@ -56,6 +56,16 @@ export const KUBELET_TUNABLES: Record<string, number> = {
   "kernel/keys/root_maxbytes": 25000000,
 };
 
+/** The real node's binaries and images for a pinned Kubernetes `version`: built once and cached. */
+export async function ensureRealNodeAssets(log: (line: string) => void, version: string) {
+  const [bins, pause, probe] = await Promise.all([
+    ensureNodeAssets(log, version),
+    ensurePauseImage(log, version),
+    ensureProbeImage(log),
+  ]);
+  return { bins, pause, probe };
+}
+
 /**
  * A real Kubernetes node beside the local control plane: containerd, the kubelet and kube-proxy in a network
  * namespace joined to the host by a veth pair, in a mount namespace of their own, with every process of theirs
@@ -125,11 +135,7 @@ export class RealNode {
   async start(host: RealNodeHost, nodeReady: () => Promise<boolean>): Promise<void> {
     const started = Date.now();
     const { log } = host;
-    const [bins, pause, probe] = await Promise.all([
-      ensureNodeAssets(log, host.version),
-      ensurePauseImage(log, host.version),
-      ensureProbeImage(log),
-    ]);
+    const { bins, pause, probe } = await ensureRealNodeAssets(log, host.version);
     const prepared = Date.now();
     const file = (path: string, content: string) => {
       mkdirSync(join(this.dir, path, ".."), { recursive: true });
