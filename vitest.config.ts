@@ -20,8 +20,16 @@ export default defineConfig({
         },
       },
       {
-        // Builds on the real thing (buildah, containerd, the registries): only `npm run test:e2e` runs it.
-        test: { name: "e2e", include: ["test/e2e/**/*.test.ts"], testTimeout: 600_000, hookTimeout: 3_600_000 },
+        test: {
+          // The real thing: a real node (containerd, kubelet, kube-proxy) beside the control plane, images built by
+          // buildah from the Dockerfiles. Root only, one per machine; only `npm run test:e2e` runs it.
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          globalSetup: ["test/e2e/global-setup.ts"],
+          fileParallelism: false,
+          testTimeout: 600_000,
+          hookTimeout: 3_600_000,
+        },
       },
     ],
   },

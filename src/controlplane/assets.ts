@@ -6,6 +6,7 @@ import {
   closeSync,
   constants,
   cpSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -62,6 +63,8 @@ type Release = {
 const TOOLS = {
   kwok: { module: "tools", pkg: "sigs.k8s.io/kwok/cmd/kwok" },
   "argocd-health": { module: "tools", pkg: "./argocd-health", sources: ["argocd-health/main.go"] },
+  // The program of the real node's test image (src/controlplane/images.ts).
+  "node-probe": { module: "tools", pkg: "./node-probe", sources: ["node-probe/main.go"] },
   prometheus: {
     module: "monitoring/prometheus",
     pkg: "github.com/prometheus/prometheus/cmd/prometheus",
@@ -91,7 +94,6 @@ const RUNNERS = resolve(import.meta.dirname, "../../runners");
 const PYTHON = process.env.NEXTGEN_PYTHON || "python3";
 // Static binaries from exactly what go.sum pins, with no VCS stamp: the same binary from a clone or a tarball.
 const GO_FLAGS = "-mod=readonly -buildvcs=false";
-const CONTROL_PLANE_BINARIES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"];
 
 export function cacheRoot(): string {
   return join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "nextgen-operator");
@@ -172,28 +174,72 @@ export async function ensureAssets(log: (line: string) => void, requestedVersion
     return pathsIn(fromEnv);
   }
   const version = selectVersion(requestedVersion);
-  const moduleDir = join(K8S_MODULES, version.split(".").slice(0, 2).join("."));
+  const dir = await buildKubernetes(
+    "control plane",
+    "k8s",
+    version,
+    [
+      "k8s.io/kubernetes/cmd/kube-apiserver",
+      "k8s.io/kubernetes/cmd/kube-controller-manager",
+      "k8s.io/kubernetes/cmd/kube-scheduler",
+      "./etcd",
+    ],
+    log,
+  );
+  return pathsIn(dir, version);
+}
+
+/** The binaries of a real node (src/controlplane/real-node.ts). */
+export type NodeAssetPaths = { kubelet: string; kubeProxy: string; version: string };
+
+/**
+ * The kubelet and kube-proxy of the pinned `version` (exact, as ensureAssets answered), built once and cached beside
+ * the control plane's: a separate build, so a run with KWOK alone never compiles them.
+ */
+export async function ensureNodeAssets(log: (line: string) => void, version: string): Promise<NodeAssetPaths> {
+  const dir = await buildKubernetes(
+    "node",
+    "k8s-node",
+    version,
+    ["k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kube-proxy"],
+    log,
+  );
+  return { kubelet: join(dir, "kubelet"), kubeProxy: join(dir, "kube-proxy"), version };
+}
+
+/** The hack/k8s/<minor> module pinning `version`. */
+export function kubernetesModule(version: string): string {
+  return join(K8S_MODULES, version.split(".").slice(0, 2).join("."));
+}
+
+/**
+ * Kubernetes commands (`packages` of the pinned module) stamped with `version` as its release stamps them, cached in
+ * `<cache>/<folder>/v<version>-<key>`.
+ */
+function buildKubernetes(
+  what: string,
+  folder: string,
+  version: string,
+  packages: string[],
+  log: (line: string) => void,
+): Promise<string> {
+  const moduleDir = kubernetesModule(version);
   const [major, minor] = version.split(".");
   // What `kubectl version` and /version report, as Kubernetes' own build stamps it (hack/lib/version.sh).
   const stamp = (pkg: string) =>
     [`gitVersion=v${version}`, `gitMajor=${major}`, `gitMinor=${minor}`, "gitTreeState=clean"].map(
       (kv) => `-X ${pkg}.${kv}`,
     );
-  const packages = [
-    "k8s.io/kubernetes/cmd/kube-apiserver",
-    "k8s.io/kubernetes/cmd/kube-controller-manager",
-    "k8s.io/kubernetes/cmd/kube-scheduler",
-    "./etcd",
-  ];
   const ldflags = [...stamp("k8s.io/component-base/version"), ...stamp("k8s.io/client-go/pkg/version")];
-  const dir = await buildCached(
-    `Kubernetes ${version} control plane`,
-    join(cacheRoot(), "k8s", `v${version}-${buildKey(moduleDir, ["etcd/main.go"], [...packages, ...ldflags])}`),
-    CONTROL_PLANE_BINARIES,
+  const binaries = packages.map((p) => p.split("/").pop()!);
+  const sources = packages.filter((p) => p.startsWith("./")).map((p) => `${p.slice(2)}/main.go`);
+  return buildCached(
+    `Kubernetes ${version} ${what}`,
+    join(cacheRoot(), folder, `v${version}-${buildKey(moduleDir, sources, [...packages, ...ldflags])}`),
+    binaries,
     (out) => goBuild(moduleDir, out, packages, ldflags, log),
     log,
   );
-  return pathsIn(dir, version);
 }
 
 /** The path of a test tool from hack/tools or hack/monitoring, built once and cached. */
@@ -284,7 +330,7 @@ async function buildRelease(
 }
 
 /** The folder of `module`, as `moduleDir`'s go.sum pins it, in the module cache; downloaded if need be. */
-async function moduleSource(moduleDir: string, module: string): Promise<string> {
+export async function moduleSource(moduleDir: string, module: string): Promise<string> {
   const output: string[] = [];
   await run("go", ["mod", "download", "-json", module], moduleDir, goEnv(), (line) => output.push(line));
   const { Dir } = JSON.parse(output.join("\n")) as { Dir: string };
@@ -300,16 +346,17 @@ function buildKey(moduleDir: string, sources: string[], recipe: string[]): strin
 }
 
 /**
- * Runs `build` into `<dir>.partial` and renames it to `dir` when every binary is there; quiet when `dir` is complete.
+ * Runs `build` into `<dir>.partial` and renames it to `dir` when every output is there; quiet when `dir` is complete.
  */
-async function buildCached(
+export async function buildCached(
   what: string,
   dir: string,
-  binaries: string[],
+  outputs: string[],
   build: (out: string) => Promise<void>,
   log: (line: string) => void,
 ): Promise<string> {
-  const complete = () => binaries.every((b) => executable(join(dir, b)));
+  // The rename makes a folder complete at once: what it holds was all written.
+  const complete = () => outputs.every((o) => existsSync(join(dir, o)));
   if (complete()) return dir;
   mkdirSync(resolve(dir, ".."), { recursive: true });
   await withLock(`${dir}.lock`, `building ${what} into ${dir}`, log, async () => {

@@ -1,7 +1,16 @@
 import { join } from "node:path";
 import { parse, UsageError } from "../cli/args.ts";
-import { cacheRoot, ensureAssets, ensureGpuRunnerPython, ensureTool, pinnedVersions, TOOL_NAMES } from "./assets.ts";
+import {
+  cacheRoot,
+  ensureAssets,
+  ensureGpuRunnerPython,
+  ensureTool,
+  pinnedVersions,
+  selectVersion,
+  TOOL_NAMES,
+} from "./assets.ts";
 import { ControlPlane, controlPlaneEnv } from "./control-plane.ts";
+import { ensureRealNodeAssets, POD_CIDR, REAL_NODE_NAME } from "./real-node.ts";
 
 // A function: the pinned versions are read from hack/, which the operator image does not carry.
 const overview = () => `Usage: nextgen-operator control-plane <up|down|env|assets> [--dir DIR] [--k8s-version VERSION]
@@ -17,20 +26,26 @@ else the newest.
   assets locate (KUBEBUILDER_ASSETS) or build and cache the binaries, and print their folder`;
 
 const usage: Record<string, string> = {
-  up: `Usage: nextgen-operator control-plane up [--dir DIR] [--k8s-version VERSION]
+  up: `Usage: nextgen-operator control-plane up [--dir DIR] [--k8s-version VERSION] [--real-node]
 
 Starts the control plane, leaves it running after this command exits and prints export lines for KUBECONFIG
 (admin), NEXTGEN_OPERATOR_KUBECONFIG (the operator's ServiceAccount identity) and NEXTGEN_CONTROL_PLANE_DIR.
-The first run builds the binaries (several minutes) unless KUBEBUILDER_ASSETS names a folder holding them.`,
+The first run builds the binaries (several minutes) unless KUBEBUILDER_ASSETS names a folder holding them.
+
+--real-node also starts a real node, ${REAL_NODE_NAME}: containerd, a kubelet and kube-proxy in a network namespace
+of their own, running Pods for real (needs root; one per machine). Its pods' addresses (${POD_CIDR}) are routed
+from this machine.`,
   down: `Usage: nextgen-operator control-plane down [--dir DIR]
 
 Stops the control plane started by 'up'; succeeds quietly when none runs.`,
-  assets: `Usage: nextgen-operator control-plane assets [--k8s-version VERSION]
+  assets: `Usage: nextgen-operator control-plane assets [--k8s-version VERSION] [--real-node]
 
 Finds the control-plane binaries in KUBEBUILDER_ASSETS, or builds them once from the Go modules pinned in
 hack/k8s/<minor> into the cache folder (several minutes; quiet when cached), builds KWOK and the test tools from
 hack/tools, Prometheus and Alertmanager from hack/monitoring the same way, and the GPU runner's Python
-environment from runners/gpu/requirements.txt, and prints the control plane's folder. 'up', the tests and the demo do the same on first use.`,
+environment from runners/gpu/requirements.txt, and prints the control plane's folder. 'up', the tests and the demo do the same on first use.
+
+--real-node also builds the real node's kubelet, kube-proxy and images (see 'up').`,
   env: `Usage: nextgen-operator control-plane env [--dir DIR]
 
 Prints the export lines for the running control plane; exits 1 when none runs.`,
@@ -54,6 +69,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
   const { values } = parse(`control-plane ${sub}`, rest, {
     dir: { type: "string" },
     "k8s-version": { type: "string" },
+    "real-node": { type: "boolean" },
   });
   const version = values["k8s-version"];
   if (values.help) return (say(usage[sub]!), 0);
@@ -62,6 +78,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
 
   if (sub === "assets") {
     const assets = await ensureAssets(warn, version);
+    if (values["real-node"]) await ensureRealNodeAssets(warn, selectVersion(version));
     for (const tool of TOOL_NAMES) await ensureTool(tool, warn);
     await ensureGpuRunnerPython(warn);
     return (say(assets.dir), 0);
@@ -79,7 +96,7 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
     warn(`a control plane is already running in ${dir} (${running.apiserverUrl})`);
     return (say(exportLines(controlPlaneEnv(running))), 0);
   }
-  const cp = await ControlPlane.start({ dir, detached: true, log: warn, version });
+  const cp = await ControlPlane.start({ dir, detached: true, log: warn, version, realNode: values["real-node"] });
   say(exportLines(cp.env()));
   return 0;
 }

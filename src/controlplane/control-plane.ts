@@ -9,8 +9,10 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { ensureAssets, ensureTool } from "./assets.ts";
 import { KWOK_NODE_SELECTOR, KWOK_STAGES } from "./kwok.ts";
+import type { BuiltImage } from "./images.ts";
+import { HOST_ADDRESS, REAL_NODE_NAME, RealNode, type RealNodeProcess, type RealNodeState } from "./real-node.ts";
 
-type Name = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler" | "kwok";
+type Name = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kube-scheduler" | "kwok" | RealNodeProcess;
 type Proc = { child: ChildProcess; log: string };
 export type ControlPlaneState = {
   pids: Partial<Record<Name, number>>;
@@ -20,6 +22,8 @@ export type ControlPlaneState = {
   dir: string;
   /** The Kubernetes version running (undefined for KUBEBUILDER_ASSETS binaries). */
   version?: string;
+  /** What the real node needs cleaned up after its processes, when there is one. */
+  realNode?: RealNodeState;
 };
 export type StartOptions = {
   dir?: string;
@@ -42,10 +46,26 @@ export type StartOptions = {
    * address, not only 127.0.0.1 (the chaos suite reaches it from a network namespace over a veth pair).
    */
   extraServingIPs?: string[];
+  /**
+   * Also start a real node (src/controlplane/real-node.ts): containerd, a kubelet and kube-proxy running Pods for real
+   * on Node REAL_NODE_NAME. Needs the Kubernetes version built here (not KUBEBUILDER_ASSETS) and root.
+   */
+  realNode?: boolean;
+  /** Images (archives) the real node's containerd imports before its kubelet starts, besides its own. */
+  nodeImages?: BuiltImage[];
 };
 
 const OPERATOR_USER = "system:serviceaccount:itechsmart-nextgen:nextgen-operator";
-const STOP_ORDER: Name[] = ["kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"];
+const STOP_ORDER: Name[] = [
+  "kube-proxy",
+  "kubelet",
+  "containerd",
+  "kwok",
+  "kube-scheduler",
+  "kube-controller-manager",
+  "kube-apiserver",
+  "etcd",
+];
 
 // Children of non-detached control planes, killed if this Node process exits before stop() ran.
 const owned = new Set<number>();
@@ -65,6 +85,7 @@ export class ControlPlane {
   private readonly detached: boolean;
   private readonly log: (line: string) => void;
   private apiserverCmd: [string, string[]] = ["", []];
+  private realNode: RealNode | undefined;
   private etcdCmd: [string, string[]] = ["", []];
 
   private constructor(
@@ -72,6 +93,7 @@ export class ControlPlane {
     ownsDir: boolean,
     detached: boolean,
     log: (line: string) => void,
+    apiAddress: string,
     apiPort: number,
     etcdPort: number,
     version: string | undefined,
@@ -82,7 +104,7 @@ export class ControlPlane {
     this.log = log;
     this.ownsDir = ownsDir;
     this.detached = detached;
-    this.apiserverUrl = `https://127.0.0.1:${apiPort}`;
+    this.apiserverUrl = `https://${apiAddress}:${apiPort}`;
     this.adminKubeconfig = join(dir, "admin.kubeconfig");
     this.operatorKubeconfig = join(dir, "operator.kubeconfig");
   }
@@ -95,7 +117,19 @@ export class ControlPlane {
     const [apiPort, etcdPort, peerPort, kwokPort] = await freePorts(4);
     const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "nextgen-cp-"));
     if (opts.dir && ControlPlane.runningState(dir)) throw new Error(`a control plane is already running in ${dir}`);
-    const cp = new ControlPlane(dir, !opts.dir, opts.detached ?? false, log, apiPort!, etcdPort!, bins.version);
+    // With a real node the API server serves on the host's end of its veth pair, and only there: the one address
+    // both the host and the node reach, where listening on every address would expose it beyond this machine.
+    const apiAddress = opts.realNode ? HOST_ADDRESS : "127.0.0.1";
+    const cp = new ControlPlane(
+      dir,
+      !opts.dir,
+      opts.detached ?? false,
+      log,
+      apiAddress,
+      apiPort!,
+      etcdPort!,
+      bins.version,
+    );
     if (!cp.detached) hookExit();
     if (cp.ownsDir && !cp.detached) ownedDirs.add(dir);
 
@@ -103,12 +137,19 @@ export class ControlPlane {
     for (const sub of ["etcd", "apiserver-certs", "logs", "kwok"])
       rmSync(join(dir, sub), { recursive: true, force: true });
     mkdirSync(join(dir, "logs"), { recursive: true });
+    if (opts.realNode) {
+      if (!bins.version) throw new Error("a real node runs the kubelet built here: unset KUBEBUILDER_ASSETS");
+      // The node's namespace first: the API server advertises the host's end of its veth pair.
+      cp.realNode = await RealNode.prepare(dir);
+      cp.saveState();
+    }
     const file = (name: string, content: string) => (
       writeFileSync(join(dir, name), content, { mode: 0o600 }),
       join(dir, name)
     );
     const token = () => randomBytes(24).toString("hex");
     const [cmToken, schedToken, operatorToken, kwokToken] = [token(), token(), token(), token()];
+    const [kubeletToken, proxyToken] = [token(), token()];
     const tokens = file(
       "tokens.csv",
       [
@@ -120,6 +161,14 @@ export class ControlPlane {
         // kwok plays every kubelet: Node and Pod status, Leases, deletions, events.
         `${kwokToken},kwok,kwok,"system:masters"`,
         `${operatorToken},${OPERATOR_USER},nextgen-operator,"system:serviceaccounts,system:serviceaccounts:itechsmart-nextgen,system:authenticated"`,
+        // The real node's identities: the Node authorizer's for its kubelet, the bootstrap role binding's
+        // (system:node-proxier) for its kube-proxy.
+        ...(cp.realNode
+          ? [
+              `${kubeletToken},system:node:${REAL_NODE_NAME},kubelet-${REAL_NODE_NAME},"system:nodes"`,
+              `${proxyToken},system:kube-proxy,kube-proxy`,
+            ]
+          : []),
       ].join("\n") + "\n",
     );
     const keys = generateKeyPairSync("rsa", {
@@ -151,7 +200,9 @@ export class ControlPlane {
       ];
       await cp.startEtcd();
 
-      const extraIPs = opts.extraServingIPs ?? [];
+      // A real node reaches the API server on the host's end of its veth pair, and its pods through the kubernetes
+      // Service's ClusterIP (the first of the range).
+      const extraIPs = [...(opts.extraServingIPs ?? []), ...(cp.realNode ? [HOST_ADDRESS, "10.0.0.1"] : [])];
       // kube-apiserver keeps a certificate it finds in --cert-dir; its own self-signed one names only 127.0.0.1.
       if (extraIPs.length > 0) writeServingCert(certDir, ["127.0.0.1", ...extraIPs]);
 
@@ -160,22 +211,34 @@ export class ControlPlane {
         [
           `--etcd-servers=${etcdUrl}`,
           `--secure-port=${apiPort}`,
-          `--bind-address=${extraIPs.length > 0 ? "0.0.0.0" : "127.0.0.1"}`,
-          "--advertise-address=127.0.0.1",
-          // The kubernetes Service's endpoints may not be loopback addresses; nothing here reaches the API through
-          // that Service (as with envtest), so it has none.
-          "--endpoint-reconciler-type=none",
+          `--bind-address=${opts.extraServingIPs?.length ? "0.0.0.0" : apiAddress}`,
+          ...(cp.realNode
+            ? [
+                // Pods reach it through the kubernetes Service, whose endpoint is this address.
+                `--advertise-address=${HOST_ADDRESS}`,
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                "--kubelet-preferred-address-types=InternalIP",
+                `--kubelet-client-certificate=${cp.realNode.apiserverClient.cert}`,
+                `--kubelet-client-key=${cp.realNode.apiserverClient.key}`,
+              ]
+            : [
+                "--advertise-address=127.0.0.1",
+                // The kubernetes Service's endpoints may not be loopback addresses; nothing here reaches the API
+                // through that Service (as with envtest), so it has none.
+                "--endpoint-reconciler-type=none",
+                "--authorization-mode=RBAC",
+                // Without kubelets nothing consumes Pod tokens, and this plugin would reject Pods created in a fresh
+                // namespace until the controller-manager has made its default ServiceAccount.
+                "--disable-admission-plugins=ServiceAccount",
+              ]),
           `--cert-dir=${certDir}`,
           `--token-auth-file=${tokens}`,
-          "--authorization-mode=RBAC",
           `--service-account-key-file=${saPub}`,
           `--service-account-signing-key-file=${saKey}`,
           "--service-account-issuer=https://kubernetes.default.svc",
           "--service-cluster-ip-range=10.0.0.0/24",
           "--allow-privileged=true",
-          // Without kubelets nothing consumes Pod tokens, and this plugin would reject Pods created in a fresh
-          // namespace until the controller-manager has made its default ServiceAccount.
-          "--disable-admission-plugins=ServiceAccount",
         ],
       ];
       await cp.startApiserver();
@@ -240,6 +303,27 @@ export class ControlPlane {
         );
         await cp.waitFor("kwok /healthz", () => httpOk(`http://127.0.0.1:${kwokPort}/healthz`), 30_000);
       }
+      if (cp.realNode) {
+        await cp.realNode.start(
+          {
+            version: bins.version!,
+            apiserverUrl: `https://${HOST_ADDRESS}:${apiPort}`,
+            ca,
+            kubeletToken,
+            proxyToken,
+            log,
+            images: opts.nodeImages ?? [],
+            spawn: async (name, bin, args) => (await cp.spawn(name, bin, args)).pid!,
+            waitFor: (what, ready, timeoutMs) => cp.waitFor(what, ready, timeoutMs),
+          },
+          async () => {
+            const { status, body } = await cp.request(`/api/v1/nodes/${REAL_NODE_NAME}`);
+            if (status !== 200) return false;
+            const node = JSON.parse(body) as { status?: { conditions?: { type: string; status: string }[] } };
+            return node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+          },
+        );
+      }
       log(`control plane${bins.version ? ` ${bins.version}` : ""} ready at ${cp.apiserverUrl} (files in ${dir})`);
       return cp;
     } catch (err) {
@@ -267,6 +351,7 @@ export class ControlPlane {
         await terminate(pid);
       }
     }
+    if (state?.realNode) await RealNode.clean(state.realNode);
     rmSync(join(dir, "state.json"), { force: true });
     return stopped;
   }
@@ -337,6 +422,8 @@ export class ControlPlane {
 
   private async terminateAll(): Promise<void> {
     for (const name of STOP_ORDER) await this.terminate(name);
+    // containerd's shims and the containers outlive it by design; the node's namespace and cgroups outlive all.
+    if (this.realNode) await RealNode.clean(this.realNode.state);
   }
 
   private async terminate(name: Name): Promise<void> {
@@ -348,7 +435,12 @@ export class ControlPlane {
     this.saveState();
   }
 
-  private async spawn(name: Name, bin: string, args: string[], env: Record<string, string> = {}): Promise<void> {
+  private async spawn(
+    name: Name,
+    bin: string,
+    args: string[],
+    env: Record<string, string> = {},
+  ): Promise<ChildProcess> {
     const log = join(this.dir, "logs", `${name}.log`);
     const fd = openSync(log, "a");
     const child = spawn(bin, args, {
@@ -362,6 +454,7 @@ export class ControlPlane {
     else owned.add(child.pid!);
     this.procs.set(name, { child, log });
     this.saveState();
+    return child;
   }
 
   private async waitFor(what: string, ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -382,16 +475,25 @@ export class ControlPlane {
     );
   }
 
-  private get(path: string): Promise<number> {
+  private async get(path: string): Promise<number> {
+    return (await this.request(path)).status;
+  }
+
+  /** A GET as admin; status 0 when the API server did not answer. */
+  private request(path: string): Promise<{ status: number; body: string }> {
     return new Promise((resolve) => {
       const req = request(`${this.apiserverUrl}${path}`, {
         agent: false,
-        rejectUnauthorized: false, // only a readiness probe; the kubeconfigs pin the apiserver's certificate
+        rejectUnauthorized: false, // only readiness probes; the kubeconfigs pin the apiserver's certificate
         headers: { authorization: `Bearer ${this.adminToken}` },
         timeout: 5000,
       });
-      req.on("response", (res) => (res.resume(), resolve(res.statusCode ?? 0)));
-      req.on("timeout", () => req.destroy()).on("error", () => resolve(0));
+      req.on("response", (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      });
+      req.on("timeout", () => req.destroy()).on("error", () => resolve({ status: 0, body: "" }));
       req.end();
     });
   }
@@ -400,12 +502,22 @@ export class ControlPlane {
   private saveState(): void {
     const pids = Object.fromEntries([...this.procs].map(([name, p]) => [name, p.child.pid]));
     const { apiserverUrl, adminKubeconfig, operatorKubeconfig, dir, version } = this;
-    const state: ControlPlaneState = { pids, apiserverUrl, adminKubeconfig, operatorKubeconfig, dir, version };
+    const state: ControlPlaneState = {
+      pids,
+      apiserverUrl,
+      adminKubeconfig,
+      operatorKubeconfig,
+      dir,
+      version,
+      realNode: this.realNode?.state,
+    };
     writeFileSync(join(dir, "state.json"), JSON.stringify(state, null, 2) + "\n");
   }
 }
 
-export function controlPlaneEnv(cp: Omit<ControlPlaneState, "pids" | "apiserverUrl">): Record<string, string> {
+export function controlPlaneEnv(
+  cp: Pick<ControlPlaneState, "adminKubeconfig" | "operatorKubeconfig" | "dir">,
+): Record<string, string> {
   return {
     KUBECONFIG: cp.adminKubeconfig,
     NEXTGEN_OPERATOR_KUBECONFIG: cp.operatorKubeconfig,

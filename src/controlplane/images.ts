@@ -14,7 +14,7 @@ import {
 import { tmpdir } from "node:os";
 import { getCACertificates } from "node:tls";
 import { join, resolve } from "node:path";
-import { cacheRoot, run, withLock } from "./assets.ts";
+import { cacheRoot, ensureTool, kubernetesModule, moduleSource, run, withLock } from "./assets.ts";
 
 /**
  * The operator's image (Dockerfile) and the GPU runner's (runners/gpu/Dockerfile), built without Docker: every
@@ -45,6 +45,9 @@ export type BuiltImage = {
 };
 
 export type BuiltImages = { operator: BuiltImage; runner: BuiltImage };
+
+/** Where the real node's own images are named: made here, never pulled. */
+const LOCAL_REGISTRY = "localhost/nextgen";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const SUITE = "bookworm";
@@ -103,7 +106,7 @@ async function imageExists(reference: string): Promise<boolean> {
 }
 
 /** Makes `reference` by `make` unless buildah's storage has it, timing and logging it. */
-async function ensureBase(
+async function ensureImage(
   what: string,
   reference: string,
   log: (line: string) => void,
@@ -137,7 +140,7 @@ async function commitContainer(
 
 async function debianBase(log: (line: string) => void): Promise<string> {
   const reference = `localhost/nextgen-operator/debian:${SUITE}-${hash(SUITE, ...MIRRORS, ...MMDEBSTRAP_ARGS)}`;
-  return ensureBase("the Debian base", reference, log, async () => {
+  return ensureImage("the Debian base", reference, log, async () => {
     const work = mkdtempSync(join(tmpdir(), "nextgen-debian-"));
     try {
       const rootfs = join(work, "rootfs.tar");
@@ -191,7 +194,7 @@ async function nodeBase(debian: string, log: (line: string) => void): Promise<st
   const version = pinnedNodeVersion();
   // The npm version follows from the Node version; the registry's tarballs for a version never change.
   const reference = `localhost/nextgen-operator/node:${version}-${SUITE}-${hash(debian, version)}`;
-  return ensureBase(`the Node ${version} base`, reference, log, async () => {
+  return ensureImage(`the Node ${version} base`, reference, log, async () => {
     const work = mkdtempSync(join(tmpdir(), "nextgen-node-"));
     try {
       const { node, npm, npmVersion } = await packNode(version, work);
@@ -229,7 +232,7 @@ async function nodeBase(debian: string, log: (line: string) => void): Promise<st
 
 async function runnerBase(debian: string, log: (line: string) => void): Promise<string> {
   const reference = `localhost/nextgen-operator/runner-base:${SUITE}-${hash(debian, "ca-certificates")}`;
-  return ensureBase("the runner's base", reference, log, () =>
+  return ensureImage("the runner's base", reference, log, () =>
     commitContainer(debian, reference, [], (container) =>
       run(
         "buildah",
@@ -343,5 +346,62 @@ export async function buildImages(log: (line: string) => void): Promise<BuiltIma
       log,
     );
     return { operator: await archive(references.operator, log), runner: await archive(references.runner, log) };
+  });
+}
+
+/**
+ * The pod sandbox ("pause") image of the pinned Kubernetes `version`: its own build/pause/linux/pause.c, compiled
+ * static as its Makefile does, alone in a scratch image tagged with the Makefile's TAG (and the source's hash).
+ */
+export async function ensurePauseImage(log: (line: string) => void, version: string): Promise<BuiltImage> {
+  const source = join(await moduleSource(kubernetesModule(version), "k8s.io/kubernetes"), "build", "pause");
+  const tag = /^TAG \?= (\S+)$/m.exec(readFileSync(join(source, "Makefile"), "utf8"))?.[1];
+  if (!tag) throw new Error(`no TAG in ${source}/Makefile`);
+  const pauseC = join(source, "linux", "pause.c");
+  const reference = `${LOCAL_REGISTRY}/pause:${tag}-${hash(readFileSync(pauseC, "utf8"), version)}`;
+  return scratchImage(reference, "pause", log, (binary) =>
+    run(
+      "gcc",
+      ["-Os", "-Wall", "-Werror", "-static", `-DVERSION=v${tag}-k8s${version}`, "-o", binary, pauseC],
+      ROOT,
+      process.env,
+      () => {},
+    ),
+  );
+}
+
+/** The real node's test image: node-probe (hack/tools/node-probe) alone in a scratch image, as its entrypoint. */
+export async function ensureProbeImage(log: (line: string) => void): Promise<BuiltImage> {
+  const probe = await ensureTool("node-probe", log);
+  const reference = `${LOCAL_REGISTRY}/node-probe:${hash(readFileSync(probe).toString("base64"))}`;
+  return scratchImage(reference, "node-probe", log, async (binary) => void writeFileSync(binary, readFileSync(probe)));
+}
+
+/**
+ * An image of one static program `name` (made into the path `make` is given) at its root and as its entrypoint, in
+ * no base at all, committed by buildah like the Dockerfiles' images and archived the same way.
+ */
+async function scratchImage(
+  reference: string,
+  name: string,
+  log: (line: string) => void,
+  make: (binary: string) => Promise<void>,
+): Promise<BuiltImage> {
+  mkdirSync(imagesDir(), { recursive: true });
+  return withLock(join(imagesDir(), `${name}.lock`), `making ${reference}`, log, async () => {
+    await ensureImage(name, reference, log, async () => {
+      const work = mkdtempSync(join(tmpdir(), `nextgen-${name}-`));
+      try {
+        const binary = join(work, name);
+        await make(binary);
+        const config = ["--entrypoint", JSON.stringify([`/${name}`]), "--user", "65535:65535"];
+        await commitContainer("scratch", reference, config, (container) =>
+          run("buildah", ["copy", "--chmod", "0755", container, binary, `/${name}`], ROOT, process.env, () => {}),
+        );
+      } finally {
+        rmSync(work, { recursive: true, force: true });
+      }
+    });
+    return archive(reference, log);
   });
 }
