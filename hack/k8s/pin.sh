@@ -34,6 +34,7 @@ go_directive=$(awk '$1 == "go" {print $2; exit}' "$upstream_mod")
   echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
   echo "	k8s.io/kubernetes/cmd/kube-proxy"
   echo "	k8s.io/kubernetes/cmd/kube-scheduler"
+  echo "	k8s.io/kubernetes/cmd/kubectl"
   echo "	k8s.io/kubernetes/cmd/kubelet"
   echo ")"
   echo

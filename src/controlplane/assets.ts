@@ -189,22 +189,27 @@ export async function ensureAssets(log: (line: string) => void, requestedVersion
   return pathsIn(dir, version);
 }
 
-/** The binaries of a real node (src/controlplane/real-node.ts). */
-export type NodeAssetPaths = { kubelet: string; kubeProxy: string; version: string };
+/** The binaries of a real node (src/controlplane/real-node.ts), and the kubectl that installs onto it as users do. */
+export type NodeAssetPaths = { kubelet: string; kubeProxy: string; kubectl: string; version: string };
 
 /**
- * The kubelet and kube-proxy of the pinned `version` (exact, as ensureAssets answered), built once and cached beside
- * the control plane's: a separate build, so a run with KWOK alone never compiles them.
+ * The kubelet, kube-proxy and kubectl of the pinned `version` (exact, as ensureAssets answered), built once and
+ * cached beside the control plane's: a separate build, so a run with KWOK alone never compiles them.
  */
 export async function ensureNodeAssets(log: (line: string) => void, version: string): Promise<NodeAssetPaths> {
   const dir = await buildKubernetes(
     "node",
     "k8s-node",
     version,
-    ["k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kube-proxy"],
+    ["k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kube-proxy", "k8s.io/kubernetes/cmd/kubectl"],
     log,
   );
-  return { kubelet: join(dir, "kubelet"), kubeProxy: join(dir, "kube-proxy"), version };
+  return {
+    kubelet: join(dir, "kubelet"),
+    kubeProxy: join(dir, "kube-proxy"),
+    kubectl: join(dir, "kubectl"),
+    version,
+  };
 }
 
 /** The hack/k8s/<minor> module pinning `version`. */
