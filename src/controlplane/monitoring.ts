@@ -26,6 +26,11 @@ process.once("exit", () => {
 export type PrometheusConfig = {
   /** Scrape jobs by job name, each listing the host:port of its targets; scraped every second at /metrics. */
   scrapeJobs?: Record<string, string[]>;
+  /**
+   * Scrape jobs by job name that find their targets as a ServiceMonitor does: the endpoints of a Service's named port,
+   * discovered through the API server (pod IPs, which this machine must route to).
+   */
+  serviceJobs?: Record<string, { kubeconfig: string; namespace: string; service: string; port: string }>;
   /** The content of each rule file (Prometheus' YAML rule groups); evaluated every second. */
   ruleFiles?: string[];
   /** Where Prometheus sends its alerts, firing and resolved: an Alertmanager's URL. */
@@ -106,10 +111,21 @@ function writePrometheusConfig(dir: string, config: PrometheusConfig): void {
   const prometheusYml = {
     // The scrape timeout follows the interval down.
     global: { scrape_interval: "1s", evaluation_interval: "1s" },
-    scrape_configs: Object.entries(config.scrapeJobs ?? {}).map(([job, targets]) => ({
-      job_name: job,
-      static_configs: [{ targets }],
-    })),
+    scrape_configs: [
+      ...Object.entries(config.scrapeJobs ?? {}).map(([job, targets]) => ({
+        job_name: job,
+        static_configs: [{ targets }],
+      })),
+      ...Object.entries(config.serviceJobs ?? {}).map(([job, { kubeconfig, namespace, service, port }]) => ({
+        job_name: job,
+        kubernetes_sd_configs: [{ role: "endpoints", kubeconfig_file: kubeconfig, namespaces: { names: [namespace] } }],
+        relabel_configs: [
+          { source_labels: ["__meta_kubernetes_service_name"], regex: service, action: "keep" },
+          { source_labels: ["__meta_kubernetes_endpoint_port_name"], regex: port, action: "keep" },
+          { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },
+        ],
+      })),
+    ],
     rule_files: ruleFiles,
     ...(alertmanager && {
       alerting: {

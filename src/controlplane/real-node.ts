@@ -58,6 +58,11 @@ export const KUBELET_TUNABLES: Record<string, number> = {
   "kernel/keys/root_maxbytes": 25000000,
 };
 
+/** The socket of the real node's containerd, beside the control plane in `dir` (`ctr --address`). */
+export function containerdSocket(dir: string): string {
+  return join(dir, "node", "containerd.sock");
+}
+
 /** The real node's binaries and images for a pinned Kubernetes `version`: built once and cached. */
 export async function ensureRealNodeAssets(log: (line: string) => void, version: string) {
   const [bins, pause, probe] = await Promise.all([
@@ -145,7 +150,7 @@ export class RealNode {
       return join(this.dir, path);
     };
     for (const [tunable, value] of Object.entries(KUBELET_TUNABLES)) file(`sysctl/${tunable}`, `${value}\n`);
-    const socket = join(this.dir, "containerd.sock");
+    const socket = containerdSocket(join(this.dir, ".."));
     const containerdConfig = file("containerd.toml", containerdToml(this.dir, socket, pause.reference));
     file("cni/net.d/10-nextgen.conflist", cniConflist(join(this.dir, "cni", "ipam")));
 

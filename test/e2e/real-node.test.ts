@@ -5,20 +5,9 @@ import { KubeClient } from "../../src/runtime/client.ts";
 import { NamespaceKind, NodeKind, PodKind } from "../../src/runtime/kinds.ts";
 import type { Condition, KubeObject } from "../../src/runtime/objects.ts";
 import { waitUntil } from "../../src/runtime/wait.ts";
+import { type Pod, podWhere as podWhereIn } from "./harness.ts";
 import { readSysctls } from "./global-setup.ts";
 
-type ContainerState = {
-  waiting?: { reason?: string };
-  running?: { startedAt: string };
-  terminated?: { exitCode: number; reason?: string; message?: string };
-};
-type Pod = KubeObject & {
-  status?: {
-    phase?: string;
-    podIP?: string;
-    containerStatuses?: { restartCount: number; state: ContainerState; lastState: ContainerState }[];
-  };
-};
 type Node = KubeObject & {
   status?: { conditions?: Condition[]; addresses?: { type: string; address: string }[] };
 };
@@ -71,37 +60,9 @@ async function createPod(
   });
 }
 
-/**
- * The first state of Pod `name` that passes `test`, watched from its current one: the kubelet publishes some states
- * (CrashLoopBackOff between restarts) for well under a second, which polling could miss.
- */
-async function podWhere(name: string, what: string, test: (pod: Pod) => boolean, timeoutMs = 90_000): Promise<Pod> {
-  const current = await admin.get<Pod>(PodKind, namespace, name);
-  if (!current) throw new Error(`Pod ${name} not found`);
-  if (test(current)) return current;
-  const done = new AbortController();
-  const timer = setTimeout(() => done.abort(), timeoutMs);
-  let found: Pod | undefined;
-  try {
-    await admin.watch<Pod>(
-      PodKind,
-      { namespace, resourceVersion: current.metadata.resourceVersion!, timeoutSeconds: Math.ceil(timeoutMs / 1000) },
-      ({ object }) => {
-        if (object.metadata.name === name && test(object)) {
-          found = object;
-          done.abort();
-        }
-      },
-      done.signal,
-    );
-  } catch (err) {
-    if (!done.signal.aborted) throw err;
-  } finally {
-    clearTimeout(timer);
-  }
-  if (!found) throw new Error(`timed out after ${timeoutMs} ms waiting for Pod ${name} ${what}`);
-  return found;
-}
+/** The first state of Pod `name` that passes `test` (harness.podWhere: watched, not polled). */
+const podWhere = (name: string, what: string, test: (pod: Pod) => boolean, timeoutMs = 90_000) =>
+  podWhereIn(admin, namespace, { name }, what, test, timeoutMs);
 
 const container = (pod: Pod) => pod.status?.containerStatuses?.[0];
 

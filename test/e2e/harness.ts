@@ -1,0 +1,109 @@
+import { execFileSync } from "node:child_process";
+import { crds } from "../../src/crds/index.ts";
+import type { KubeClient } from "../../src/runtime/client.ts";
+import { type KindRef, PodKind } from "../../src/runtime/kinds.ts";
+import type { KubeObject } from "../../src/runtime/objects.ts";
+
+export type ContainerState = {
+  waiting?: { reason?: string };
+  running?: { startedAt: string };
+  terminated?: { exitCode: number; reason?: string; message?: string };
+};
+export type Pod = KubeObject & {
+  spec?: { nodeName?: string; containers?: { image: string }[] };
+  status?: {
+    phase?: string;
+    podIP?: string;
+    containerStatuses?: {
+      image: string;
+      containerID?: string;
+      ready: boolean;
+      restartCount: number;
+      state: ContainerState;
+      lastState: ContainerState;
+    }[];
+  };
+};
+
+/** The KindRef of one of the operator's kinds. */
+export function crdKind(kind: string): KindRef {
+  const crd = crds.find((c) => c.kind.kind === kind);
+  if (!crd) throw new Error(`no CRD of kind ${kind}`);
+  return crd.kind;
+}
+
+/** Runs kubectl (the one built with the control plane) as the cluster admin; throws with its stderr on failure. */
+export function kubectl(bin: string, kubeconfig: string, ...args: string[]): string {
+  try {
+    return execFileSync(bin, [`--kubeconfig=${kubeconfig}`, ...args], { encoding: "utf8", stdio: "pipe" });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`kubectl ${args.join(" ")}: ${e.stderr || e.message}`);
+  }
+}
+
+/** ctr on the node's containerd, in the namespace of the kubelet's containers. */
+export function ctr(socket: string, ...args: string[]): string {
+  return execFileSync("ctr", [`--address=${socket}`, "--namespace=k8s.io", ...args], { encoding: "utf8" });
+}
+
+/** The node's running containers (containerd's tasks): container ID to its process's PID on this machine. */
+export function containerdTasks(socket: string): Map<string, number> {
+  const out = ctr(socket, "tasks", "list");
+  // TASK  PID  STATUS, after a header line.
+  return new Map(
+    out
+      .trim()
+      .split("\n")
+      .slice(1)
+      .map((line) => line.split(/\s+/))
+      .map(([id, pid]) => [id as string, Number(pid)]),
+  );
+}
+
+/**
+ * The first state of a Pod (by name, or any matching a label selector) that passes `test`, watched from the current
+ * ones: the kubelet publishes some states (CrashLoopBackOff between restarts) for well under a second, which polling
+ * could miss.
+ */
+export async function podWhere(
+  admin: KubeClient,
+  namespace: string,
+  which: { name: string } | { labelSelector: string },
+  what: string,
+  test: (pod: Pod) => boolean,
+  timeoutMs = 120_000,
+): Promise<Pod> {
+  const labelSelector = "labelSelector" in which ? which.labelSelector : undefined;
+  const matches = (pod: Pod) => ("name" in which ? pod.metadata.name === which.name : true) && test(pod);
+  const current = await admin.list<Pod>(PodKind, { namespace, labelSelector });
+  const hit = current.items.find(matches);
+  if (hit) return hit;
+  const done = new AbortController();
+  const timer = setTimeout(() => done.abort(), timeoutMs);
+  let found: Pod | undefined;
+  try {
+    await admin.watch<Pod>(
+      PodKind,
+      {
+        namespace,
+        labelSelector,
+        resourceVersion: current.metadata.resourceVersion,
+        timeoutSeconds: Math.ceil(timeoutMs / 1000),
+      },
+      ({ object }) => {
+        if (!found && matches(object)) {
+          found = object;
+          done.abort();
+        }
+      },
+      done.signal,
+    );
+  } catch (err) {
+    if (!done.signal.aborted) throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (!found) throw new Error(`timed out after ${timeoutMs} ms waiting for a Pod (${JSON.stringify(which)}) ${what}`);
+  return found;
+}
