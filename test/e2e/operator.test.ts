@@ -8,7 +8,7 @@ import { ROTATE_ANNOTATION } from "../../src/crds/pqkeyset.ts";
 import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../../src/manifests/generate.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
 import { findCondition } from "../../src/runtime/conditions.ts";
-import { DeploymentKind, EventKind, LeaseKind, NamespaceKind, PodKind } from "../../src/runtime/kinds.ts";
+import { DeploymentKind, EventKind, type KindRef, LeaseKind, NamespaceKind, PodKind } from "../../src/runtime/kinds.ts";
 import type { Condition, KubeObject } from "../../src/runtime/objects.ts";
 import type { HistoryEntry } from "../../src/crds/remediationpolicy.ts";
 import { waitUntil } from "../../src/runtime/wait.ts";
@@ -89,6 +89,15 @@ const operatorPods = async () =>
 /** The pod holding the leader Lease: its identity is `<POD_NAME>_<a UUID of the process>`. */
 const leaderPod = async () =>
   (await admin.get<Lease>(LeaseKind, OPERATOR_NAMESPACE, LEADER_ELECTION_ID))?.spec?.holderIdentity?.split("_")[0];
+
+/** Server-side applies one of the operator's kinds, into the test's namespace when the kind is namespaced. */
+const applyResource = (kind: KindRef, name: string, spec: object) =>
+  admin.apply(kind, {
+    apiVersion: `${kind.group}/${kind.version}`,
+    kind: kind.kind,
+    metadata: { name, ...(kind.namespaced && { namespace }) },
+    spec,
+  } as KubeObject);
 
 describe("installed with kubectl apply -k", () => {
   test("the Deployment becomes Available on the real node, running the overridden image", async () => {
@@ -189,6 +198,14 @@ describe("every kind on real containers", () => {
   const history = (p: Resource) => (p.status?.history ?? []) as HistoryEntry[];
   const available = async (name: string) =>
     (await admin.get<Deployment>(DeploymentKind, namespace, name))?.status?.availableReplicas ?? 0;
+  /** A RemediationPolicy over Deployment `name`: one trigger, one action, brakes loose enough for a test. */
+  const policyOn = (name: string, trigger: object, action: object) =>
+    applyResource(RemediationPolicy, name, {
+      targetRef: { apiVersion: "apps/v1", kind: "Deployment", name },
+      triggers: [trigger],
+      actions: [action],
+      safety: { maxConcurrent: 1, cooldown: "10s", maxActionsPerHour: 6, minAvailable: "0%" },
+    });
   /** A Deployment of node-probe containers on the real node (`args` pick what they do). */
   const probeDeployment = (name: string, args: string[], opts: { replicas?: number; memoryLimit?: string } = {}) =>
     ({
@@ -221,12 +238,11 @@ describe("every kind on real containers", () => {
     }) as KubeObject;
 
   test("EdgeNode: the real node is a member, Ready", async () => {
-    await admin.apply(EdgeNode, {
-      apiVersion: EdgeNode.group + "/" + EdgeNode.version,
-      kind: "EdgeNode",
-      metadata: { name: `real-${namespace}` },
-      spec: { tier: "ContinentalHub", region: "local", nodeSelector: { matchLabels: { [REAL_NODE_LABEL]: "true" } } },
-    } as KubeObject);
+    await applyResource(EdgeNode, `real-${namespace}`, {
+      tier: "ContinentalHub",
+      region: "local",
+      nodeSelector: { matchLabels: { [REAL_NODE_LABEL]: "true" } },
+    });
     const site = await waitFor(
       EdgeNode,
       `real-${namespace}`,
@@ -237,34 +253,24 @@ describe("every kind on real containers", () => {
   });
 
   test("a Job-mode QuantumBackend runs the circuit in the runner image as a real Pod; the result comes from its termination message", async () => {
-    await admin.apply(QuantumBackend, {
-      apiVersion: QuantumBackend.group + "/" + QuantumBackend.version,
-      kind: "QuantumBackend",
-      metadata: { name: `job-${namespace}` },
-      spec: {
-        type: "Simulator",
-        siteRef: { name: `real-${namespace}` },
-        execution: {
-          mode: "Job",
-          resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "512Mi" } },
-        },
-        capabilities: { maxQubits: 12 },
-        capacity: { maxConcurrentJobs: 2 },
+    await applyResource(QuantumBackend, `job-${namespace}`, {
+      type: "Simulator",
+      siteRef: { name: `real-${namespace}` },
+      execution: {
+        mode: "Job",
+        resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "512Mi" } },
       },
-    } as KubeObject);
-    await admin.apply(QuantumJob, {
-      apiVersion: QuantumJob.group + "/" + QuantumJob.version,
-      kind: "QuantumJob",
-      metadata: { name: "bell", namespace },
-      spec: {
-        circuit: {
-          openqasm:
-            'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\nh q[0];\ncx q[0], q[1];\nc = measure q;\n',
-        },
-        shots: 500,
-        backend: { name: `job-${namespace}`, fallbackToSimulator: false },
+      capabilities: { maxQubits: 12 },
+      capacity: { maxConcurrentJobs: 2 },
+    });
+    await applyResource(QuantumJob, "bell", {
+      circuit: {
+        openqasm:
+          'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\nh q[0];\ncx q[0], q[1];\nc = measure q;\n',
       },
-    } as KubeObject);
+      shots: 500,
+      backend: { name: `job-${namespace}`, fallbackToSimulator: false },
+    });
     const done = await waitFor(QuantumJob, "bell", "Succeeded", (j) => j.status?.phase === "Succeeded");
     const result = done.status?.result as { counts: Record<string, number> };
     expect(Object.keys(result.counts).sort()).toEqual(["00", "11"]);
@@ -280,12 +286,7 @@ describe("every kind on real containers", () => {
   });
 
   test("a Pod mounting a PQKeySet's Secret reads the current key", async () => {
-    await admin.apply(PQKeySet, {
-      apiVersion: PQKeySet.group + "/" + PQKeySet.version,
-      kind: "PQKeySet",
-      metadata: { name: "mounted", namespace },
-      spec: { algorithm: "ML-KEM-768", rotationPeriod: "720h" },
-    } as KubeObject);
+    await applyResource(PQKeySet, "mounted", { algorithm: "ML-KEM-768", rotationPeriod: "720h" });
     const ready = await waitFor(PQKeySet, "mounted", "Ready", (k) => condition(k, "Ready")?.status === "True");
     await admin.create(PodKind, {
       apiVersion: "v1",
@@ -322,17 +323,11 @@ describe("every kind on real containers", () => {
   test("RemediationPolicy: a bad rollout whose real container crash-loops (exit 1) is rolled back, and heals", async () => {
     await admin.apply(DeploymentKind, probeDeployment("web", ["serve"]));
     await waitUntil("web available", async () => (await available("web")) === 2, { timeoutMs: 120_000 });
-    await admin.apply(RemediationPolicy, {
-      apiVersion: RemediationPolicy.group + "/" + RemediationPolicy.version,
-      kind: "RemediationPolicy",
-      metadata: { name: "web", namespace },
-      spec: {
-        targetRef: { apiVersion: "apps/v1", kind: "Deployment", name: "web" },
-        triggers: [{ name: "crashloop", crashLoop: { restarts: 2, window: "5m" } }],
-        actions: [{ rollback: {}, timeout: "2m" }],
-        safety: { maxConcurrent: 1, cooldown: "10s", maxActionsPerHour: 6, minAvailable: "0%" },
-      },
-    } as KubeObject);
+    await policyOn(
+      "web",
+      { name: "crashloop", crashLoop: { restarts: 2, window: "5m" } },
+      { rollback: {}, timeout: "2m" },
+    );
     // The rollout: the new pods' one container exits 1, and the kubelet restarts it with its back-off.
     await admin.apply(DeploymentKind, probeDeployment("web", ["exit", "1"]));
     const crashed = await podWhere(admin, namespace, { labelSelector: "app=web" }, "a container exited 1", (p) =>
@@ -348,17 +343,7 @@ describe("every kind on real containers", () => {
 
   test("RemediationPolicy: a container the kernel kills at its memory limit (OOMKilled) is restarted", async () => {
     await admin.apply(DeploymentKind, probeDeployment("hungry", ["allocate"], { replicas: 1, memoryLimit: "32Mi" }));
-    await admin.apply(RemediationPolicy, {
-      apiVersion: RemediationPolicy.group + "/" + RemediationPolicy.version,
-      kind: "RemediationPolicy",
-      metadata: { name: "hungry", namespace },
-      spec: {
-        targetRef: { apiVersion: "apps/v1", kind: "Deployment", name: "hungry" },
-        triggers: [{ name: "oom", oomKilled: { count: 1, window: "5m" } }],
-        actions: [{ restartPod: {}, timeout: "1m" }],
-        safety: { maxConcurrent: 1, cooldown: "10s", maxActionsPerHour: 6, minAvailable: "0%" },
-      },
-    } as KubeObject);
+    await policyOn("hungry", { name: "oom", oomKilled: { count: 1, window: "5m" } }, { restartPod: {}, timeout: "1m" });
     const killed = await podWhere(admin, namespace, { labelSelector: "app=hungry" }, "OOMKilled", (p) =>
       (p.status?.containerStatuses ?? []).some((c) => c.lastState.terminated?.reason === "OOMKilled"),
     );
@@ -373,17 +358,12 @@ describe("every kind on real containers", () => {
   });
 
   test("CarbonBudget: the energy of the namespace's real Running pods, accounted in grams", async () => {
-    await admin.apply(CarbonBudget, {
-      apiVersion: CarbonBudget.group + "/" + CarbonBudget.version,
-      kind: "CarbonBudget",
-      metadata: { name: "e2e", namespace },
-      spec: {
-        budgetGrams: 1000,
-        period: { type: "Daily" },
-        energy: { estimate: { wattsPerCore: "50", utilization: "1" } },
-        intensity: { static: { gramsPerKWh: 500 }, refreshInterval: "5s" },
-      },
-    } as KubeObject);
+    await applyResource(CarbonBudget, "e2e", {
+      budgetGrams: 1000,
+      period: { type: "Daily" },
+      energy: { estimate: { wattsPerCore: "50", utilization: "1" } },
+      intensity: { static: { gramsPerKWh: 500 }, refreshInterval: "5s" },
+    });
     const running = (await admin.list<Pod>(PodKind, { namespace })).items.filter((p) => p.status?.phase === "Running");
     expect(running.length).toBeGreaterThan(0);
     const b = await waitFor(CarbonBudget, "e2e", "grams accounted", (x) => Number(x.status?.consumedGrams ?? 0) > 0);
@@ -412,12 +392,7 @@ describe("two replicas", () => {
     const PQKeySet = crdKind("PQKeySet");
     const QuantumBackend = crdKind("QuantumBackend");
     const QuantumJob = crdKind("QuantumJob");
-    await admin.apply(PQKeySet, {
-      apiVersion: PQKeySet.group + "/" + PQKeySet.version,
-      kind: "PQKeySet",
-      metadata: { name: "handover", namespace },
-      spec: { algorithm: "ML-DSA-65", rotationPeriod: "720h", retainPrevious: 1 },
-    } as KubeObject);
+    await applyResource(PQKeySet, "handover", { algorithm: "ML-DSA-65", rotationPeriod: "720h", retainPrevious: 1 });
     const before = await waitUntil(
       "the key set Ready",
       async () => {
@@ -426,30 +401,24 @@ describe("two replicas", () => {
       },
       { timeoutMs: 60_000 },
     );
-    await admin.apply(QuantumBackend, {
-      apiVersion: QuantumBackend.group + "/" + QuantumBackend.version,
-      kind: "QuantumBackend",
-      metadata: { name: `embedded-${namespace}` },
-      spec: { type: "Simulator", execution: { mode: "Embedded" }, capacity: { maxConcurrentJobs: 1 } },
-    } as KubeObject);
+    await applyResource(QuantumBackend, `embedded-${namespace}`, {
+      type: "Simulator",
+      execution: { mode: "Embedded" },
+      capacity: { maxConcurrentJobs: 1 },
+    });
 
     // Work handed to the leader as it goes: a forced rotation and a job, then its pod is deleted.
     await admin.patch(PQKeySet, namespace, "handover", "merge", {
       metadata: { annotations: { [ROTATE_ANNOTATION]: "handover" } },
     });
-    await admin.apply(QuantumJob, {
-      apiVersion: QuantumJob.group + "/" + QuantumJob.version,
-      kind: "QuantumJob",
-      metadata: { name: "handover", namespace },
-      spec: {
-        circuit: {
-          openqasm:
-            'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[3] q;\nbit[3] c;\nh q[0];\ncx q[0], q[1];\ncx q[1], q[2];\nc = measure q;\n',
-        },
-        shots: 2000,
-        backend: { name: `embedded-${namespace}`, fallbackToSimulator: false },
+    await applyResource(QuantumJob, "handover", {
+      circuit: {
+        openqasm:
+          'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[3] q;\nbit[3] c;\nh q[0];\ncx q[0], q[1];\ncx q[1], q[2];\nc = measure q;\n',
       },
-    } as KubeObject);
+      shots: 2000,
+      backend: { name: `embedded-${namespace}`, fallbackToSimulator: false },
+    });
     const deleted = Date.now();
     await admin.delete(PodKind, OPERATOR_NAMESPACE, leader as string);
     // The standby, or the replacement the Deployment starts at once: whichever takes the Lease the leader gave back.
