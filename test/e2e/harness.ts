@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { crds } from "../../src/crds/index.ts";
 import type { KubeClient } from "../../src/runtime/client.ts";
 import { type KindRef, PodKind } from "../../src/runtime/kinds.ts";
-import type { KubeObject } from "../../src/runtime/objects.ts";
+import type { Condition, KubeObject } from "../../src/runtime/objects.ts";
 
 export type ContainerState = {
   waiting?: { reason?: string };
@@ -14,6 +14,7 @@ export type Pod = KubeObject & {
   status?: {
     phase?: string;
     podIP?: string;
+    conditions?: Condition[];
     containerStatuses?: {
       image: string;
       containerID?: string;

@@ -107,8 +107,11 @@ describe("installed with kubectl apply -k", () => {
     expect(pod?.spec?.nodeName).toBe(REAL_NODE_NAME);
     expect(pod?.spec?.containers?.[0]?.image).toBe(`${OVERRIDE.newName}:${OVERRIDE.newTag}`);
     expect(pod?.status?.containerStatuses?.[0]?.ready).toBe(true);
+    const runningAt = Date.parse(pod?.status?.containerStatuses?.[0]?.state.running?.startedAt as string);
+    const readyAt = Date.parse(findCondition(pod?.status?.conditions, "Ready")?.lastTransitionTime as string);
     process.stderr.write(
-      `[e2e] operator Deployment Available ${((Date.now() - started) / 1000).toFixed(1)} s after apply\n`,
+      `[e2e] operator Deployment Available ${((Date.now() - started) / 1000).toFixed(1)} s after apply; ` +
+        `its container Ready ${((readyAt - runningAt) / 1000).toFixed(0)} s after it started\n`,
     );
   });
 
@@ -252,38 +255,50 @@ describe("every kind on real containers", () => {
     expect(site.status?.members).toEqual([expect.objectContaining({ name: REAL_NODE_NAME, ready: true })]);
   });
 
-  test("a Job-mode QuantumBackend runs the circuit in the runner image as a real Pod; the result comes from its termination message", async () => {
-    await applyResource(QuantumBackend, `job-${namespace}`, {
-      type: "Simulator",
-      siteRef: { name: `real-${namespace}` },
-      execution: {
-        mode: "Job",
-        resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "512Mi" } },
-      },
-      capabilities: { maxQubits: 12 },
-      capacity: { maxConcurrentJobs: 2 },
-    });
-    await applyResource(QuantumJob, "bell", {
-      circuit: {
-        openqasm:
-          'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\nh q[0];\ncx q[0], q[1];\nc = measure q;\n',
-      },
-      shots: 500,
-      backend: { name: `job-${namespace}`, fallbackToSimulator: false },
-    });
-    const done = await waitFor(QuantumJob, "bell", "Succeeded", (j) => j.status?.phase === "Succeeded");
-    const result = done.status?.result as { counts: Record<string, number> };
-    expect(Object.keys(result.counts).sort()).toEqual(["00", "11"]);
-    expect(Object.values(result.counts).reduce((a, b) => a + b, 0)).toBe(500);
-    // The Pod that ran it, on the real node, ended with the runner's output as its termination message.
-    const pods = (await admin.list<Pod>(PodKind, { namespace })).items.filter((p) =>
-      p.metadata.labels?.["job-name"]?.startsWith("bell"),
-    );
-    expect(pods.map((p) => p.spec?.nodeName)).toContain(REAL_NODE_NAME);
-    const terminated = pods.flatMap((p) => p.status?.containerStatuses ?? []).map((c) => c.state.terminated);
-    expect(terminated.some((t) => t?.exitCode === 0 && t.message?.includes('"counts"'))).toBe(true);
-    await admin.delete(QuantumBackend, undefined, `job-${namespace}`);
-  });
+  test.each([
+    { runner: "operator", image: undefined },
+    { runner: "gpu-runner", image: images.runner },
+  ])(
+    "a Job-mode QuantumBackend runs the circuit in the $runner image as a real Pod; the result comes from its termination message",
+    async ({ runner, image }) => {
+      const backend = `job-${runner}-${namespace}`;
+      // Without an image, a Job backend runs the operator's own (NEXTGEN_RUNNER_IMAGE); the GPU runner's CPU variant
+      // honours the same runner contract.
+      await applyResource(QuantumBackend, backend, {
+        type: "Simulator",
+        siteRef: { name: `real-${namespace}` },
+        execution: {
+          mode: "Job",
+          ...(image && { image }),
+          resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "1Gi" } },
+        },
+        capabilities: { maxQubits: 12 },
+        capacity: { maxConcurrentJobs: 2 },
+      });
+      const job = `bell-${runner}`;
+      await applyResource(QuantumJob, job, {
+        circuit: {
+          openqasm:
+            'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\nh q[0];\ncx q[0], q[1];\nc = measure q;\n',
+        },
+        shots: 500,
+        backend: { name: backend, fallbackToSimulator: false },
+      });
+      const done = await waitFor(QuantumJob, job, "Succeeded", (j) => j.status?.phase === "Succeeded");
+      const result = done.status?.result as { counts: Record<string, number> };
+      expect(Object.keys(result.counts).sort()).toEqual(["00", "11"]);
+      expect(Object.values(result.counts).reduce((a, b) => a + b, 0)).toBe(500);
+      // The Pod that ran it, on the real node, ended with the runner's output as its termination message.
+      const pods = (await admin.list<Pod>(PodKind, { namespace })).items.filter((p) =>
+        p.metadata.labels?.["job-name"]?.startsWith(job),
+      );
+      expect(pods.map((p) => p.spec?.nodeName)).toContain(REAL_NODE_NAME);
+      expect(pods.map((p) => p.spec?.containers?.[0]?.image)).toContain(image ?? images.operator);
+      const terminated = pods.flatMap((p) => p.status?.containerStatuses ?? []).map((c) => c.state.terminated);
+      expect(terminated.some((t) => t?.exitCode === 0 && t.message?.includes('"counts"'))).toBe(true);
+      await admin.delete(QuantumBackend, undefined, backend);
+    },
+  );
 
   test("a Pod mounting a PQKeySet's Secret reads the current key", async () => {
     await applyResource(PQKeySet, "mounted", { algorithm: "ML-KEM-768", rotationPeriod: "720h" });
