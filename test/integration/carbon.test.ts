@@ -218,6 +218,14 @@ describe("accounting", () => {
       intensity: { static: { gramsPerKWh: 200 }, refreshInterval: "1h" },
     });
     await waitBudget(ns, "quiet", "accounted", (b) => condition(b, "Ready")?.status === "True");
+    // The API server shows the status write before the test has read the operator's log line of it: counting from
+    // before that line is read would count the write that made it Ready.
+    const statusPath = `/namespaces/${ns}/carbonbudgets/quiet/status`;
+    await waitUntil(
+      "the operator's log of its status write",
+      async () => operator.writeLog.some((w) => w.includes(statusPath)),
+      { timeoutMs: 10_000 },
+    );
     // The other tests' budgets refresh every 5 s: only this namespace's writes count.
     const logged = operator.writeLog.length;
     const reconciles = () =>
