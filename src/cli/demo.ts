@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ControlPlane } from "../controlplane/control-plane.ts";
-import { startElectricityMaps } from "../controlplane/electricity-maps.ts";
+import { type FakeElectricityMaps, startElectricityMaps } from "../controlplane/electricity-maps.ts";
 import { KwokNodes, POD_FAULT_LABEL } from "../controlplane/kwok.ts";
 import { OperatorProcess } from "../controlplane/operator-process.ts";
 import { crds } from "../crds/index.ts";
@@ -21,7 +21,7 @@ Nodes; the version from NEXTGEN_K8S_VERSION, default the newest pinned), install
 runs the operator under its own ServiceAccount's permissions, applies config/samples with workloads for them to act
 on and prints the status of every resource as it converges. Runs until Ctrl-C; --once exits 0 as soon as everything
 has converged (non-zero on timeout). What only a real installation has (a provider's token, a GPU, Kepler) is named
-in the table's NEEDS column.`;
+in the table's DETAIL column ("NEEDS ...").`;
 
 const ROOT = join(import.meta.dirname, "..", "..");
 
@@ -82,12 +82,14 @@ export async function demoCommand(args: string[]): Promise<number> {
 
   say("starting the control plane (the first run builds it from the Go modules in hack/, several minutes)");
   const cp = await ControlPlane.start({ log: (l) => say(l) });
-  // No Electricity Maps account here: a local stand-in of its API serves the `batch` budget's intensity.
-  const mapsToken = randomBytes(16).toString("hex");
-  const maps = await startElectricityMaps({ token: mapsToken });
-  maps.setIntensity(BATCH_ZONE.zone, BATCH_ZONE.gramsPerKWh);
+  let maps: FakeElectricityMaps | undefined;
   let operator: OperatorProcess | undefined;
   try {
+    // No Electricity Maps account here: a local stand-in of its API serves the `batch` budget's intensity.
+    const mapsToken = randomBytes(16).toString("hex");
+    maps = await startElectricityMaps({ token: mapsToken });
+    maps.setIntensity(BATCH_ZONE.zone, BATCH_ZONE.gramsPerKWh);
+    const mapsUrl = maps.url;
     say(`control plane up at ${cp.apiserverUrl}; kubeconfig: ${cp.adminKubeconfig}`);
     const admin = KubeClient.load(cp.adminKubeconfig, "nextgen-demo");
     const nodes = new KwokNodes(admin);
@@ -131,11 +133,11 @@ export async function demoCommand(args: string[]): Promise<number> {
     ]);
     await applyObjects(
       admin,
-      samples.map((o) => pointBatchAtStandIn(o, maps.url)),
+      samples.map((o) => pointBatchAtStandIn(o, mapsUrl)),
     );
     say(`applied ${samples.length} samples from config/samples`);
     say(
-      `CarbonBudget batch reads Electricity Maps' API v3 from the demo's local stand-in at ${maps.url} ` +
+      `CarbonBudget batch reads Electricity Maps' API v3 from the demo's local stand-in at ${mapsUrl} ` +
         `(zone ${BATCH_ZONE.zone} at ${BATCH_ZONE.gramsPerKWh} g/kWh, token in Secret default/electricity-maps), refreshed every 10s`,
     );
 
@@ -161,7 +163,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     return 0;
   } finally {
     await operator?.stop();
-    await maps.close();
+    await maps?.close();
     await cp.stop();
     say("stopped the operator and the control plane");
   }

@@ -353,7 +353,7 @@ function buildKey(moduleDir: string, sources: string[], recipe: string[]): strin
 /**
  * Runs `build` into `<dir>.partial` and renames it to `dir` when every output is there; quiet when `dir` is complete.
  */
-export async function buildCached(
+async function buildCached(
   what: string,
   dir: string,
   outputs: string[],

@@ -1,14 +1,6 @@
 import { join } from "node:path";
 import { parse, UsageError } from "../cli/args.ts";
-import {
-  cacheRoot,
-  ensureAssets,
-  ensureGpuRunnerPython,
-  ensureTool,
-  pinnedVersions,
-  selectVersion,
-  TOOL_NAMES,
-} from "./assets.ts";
+import { cacheRoot, ensureAssets, ensureGpuRunnerPython, ensureTool, pinnedVersions, TOOL_NAMES } from "./assets.ts";
 import { ControlPlane, controlPlaneEnv } from "./control-plane.ts";
 import { ensureRealNodeAssets, POD_CIDR, REAL_NODE_NAME } from "./real-node.ts";
 
@@ -78,7 +70,11 @@ export async function controlPlaneCommand(args: string[]): Promise<number> {
 
   if (sub === "assets") {
     const assets = await ensureAssets(warn, version);
-    if (values["real-node"]) await ensureRealNodeAssets(warn, selectVersion(version));
+    if (values["real-node"]) {
+      if (!assets.version)
+        throw new UsageError("--real-node builds the kubelet of a pinned version: unset KUBEBUILDER_ASSETS");
+      await ensureRealNodeAssets(warn, assets.version);
+    }
     for (const tool of TOOL_NAMES) await ensureTool(tool, warn);
     await ensureGpuRunnerPython(warn);
     return (say(assets.dir), 0);

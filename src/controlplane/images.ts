@@ -157,7 +157,7 @@ async function debianBase(log: (line: string) => void): Promise<string> {
 }
 
 /** The Node version the project pins: package-lock.json's `node` devDependency, which every npm script runs on. */
-export function pinnedNodeVersion(): string {
+function pinnedNodeVersion(): string {
   const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")) as {
     packages: Record<string, { version?: string }>;
   };

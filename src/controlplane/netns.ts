@@ -79,11 +79,6 @@ export class NetworkNamespace {
     this.ip("route", "add", cidr, "via", this.namespaceAddress, "dev", this.hostEnd);
   }
 
-  /** The namespace's default route: to the host, over the pair. */
-  routeOut(): void {
-    this.inside("ip", "route", "add", "default", "via", this.hostAddress);
-  }
-
   /** The link goes down on the host's side: nothing crosses until heal(). */
   partition(): void {
     this.ip("link", "set", this.hostEnd, "down");

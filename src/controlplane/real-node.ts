@@ -271,8 +271,11 @@ export class RealNode {
    * containerd and the kubelet made, goes with its last process.
    */
   static async clean(state: RealNodeState): Promise<void> {
-    await killCgroups(state.cgroup);
-    NetworkNamespace.deleteExisting(state.netns);
+    try {
+      await killCgroups(state.cgroup);
+    } finally {
+      NetworkNamespace.deleteExisting(state.netns);
+    }
   }
 }
 

@@ -475,6 +475,9 @@ describe("two replicas", () => {
     expect(after.status?.revision).toBe((before.status?.revision as number) + 1);
     expect((after.status?.keys as { state: string }[]).map((k) => k.state)).toEqual(["Active", "Retained"]);
     await deploymentAvailable(2);
+    // Still one rotation once both replicas run again: neither the new leader nor the replacement made another.
+    const settled = await admin.get<Resource>(PQKeySet, namespace, "handover");
+    expect(settled?.status?.revision).toBe(after.status?.revision);
     await admin.delete(QuantumBackend, undefined, `embedded-${namespace}`);
   });
 });

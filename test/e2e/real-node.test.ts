@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
-import { ensureProbeImage } from "../../src/controlplane/images.ts";
 import { NODE_ADDRESS, POD_CIDR, REAL_NODE_LABEL, REAL_NODE_NAME } from "../../src/controlplane/real-node.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
 import { NamespaceKind, NodeKind, PodKind } from "../../src/runtime/kinds.ts";
@@ -14,10 +13,9 @@ type Node = KubeObject & {
 
 const admin = KubeClient.load(inject("controlPlane").adminKubeconfig, "nextgen-e2e");
 const namespace = `real-node-${Date.now().toString(36)}`;
-let image: string;
+const image = inject("images").probe;
 
 beforeAll(async () => {
-  image = (await ensureProbeImage(() => {})).reference;
   await admin.create(NamespaceKind, { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
   // The ServiceAccount admission plugin rejects Pods until the controller-manager has made the default account.
   await waitUntil(
@@ -32,7 +30,7 @@ afterAll(async () => {
   await admin.close();
 });
 
-/** A Pod of one node-probe container on the real node; `limit` caps its memory. */
+/** A Pod of one node-probe container on the real node; `memoryLimit` caps its memory. */
 async function createPod(
   name: string,
   args: string[],
