@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   existsSync,
@@ -14,6 +15,7 @@ import {
 import { tmpdir } from "node:os";
 import { getCACertificates } from "node:tls";
 import { join, resolve } from "node:path";
+import { promisify } from "node:util";
 import { cacheRoot, ensureTool, kubernetesModule, moduleSource, run, withLock } from "./assets.ts";
 
 /**
@@ -50,6 +52,7 @@ export type BuiltImages = { operator: BuiltImage; runner: BuiltImage };
 const LOCAL_REGISTRY = "localhost/nextgen";
 
 const ROOT = resolve(import.meta.dirname, "../..");
+const execFileAsync = promisify(execFile);
 const SUITE = "bookworm";
 const MIRRORS = [
   "deb http://deb.debian.org/debian bookworm main",
@@ -91,11 +94,18 @@ function imagesDir(): string {
   return join(cacheRoot(), "images");
 }
 
-/** A command's output (stdout and stderr, line by line), once it has succeeded. */
+/**
+ * A command's standard output, once it has succeeded: callers parse it (an ID, JSON), which a warning on standard
+ * error must not corrupt; that goes into the error when the command fails.
+ */
 export async function commandOutput(cmd: string, args: string[], cwd = ROOT): Promise<string> {
-  const lines: string[] = [];
-  await run(cmd, args, cwd, process.env, (line) => lines.push(line));
-  return lines.join("\n");
+  try {
+    const { stdout } = await execFileAsync(cmd, args, { cwd, maxBuffer: 64 << 20 });
+    return stdout.trimEnd();
+  } catch (err) {
+    const { stderr, message } = err as { stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.slice(0, 2).join(" ")} failed: ${stderr?.trim() || message}`, { cause: err });
+  }
 }
 
 async function imageExists(reference: string): Promise<boolean> {
