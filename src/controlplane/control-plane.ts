@@ -9,6 +9,8 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { ensureAssets, ensureTool } from "./assets.ts";
 import { KWOK_NODE_SELECTOR, KWOK_STAGES } from "./kwok.ts";
+import { findCondition } from "../runtime/conditions.ts";
+import type { Condition } from "../runtime/objects.ts";
 import type { BuiltImage } from "./images.ts";
 import { HOST_ADDRESS, REAL_NODE_NAME, RealNode, type RealNodeProcess, type RealNodeState } from "./real-node.ts";
 
@@ -307,10 +309,10 @@ export class ControlPlane {
         await cp.realNode.start(
           {
             version: bins.version!,
-            apiserverUrl: `https://${HOST_ADDRESS}:${apiPort}`,
-            ca,
-            kubeletToken,
-            proxyToken,
+            kubeconfigs: {
+              kubelet: kubeconfig("kubelet.kubeconfig", `system:node:${REAL_NODE_NAME}`, kubeletToken),
+              proxy: kubeconfig("kube-proxy.kubeconfig", "system:kube-proxy", proxyToken),
+            },
             log,
             images: opts.nodeImages ?? [],
             spawn: async (name, bin, args) => (await cp.spawn(name, bin, args)).pid!,
@@ -319,8 +321,8 @@ export class ControlPlane {
           async () => {
             const { status, body } = await cp.request(`/api/v1/nodes/${REAL_NODE_NAME}`);
             if (status !== 200) return false;
-            const node = JSON.parse(body) as { status?: { conditions?: { type: string; status: string }[] } };
-            return node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+            const node = JSON.parse(body) as { status?: { conditions?: Condition[] } };
+            return findCondition(node.status?.conditions, "Ready")?.status === "True";
           },
         );
       }

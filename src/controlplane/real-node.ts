@@ -10,6 +10,11 @@ import { NetworkNamespace, type NetworkNamespaceNames } from "./netns.ts";
 
 const execFileAsync = promisify(execFile);
 
+/** ctr on the containerd listening on `socket`, in the namespace of the kubelet's containers; its standard output. */
+export async function ctr(socket: string, ...args: string[]): Promise<string> {
+  return (await execFileAsync("ctr", [`--address=${socket}`, "--namespace=k8s.io", ...args])).stdout;
+}
+
 /** The real node's Node name; one per machine (its addresses and pod CIDR are fixed). */
 export const REAL_NODE_NAME = "nextgen-node-1";
 /** Set to "true" on the real node (never KWOK's `kwok.x-k8s.io/node=fake`): a Pod selecting it runs for real. */
@@ -30,11 +35,8 @@ export type RealNodeState = { netns: NetworkNamespaceNames; cgroup: string };
 /** What RealNode.start needs of the control plane it joins. */
 export type RealNodeHost = {
   version: string;
-  /** The API server as the node reaches it: https://HOST_ADDRESS:<port>. */
-  apiserverUrl: string;
-  ca: Buffer;
-  kubeletToken: string;
-  proxyToken: string;
+  /** The kubeconfig files (paths) of the kubelet's and kube-proxy's identities, naming the API server as they reach it. */
+  kubeconfigs: { kubelet: string; proxy: string };
   /** More images to import besides the node's own (the pause image, node-probe). */
   images: BuiltImage[];
   log: (line: string) => void;
@@ -167,18 +169,16 @@ export class RealNode {
       "containerd",
       `--config=${containerdConfig}`,
     ]);
-    const ctr = async (...args: string[]) =>
-      (await execFileAsync("ctr", [`--address=${socket}`, "--namespace=k8s.io", ...args])).stdout;
     await host.waitFor(
       "containerd to answer",
       () =>
-        ctr("version").then(
+        ctr(socket, "version").then(
           () => true,
           () => false,
         ),
       30_000,
     );
-    for (const image of [pause, probe, ...host.images]) await importImage(ctr, image);
+    for (const image of [pause, probe, ...host.images]) await importImage(socket, image);
 
     // In containerd's namespaces and cgroup: their mounts (volumes, tokens) are the ones containerd sees.
     const inNode = (name: RealNodeProcess, bin: string, args: string[]) =>
@@ -193,11 +193,9 @@ export class RealNode {
         bin,
         ...args,
       ]);
-    const kubeconfig = (name: string, token: string) =>
-      file(`${name}.kubeconfig`, nodeKubeconfig(host.apiserverUrl, host.ca, token));
     await inNode("kubelet", bins.kubelet, [
       `--config=${file("kubelet.yaml", kubeletConfig(this.dir, socket, this.cgroup, this.clientCA))}`,
-      `--kubeconfig=${kubeconfig("kubelet", host.kubeletToken)}`,
+      `--kubeconfig=${host.kubeconfigs.kubelet}`,
       `--root-dir=${join(this.dir, "kubelet")}`,
       `--cert-dir=${join(this.dir, "kubelet", "pki")}`,
       `--hostname-override=${REAL_NODE_NAME}`,
@@ -206,7 +204,7 @@ export class RealNode {
       "--v=2",
     ]);
     await inNode("kube-proxy", bins.kubeProxy, [
-      `--config=${file("kube-proxy.yaml", kubeProxyConfig(kubeconfig("kube-proxy", host.proxyToken)))}`,
+      `--config=${file("kube-proxy.yaml", kubeProxyConfig(host.kubeconfigs.proxy))}`,
       "--v=2",
     ]);
     await host.waitFor(`Node ${REAL_NODE_NAME} to be Ready`, nodeReady, 120_000);
@@ -404,9 +402,9 @@ function namespaceScript(dir: string, cgroup: string): string {
   return [...binds, ...tmpfs, joinCgroupScript(cgroup)].join("\n");
 }
 
-async function importImage(ctr: (...args: string[]) => Promise<string>, image: BuiltImage): Promise<void> {
-  await ctr("images", "import", "--snapshotter=overlayfs", image.archive);
-  if (!(await ctr("images", "list", "--quiet")).split("\n").includes(image.reference)) {
+async function importImage(socket: string, image: BuiltImage): Promise<void> {
+  await ctr(socket, "images", "import", "--snapshotter=overlayfs", image.archive);
+  if (!(await ctr(socket, "images", "list", "--quiet")).split("\n").includes(image.reference)) {
     throw new Error(`containerd did not name the image it imported from ${image.archive} ${image.reference}`);
   }
 }
@@ -532,15 +530,4 @@ function kubeProxyConfig(kubeconfig: string): string {
     null,
     2,
   );
-}
-
-function nodeKubeconfig(server: string, ca: Buffer, token: string): string {
-  return JSON.stringify({
-    apiVersion: "v1",
-    kind: "Config",
-    clusters: [{ name: "nextgen", cluster: { server, "certificate-authority-data": ca.toString("base64") } }],
-    users: [{ name: "node", user: { token } }],
-    contexts: [{ name: "nextgen", context: { cluster: "nextgen", user: "node" } }],
-    "current-context": "nextgen",
-  });
 }

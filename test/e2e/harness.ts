@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { ctr } from "../../src/controlplane/real-node.ts";
 import { crds } from "../../src/crds/index.ts";
 import type { KubeClient } from "../../src/runtime/client.ts";
 import { type KindRef, PodKind } from "../../src/runtime/kinds.ts";
@@ -43,14 +44,9 @@ export function kubectl(bin: string, kubeconfig: string, ...args: string[]): str
   }
 }
 
-/** ctr on the node's containerd, in the namespace of the kubelet's containers. */
-export function ctr(socket: string, ...args: string[]): string {
-  return execFileSync("ctr", [`--address=${socket}`, "--namespace=k8s.io", ...args], { encoding: "utf8" });
-}
-
 /** The node's running containers (containerd's tasks): container ID to its process's PID on this machine. */
-export function containerdTasks(socket: string): Map<string, number> {
-  const out = ctr(socket, "tasks", "list");
+export async function containerdTasks(socket: string): Promise<Map<string, number>> {
+  const out = await ctr(socket, "tasks", "list");
   // TASK  PID  STATUS, after a header line.
   return new Map(
     out

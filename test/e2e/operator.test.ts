@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { Prometheus } from "../../src/controlplane/monitoring.ts";
-import { REAL_NODE_LABEL, REAL_NODE_NAME } from "../../src/controlplane/real-node.ts";
+import { ctr, REAL_NODE_LABEL, REAL_NODE_NAME } from "../../src/controlplane/real-node.ts";
 import { ROTATE_ANNOTATION } from "../../src/crds/pqkeyset.ts";
 import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../../src/manifests/generate.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
@@ -12,7 +12,7 @@ import { DeploymentKind, EventKind, type KindRef, LeaseKind, NamespaceKind, PodK
 import type { Condition, KubeObject } from "../../src/runtime/objects.ts";
 import type { HistoryEntry } from "../../src/crds/remediationpolicy.ts";
 import { waitUntil } from "../../src/runtime/wait.ts";
-import { crdKind, type ContainerState, type Pod, containerdTasks, ctr, kubectl, podWhere } from "./harness.ts";
+import { crdKind, type ContainerState, type Pod, containerdTasks, kubectl, podWhere } from "./harness.ts";
 
 /*
  * The operator as users run it: its image, built from the Dockerfile, in real Pods on the real node, installed with
@@ -59,7 +59,14 @@ beforeAll(async () => {
     ].join("\n"),
   );
   // The image as a user would have pushed it under their own name; the node holds it, so nothing is pulled.
-  ctr(node.containerdSocket, "images", "tag", "--force", images.operator, `${OVERRIDE.newName}:${OVERRIDE.newTag}`);
+  await ctr(
+    node.containerdSocket,
+    "images",
+    "tag",
+    "--force",
+    images.operator,
+    `${OVERRIDE.newName}:${OVERRIDE.newTag}`,
+  );
   kubectl(node.kubectl, info.adminKubeconfig, "apply", "--server-side", "-k", kustomization);
   await admin.create(NamespaceKind, { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
 }, 600_000);
@@ -118,7 +125,7 @@ describe("installed with kubectl apply -k", () => {
   test("the running container is uid/gid 65532, read-only at its root, without capabilities or privilege escalation", async () => {
     const [pod] = await operatorPods();
     const id = pod?.status?.containerStatuses?.[0]?.containerID?.replace(/^containerd:\/\//, "") as string;
-    const pid = containerdTasks(node.containerdSocket).get(id);
+    const pid = (await containerdTasks(node.containerdSocket)).get(id);
     expect(pid, `containerd task of container ${id}`).toBeGreaterThan(0);
     // Read from the kernel's view of the process, not from the manifest that asked for it.
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
