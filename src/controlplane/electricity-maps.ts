@@ -1,5 +1,7 @@
 /**
- * A local stand-in for the Electricity Maps API v3, speaking its documented paths and shapes:
+ * A local stand-in for the Electricity Maps API v3 (a hosted service with no public source: it follows the v3 API
+ * reference, portal.electricitymaps.com/docs/api-reference, carbon-intensity endpoints), for the carbon tests and the
+ * demo's `batch` budget. It speaks the documented paths and shapes:
  *
  * - GET /v3/carbon-intensity/latest?zone=Z: {zone, carbonIntensity, datetime, updatedAt, createdAt,
  *   emissionFactorType, isEstimated, estimationMethod, temporalGranularity}.
