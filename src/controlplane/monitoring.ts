@@ -23,9 +23,19 @@ process.once("exit", () => {
   for (const c of live) c.kill("SIGKILL");
 });
 
+/**
+ * A static scrape job as a ServiceMonitor's endpoint becomes one: `labels` are the target labels the Prometheus
+ * Operator attaches (namespace, pod, container, service, endpoint: the exporter's own), and with `honorLabels` false
+ * (the default, as in Prometheus) an exporter's label of the same name is kept as `exported_<name>`.
+ */
+export type ScrapeJob = { targets: string[]; labels?: Record<string, string>; honorLabels?: boolean };
+
 export type PrometheusConfig = {
-  /** Scrape jobs by job name, each listing the host:port of its targets; scraped every second at /metrics. */
-  scrapeJobs?: Record<string, string[]>;
+  /**
+   * Scrape jobs by job name, each listing the host:port of its targets (or a ScrapeJob); scraped every second at
+   * /metrics.
+   */
+  scrapeJobs?: Record<string, string[] | ScrapeJob>;
   /**
    * Scrape jobs by job name that find their targets as a ServiceMonitor does: the endpoints of a Service's named port,
    * discovered through the API server (pod IPs, which this machine must route to).
@@ -112,10 +122,18 @@ function writePrometheusConfig(dir: string, config: PrometheusConfig): void {
     // The scrape timeout follows the interval down.
     global: { scrape_interval: "1s", evaluation_interval: "1s" },
     scrape_configs: [
-      ...Object.entries(config.scrapeJobs ?? {}).map(([job, targets]) => ({
-        job_name: job,
-        static_configs: [{ targets }],
-      })),
+      ...Object.entries(config.scrapeJobs ?? {}).map(([job, targets]) => {
+        const {
+          targets: hosts,
+          labels,
+          honorLabels = false,
+        }: ScrapeJob = Array.isArray(targets) ? { targets } : targets;
+        return {
+          job_name: job,
+          honor_labels: honorLabels,
+          static_configs: [{ targets: hosts, ...(labels && { labels }) }],
+        };
+      }),
       ...Object.entries(config.serviceJobs ?? {}).map(([job, { kubeconfig, namespace, service, port }]) => ({
         job_name: job,
         kubernetes_sd_configs: [{ role: "endpoints", kubeconfig_file: kubeconfig, namespaces: { names: [namespace] } }],

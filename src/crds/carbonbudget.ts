@@ -161,13 +161,14 @@ export const carbonBudgetCrd: CrdDefinition = {
           kepler: {
             type: "object",
             description:
-              "Kepler's per-container joules counters (CPU package, DRAM, GPU) in Prometheus; GPU power from DCGM's " +
-              "DCGM_FI_DEV_POWER_USAGE where Kepler reports no GPU joules.",
+              "Kepler's (0.10 or later) pod joules counters in Prometheus, zones package and dram; for pods holding " +
+              "GPUs, Kepler's GPU joules or else dcgm-exporter's DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION or " +
+              "DCGM_FI_DEV_POWER_USAGE. Series that are absent while a pod runs are NoData, not zero.",
             required: ["prometheus"],
             properties: {
               prometheus: {
                 type: "object",
-                description: "The Prometheus that scrapes Kepler.",
+                description: "The Prometheus that scrapes Kepler (and dcgm-exporter).",
                 required: ["url"],
                 properties: { url: urlSchema("Prometheus' base URL.") },
               },

@@ -1,6 +1,3 @@
-import { once } from "node:events";
-import { type Server, createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { KwokNodes, POD_FAULT_LABEL } from "../../src/controlplane/kwok.ts";
 import { Prometheus } from "../../src/controlplane/monitoring.ts";
@@ -18,6 +15,7 @@ import {
   REPLICAS_BEFORE_ANNOTATION,
 } from "../../src/controllers/shared/replicas.ts";
 import { type FakeCarbonAwareSdk, startCarbonAwareSdk } from "../fakes/carbon-aware-sdk-server.ts";
+import { DCGM_SCRAPE_TARGET_LABELS, DcgmExporter, KeplerExporter, type PodPower } from "../fakes/energy-exporters.ts";
 import { type FakeElectricityMaps, startElectricityMaps } from "../../src/controlplane/electricity-maps.ts";
 import {
   type KubeObject,
@@ -30,8 +28,8 @@ import {
 } from "./harness.ts";
 import { remediationPolicy, waitForPolicy } from "./remediation-helpers.ts";
 
-// CarbonBudget against the real programs: a Prometheus scraping an exporter that speaks Kepler's and DCGM's metric
-// names, local servers speaking the Carbon Aware SDK WebAPI and Electricity Maps' v3 API (the real services cannot
+// CarbonBudget against the real programs: a Prometheus scraping stand-ins for Kepler and dcgm-exporter (written
+// from their current source, scraped as their charts' ServiceMonitors scrape them), local servers speaking the Carbon Aware SDK WebAPI and Electricity Maps' v3 API (the real services cannot
 // be reached from here), KWOK pods and Deployments, the QuantumJob controller and a RemediationPolicy.
 
 type Deployment = KubeObject & { spec: { replicas: number } };
@@ -44,35 +42,13 @@ const SITE_KEY = "test.nextgen.itechsmart.io/carbon-site";
 const nodes = new KwokNodes(admin, FILE);
 const suffix = Math.random().toString(36).slice(2, 7);
 
-/**
- * Power the exporter reports, in watts, by namespace and pod: Kepler's CPU package and DRAM joules counters grow at
- * cpu+dram watts from when the pod was added; a GPU pod's DCGM power gauge reads gpu watts.
- */
-interface Draw {
-  since: number;
-  package: number;
-  dram: number;
-  gpu?: number;
-}
-const draws = new Map<string, Draw>();
-const exporterServer: Server = createServer((_req, res) => {
-  const now = Date.now();
-  const lines: string[] = [];
-  for (const [key, d] of draws) {
-    const [namespace, pod] = key.split("/") as [string, string];
-    const kepler = `container_namespace="${namespace}",pod_name="${pod}",container_name="app",mode="dynamic"`;
-    const seconds = (now - d.since) / 1000;
-    lines.push(`kepler_container_package_joules_total{${kepler}} ${d.package * seconds}`);
-    lines.push(`kepler_container_dram_joules_total{${kepler}} ${d.dram * seconds}`);
-    if (d.gpu !== undefined)
-      lines.push(`DCGM_FI_DEV_POWER_USAGE{gpu="0",namespace="${namespace}",pod="${pod}",container="app"} ${d.gpu}`);
-  }
-  res.setHeader("content-type", "text/plain; version=0.0.4");
-  res.end(`${lines.join("\n")}\n`);
-});
-
 let operator: Awaited<ReturnType<typeof startOperator>>;
 let prometheus: Prometheus;
+let kepler: KeplerExporter;
+/** Scraped as dcgm-exporter's chart does (honorLabels: false): the pod's labels are stored as exported_*. */
+let dcgm: DcgmExporter;
+/** Scraped with honorLabels: true (a chart value some set): the pod's labels are stored as namespace/pod. */
+let dcgmHonoured: DcgmExporter;
 let sdk: FakeCarbonAwareSdk;
 let maps: FakeElectricityMaps;
 const MAPS_TOKEN = `em-${Math.random().toString(36).slice(2)}-secret-token`;
@@ -80,10 +56,30 @@ const MAPS_TOKEN = `em-${Math.random().toString(36).slice(2)}-secret-token`;
 beforeAll(async () => {
   sdk = await startCarbonAwareSdk();
   maps = await startElectricityMaps({ token: MAPS_TOKEN });
-  await once(exporterServer.listen(0, "127.0.0.1"), "listening");
-  const exporter = `127.0.0.1:${(exporterServer.address() as AddressInfo).port}`;
-  prometheus = await Prometheus.start({ scrapeJobs: { kepler: [exporter] } }, (line) =>
-    process.stderr.write(`[monitoring] ${line}\n`),
+  kepler = await KeplerExporter.start(`cb-1-${suffix}`);
+  dcgm = await DcgmExporter.start(`cb-1-${suffix}`);
+  dcgmHonoured = await DcgmExporter.start(`cb-2-${suffix}`);
+  // The target labels the Prometheus Operator attaches to each exporter's pod.
+  const keplerTarget = {
+    namespace: "kepler",
+    service: "kepler",
+    pod: "kepler-5mz8c",
+    container: "kepler",
+    endpoint: "http",
+  };
+  prometheus = await Prometheus.start(
+    {
+      scrapeJobs: {
+        kepler: { targets: [kepler.address], labels: keplerTarget },
+        "dcgm-exporter": { targets: [dcgm.address], labels: DCGM_SCRAPE_TARGET_LABELS },
+        "dcgm-exporter-honoured": {
+          targets: [dcgmHonoured.address],
+          labels: { ...DCGM_SCRAPE_TARGET_LABELS, pod: "nvidia-dcgm-exporter-q8w4n" },
+          honorLabels: true,
+        },
+      },
+    },
+    (line) => process.stderr.write(`[monitoring] ${line}\n`),
   );
   operator = await startOperator(operatorKubeconfig);
   deleteAfterFile(admin, FILE, [
@@ -97,13 +93,16 @@ beforeAll(async () => {
     ConfigMapKind,
     NodeKind,
   ]);
-  for (const i of [1, 2]) await nodes.register(`cb-${i}-${suffix}`, { labels: { [POOL]: "carbon" } });
+  for (const i of [1, 2])
+    await nodes.register(`cb-${i}-${suffix}`, { labels: { [POOL]: "carbon" }, allocatable: { "nvidia.com/gpu": "4" } });
 });
 afterAll(async () => {
   await prometheus?.stop();
   await sdk?.close();
   await maps?.close();
-  await new Promise((r) => exporterServer.close(r));
+  await kepler?.close();
+  await dcgm?.close();
+  await dcgmHonoured?.close();
 });
 
 const budget = (ns: string, name: string, spec: Record<string, unknown>) =>
@@ -137,8 +136,14 @@ const waitReplicas = (ns: string, name: string, n: number) =>
 const eventsOf = async (ns: string, name: string) =>
   (await admin.list<Event>(EventKind, { namespace: ns })).items.filter((e) => e.regarding.name === name);
 
-/** A KWOK Deployment whose pods each request a tenth of a core. */
-async function deployment(ns: string, name: string, count: number, podLabels: Record<string, string> = {}) {
+/** A KWOK Deployment whose pods each request a tenth of a core (and a GPU when `gpus` is set). */
+async function deployment(
+  ns: string,
+  name: string,
+  count: number,
+  podLabels: Record<string, string> = {},
+  gpus?: number,
+) {
   const d = kwokDeployment({
     namespace: ns,
     name,
@@ -147,28 +152,54 @@ async function deployment(ns: string, name: string, count: number, podLabels: Re
     labels: FILE,
     podLabels,
   });
-  (d.spec.template.spec.containers[0] as Record<string, unknown>).resources = { requests: { cpu: "100m" } };
+  (d.spec.template.spec.containers[0] as Record<string, unknown>).resources = {
+    requests: { cpu: "100m" },
+    ...(gpus && { limits: { "nvidia.com/gpu": String(gpus) } }),
+  };
   await admin.create(DeploymentKind, d);
+}
+
+type Pod = KubeObject & { status?: { phase?: string } };
+/** The Running pod of a one-replica Deployment, as an exporter identifies it. */
+async function runningPod(ns: string, app: string): Promise<Pick<PodPower, "namespace" | "name" | "uid">> {
+  const pod = await waitUntil(
+    `${app}'s pod Running`,
+    async () =>
+      (await admin.list<Pod>(PodKind, { namespace: ns, labelSelector: `app=${app}` })).items.find(
+        (p) => p.status?.phase === "Running",
+      ),
+    { timeoutMs: 60_000 },
+  );
+  return { namespace: ns, name: pod.metadata.name as string, uid: pod.metadata.uid as string };
 }
 
 describe("accounting", () => {
   test("grams are the integral of power x PUE x intensity: a step change mid-window counts from when it happened, and a kill -9 loses and doubles nothing", async () => {
     const ns = await createNamespace(admin, "cb");
     const region = `westeurope-${suffix}`;
-    // Started before the budget: the counters are well under way when its accounting begins.
+    await deployment(ns, "cpu", 1);
+    await deployment(ns, "gpu", 1, {}, 1);
+    const cpuPod = await runningPod(ns, "cpu");
+    const gpuPod = await runningPod(ns, "gpu");
+    // Started before the budget: the counters are well under way when its accounting begins. `core` lies inside
+    // `package` and must not be added; the GPU's energy counter is read, not its power gauge (which reads 999 W).
     const start = Date.now() - 60_000;
-    draws.set(`${ns}/cpu-pod`, { since: start, package: 40, dram: 10 });
-    draws.set(`${ns}/gpu-pod`, { since: start, package: 20, dram: 0, gpu: 200 });
+    kepler.draw({ ...cpuPod, package: 40, core: 25, dram: 10 }, start);
+    kepler.draw({ ...gpuPod, package: 20, core: 12, dram: 0 }, start);
+    dcgm.powerGaugeOverride = 999;
+    dcgm.draw({ ...gpuPod, package: 0, core: 0, dram: 0, gpu: 200 }, start);
     const watts = 40 + 10 + 20 + 200;
     sdk.setIntensity(region, 100, new Date(start));
-    // Prometheus has scraped the exporter a few times before the budget reads it.
+    // Prometheus has scraped the exporters a few times, storing the GPU's pod as dcgm-exporter's chart has it.
     await waitUntil(
-      "Prometheus to scrape the exporter",
-      async () => (await prometheus.query("DCGM_FI_DEV_POWER_USAGE")).length > 0,
-      {
-        timeoutMs: 30_000,
-      },
+      "Prometheus to scrape the exporters",
+      async () =>
+        (await prometheus.query(`DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{exported_pod="${gpuPod.name}"}`)).length > 0 &&
+        (await prometheus.query(`kepler_pod_cpu_joules_total{pod_name="${cpuPod.name}"}`)).length > 0,
+      { timeoutMs: 30_000 },
     );
+    const stored = await prometheus.query(`DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{exported_pod="${gpuPod.name}"}`);
+    expect(stored[0]?.labels).toMatchObject({ namespace: "gpu-operator", exported_namespace: ns });
 
     const created = await budget(ns, "lab", {
       energy: { kepler: { prometheus: { url: prometheus.url } }, pue: "1.5" },
@@ -234,6 +265,46 @@ describe("accounting", () => {
     await admin.patch(CarbonBudgetKind, ns, "quiet", "merge", { metadata: { labels: { poked: "1" } } });
     await waitUntil("one more reconcile of the budget", async () => reconciles() > r0, { timeoutMs: 10_000 });
     expect(operator.writeLog.slice(logged).filter((w) => w.includes(`/namespaces/${ns}/`))).toEqual([]);
+  });
+  test("an exporter that is not there is NoData with the query, never zero; DCGM's own labels and its power gauge are read when that is what Prometheus has", async () => {
+    const ns = await createNamespace(admin, "cb");
+    await deployment(ns, "gpu", 1, {}, 1);
+    const pod = await runningPod(ns, "gpu");
+    await budget(ns, "unmetered", {
+      energy: { kepler: { prometheus: { url: prometheus.url } } },
+      intensity: { static: { gramsPerKWh: 300 } },
+    });
+    const noKepler = await waitBudget(ns, "unmetered", "NoData", (b) => condition(b, "Ready")?.reason === "NoData");
+    expect(condition(noKepler, "Ready")?.status).toBe("False");
+    expect(condition(noKepler, "Ready")?.message).toContain(`kepler_pod_cpu_joules_total{pod_namespace="${ns}"`);
+    expect(noKepler.status?.consumedGrams ?? 0).toBe(0);
+
+    // Kepler meters the pod's CPU, but nothing its GPU: still NoData, now naming the GPU's query.
+    kepler.draw({ ...pod, package: 30, core: 20, dram: 5 });
+    const noGpu = await waitBudget(ns, "unmetered", "NoData for the GPU", (b) =>
+      Boolean(condition(b, "Ready")?.message?.includes("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION")),
+    );
+    expect(condition(noGpu, "Ready")).toMatchObject({ status: "False", reason: "NoData" });
+    expect(noGpu.status?.consumedGrams ?? 0).toBe(0);
+
+    // A dcgm-exporter without the energy counter, scraped with honorLabels: true: its power gauge, by namespace/pod.
+    dcgmHonoured.energyCounter = false;
+    dcgmHonoured.draw({ ...pod, package: 0, core: 0, dram: 0, gpu: 100 });
+    const first = await waitBudget(
+      ns,
+      "unmetered",
+      "accounting",
+      (b) => condition(b, "Ready")?.reason === "Accounting",
+    );
+    const later = await waitBudget(
+      ns,
+      "unmetered",
+      "20 s more accounted",
+      (b) => accountedAt(b) >= accountedAt(first) + 20_000,
+    );
+    const kWh = (later.status?.energyKWh ?? 0) - (first.status?.energyKWh ?? 0);
+    const watts = 30 + 5 + 100;
+    expect(Math.abs(kWh / ((watts * (accountedAt(later) - accountedAt(first))) / 3.6e9) - 1)).toBeLessThan(0.05);
   });
 });
 

@@ -1,4 +1,5 @@
 import { type PodDraw, estimateWatts } from "../../carbon/accounting.ts";
+import { cpuJoulesQuery, gpuJoulesQuery } from "../../carbon/exporters.ts";
 import type { CarbonBudget } from "../../crds/carbonbudget.ts";
 import { parseQuantity } from "../../edge/quantity.ts";
 import { instantQuery } from "../../remediation/prometheus.ts";
@@ -23,7 +24,7 @@ export function budgetPods(budget: CarbonBudget, cache: Cache): Pod[] {
 /** Joules the budget's pods drew over [from, to). */
 export async function energyJoules(budget: CarbonBudget, pods: Pod[], from: number, to: number): Promise<EnergyResult> {
   const { kepler, estimate } = budget.spec.energy;
-  if (kepler) return keplerJoules(kepler.prometheus.url, budget, pods, from, to);
+  if (kepler) return measuredJoules(kepler.prometheus.url, budget, pods, from, to);
   const model = estimate as NonNullable<typeof estimate>;
   const watts = estimateWatts(pods.filter((p) => p.status?.phase === "Running").map(draw), {
     wattsPerCore: Number(model.wattsPerCore),
@@ -50,30 +51,36 @@ function draw(pod: Pod): PodDraw {
 }
 
 /**
- * Kepler's counters (its 0.7 metric names: kepler_container_{package,dram,gpu}_joules_total, by container_namespace
- * and pod_name) increased over the interval, evaluated at its end so that consecutive intervals neither overlap nor
- * leave gaps. GPUs Kepler does not meter come from DCGM's power gauge (DCGM_FI_DEV_POWER_USAGE, watts, by
- * namespace and pod) averaged over the interval.
+ * The pods' energy from Kepler (CPU and memory) and, for pods holding GPUs, Kepler's or dcgm-exporter's GPU series
+ * (src/carbon/exporters.ts says which names and labels). A series that is absent is NoData, never zero: a budget
+ * whose exporter is missing, too old or not scraped says so instead of accounting nothing. Absent is only fine when
+ * no pod ran (nothing was there to measure).
  */
-async function keplerJoules(url: string, budget: CarbonBudget, pods: Pod[], from: number, to: number) {
-  const ns = budget.metadata.namespace as string;
+async function measuredJoules(url: string, budget: CarbonBudget, pods: Pod[], from: number, to: number) {
+  const namespace = budget.metadata.namespace as string;
   const names = budget.spec.selector ? pods.map((p) => p.metadata.name) : undefined;
   if (names && !names.length) return { ok: true as const, joules: 0 };
-  const podMatch = (label: string) => (names ? `,${label}=~"${names.map(escapeRegex).join("|")}"` : "");
-  const kepler = `container_namespace="${ns}"${podMatch("pod_name")}`;
-  const dcgm = `namespace="${ns}"${podMatch("pod")}`;
-  const range = `${Math.round(to - from)}ms`;
-  const seconds = (to - from) / 1000;
-  const query =
-    `(sum(increase(kepler_container_package_joules_total{${kepler}}[${range}])) or vector(0))` +
-    ` + (sum(increase(kepler_container_dram_joules_total{${kepler}}[${range}])) or vector(0))` +
-    ` + (sum(increase(kepler_container_gpu_joules_total{${kepler}}[${range}]))` +
-    ` or sum(avg_over_time(DCGM_FI_DEV_POWER_USAGE{${dcgm}}[${range}])) * ${seconds} or vector(0))`;
-  const result = await instantQuery(url, query, 10_000, to);
-  if (!result.ok) return { ok: false as const, reason: result.reason, message: result.message };
-  return { ok: true as const, joules: result.samples.reduce((sum, s) => sum + s.value, 0) };
+  const running = pods.filter((p) => p.status?.phase === "Running");
+  const cpu = await joulesOf(url, cpuJoulesQuery({ namespace, pods: names }, to - from), to, running.length > 0);
+  if (!cpu.ok)
+    return { ...cpu, message: `no Kepler (0.10 or later) pod energy for ${namespace}'s pods: ${cpu.message}` };
+  const gpuPods = pods.filter((p) => draw(p).gpus > 0);
+  if (!gpuPods.length) return cpu;
+  const query = gpuJoulesQuery({ namespace, pods: gpuPods.map((p) => p.metadata.name) }, to - from);
+  const gpu = await joulesOf(
+    url,
+    query,
+    to,
+    gpuPods.some((p) => p.status?.phase === "Running"),
+  );
+  if (!gpu.ok)
+    return { ...gpu, message: `no GPU energy (Kepler or dcgm-exporter) for the pods holding GPUs: ${gpu.message}` };
+  return { ok: true as const, joules: cpu.joules + gpu.joules };
 }
 
-function escapeRegex(name: string): string {
-  return name.replace(/[.*+?^${}()|[\]\\]/g, "\\\\$&");
+async function joulesOf(url: string, query: string, at: number, anyRunning: boolean): Promise<EnergyResult> {
+  const result = await instantQuery(url, query, 10_000, at);
+  if (result.ok) return { ok: true, joules: result.samples.reduce((sum, s) => sum + s.value, 0) };
+  if (result.reason === "NoData" && !anyRunning) return { ok: true, joules: 0 };
+  return { ok: false, reason: result.reason, message: result.message };
 }
