@@ -170,7 +170,7 @@ export async function demoCommand(args: string[]): Promise<number> {
 }
 
 /**
- * The `batch` sample as applied here: its intensity from the local stand-in instead of api.electricitymap.org, read
+ * The `batch` sample as applied here: its intensity from the local stand-in instead of api.electricitymaps.com, read
  * every 10 s instead of 5 min so that the table shows grams accounted within the demo's first minute.
  */
 function pointBatchAtStandIn(o: KubeObject, url: string): KubeObject {

@@ -212,7 +212,7 @@ export const carbonBudgetCrd: CrdDefinition = {
             description: "Electricity Maps' API (v3).",
             required: ["zone", "tokenSecretRef"],
             properties: {
-              url: urlSchema("The API's base URL.", "https://api.electricitymap.org"),
+              url: urlSchema("The API's base URL.", "https://api.electricitymaps.com"),
               zone: str("The zone (e.g. FR)."),
               tokenSecretRef: {
                 type: "object",

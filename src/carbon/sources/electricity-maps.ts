@@ -16,7 +16,10 @@ type Failure = Extract<SourceResult<never>, { ok: false }>;
 /** Electricity Maps' resolution: each forecast value is for one hour. */
 const HOUR_MS = 3_600_000;
 
-/** The API at baseUrl (https://api.electricitymap.org, the /v3 paths appended), each request bounded by timeoutMs. */
+/**
+ * The API at baseUrl (https://api.electricitymaps.com, the host the portal's API reference names; the older
+ * api.electricitymap.org is its legacy one), the /v3 paths appended, each request bounded by timeoutMs.
+ */
 export function electricityMapsSource(
   baseUrl: string,
   token: string,
