@@ -67,7 +67,7 @@ export interface Action {
   restartPod?: Record<string, never>;
   rolloutRestart?: Record<string, never>;
   scale?: { by: number; max: number };
-  rollback?: Record<string, never>;
+  rollback?: { maxRevisionAge?: string };
   quarantine?: Record<string, never>;
   drainNode?: Record<string, never>;
   timeout: string;
@@ -88,6 +88,7 @@ export interface RemediationPolicySpec {
   triggers: Trigger[];
   actions: Action[];
   safety: Safety;
+  recurrenceWindow: string;
 }
 
 export type TriggerState = "Firing" | "Clear" | "Unknown";
@@ -109,6 +110,18 @@ export interface Incident {
   /** Why the step has not run yet (a brake), or why the ladder ended. */
   heldBy?: string;
   message?: string;
+  /** How many times in a row it came back within spec.recurrenceWindow of resolving. */
+  recurrences?: number;
+}
+
+/** An incident that resolved after acting, remembered for spec.recurrenceWindow so a recurrence resumes its ladder. */
+export interface ResolvedIncident {
+  target: string;
+  trigger: string;
+  /** The step that was in force when it resolved. */
+  step: number;
+  resolvedAt: string;
+  recurrences?: number;
 }
 
 /**
@@ -157,6 +170,7 @@ export interface RemediationPolicyStatus {
   scaled?: ScaledRecord[];
   /** Actions of the last hour (and the cooldown), for the brakes: kept in status so a restart forgets none. */
   recentActions?: Array<{ time: string; target: string }>;
+  resolved?: ResolvedIncident[];
   openIncidents?: number;
   conditions?: Condition[];
 }
@@ -299,7 +313,16 @@ const actionSchema: Schema = {
         max: { type: "integer", minimum: 1, description: "Never scale beyond this." },
       },
     },
-    rollback: empty("Roll a Deployment back to its previous revision, as `kubectl rollout undo`."),
+    rollback: {
+      type: "object",
+      description:
+        "Roll a Deployment back to its previous revision, as `kubectl rollout undo`, only while that revision served " +
+        "within `maxRevisionAge` (the current revision's ReplicaSet is younger than it): an older one may no longer " +
+        "fit the rest of the system, and the step is skipped, naming why.",
+      properties: {
+        maxRevisionAge: durationSchema("How long ago the previous revision may have last served.", "24h"),
+      },
+    },
     quarantine: empty(
       "Take the affected pods out of their Service and owner (labels) and isolate them with a deny-all NetworkPolicy.",
     ),
@@ -361,6 +384,12 @@ export const remediationPolicyCrd: CrdDefinition = {
         },
       },
       triggers: { type: "array", minItems: 1, maxItems: 16, description: "Symptoms.", items: triggerSchema },
+      recurrenceWindow: durationSchema(
+        "An incident that comes back within this long of resolving resumes its ladder at the step after the one " +
+          "in force when it resolved (that fix did not last), instead of at the first; past the last step it is " +
+          "Exhausted at once, for a human. 0s: every incident starts at the first step.",
+        "30m",
+      ),
       actions: { type: "array", minItems: 1, maxItems: 8, description: "The escalation ladder.", items: actionSchema },
       safety: {
         type: "object",
@@ -429,6 +458,7 @@ export const remediationPolicyCrd: CrdDefinition = {
             pods: { type: "array", description: "Pods the step acted on.", items: str("A pod.") },
             heldBy: str("The brake holding the step back, or Exhausted when the ladder ran out."),
             message: str("What is happening, for a human."),
+            recurrences: int("Times in a row it came back within spec.recurrenceWindow of resolving."),
           },
         },
       },
@@ -476,6 +506,21 @@ export const remediationPolicyCrd: CrdDefinition = {
           type: "object",
           description: "An action.",
           properties: { time: dateTime("When."), target: str("The workload, Kind/name.") },
+        },
+      },
+      resolved: {
+        type: "array",
+        description: "Incidents that resolved after acting, kept for spec.recurrenceWindow (at most 100).",
+        items: {
+          type: "object",
+          description: "A resolved incident.",
+          properties: {
+            target: str("The workload, Kind/name."),
+            trigger: str("The trigger."),
+            step: int("The step in force when it resolved."),
+            resolvedAt: dateTime("When."),
+            recurrences: int("Times in a row it had come back."),
+          },
         },
       },
       openIncidents: int("Open incidents."),

@@ -115,3 +115,18 @@ export function decideIncident(f: IncidentFacts, now: number): IncidentDecision 
   if (f.stepActedAt === undefined || !verified) return "act";
   return f.step + 1 >= f.steps ? "exhausted" : "escalate";
 }
+
+/**
+ * Where an incident that opens now starts, given how the last one of its workload and trigger ended: a recurrence
+ * within the window resumes at the step after the one in force when it resolved (that step's fix did not last, so
+ * starting over would repeat what already failed); otherwise at the first step. A step past the last means the
+ * ladder has nothing left: the incident is Exhausted at once, for a human.
+ */
+export function startingStep(
+  last: { step: number; resolvedAt: number; recurrences?: number } | undefined,
+  now: number,
+  windowMs: number,
+): { step: number; recurrences: number } {
+  if (!last || now - last.resolvedAt > windowMs) return { step: 0, recurrences: 0 };
+  return { step: last.step + 1, recurrences: (last.recurrences ?? 0) + 1 };
+}

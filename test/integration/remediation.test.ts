@@ -161,6 +161,50 @@ describe("RemediationPolicy", () => {
     ).toBeGreaterThanOrEqual(1);
   });
 
+  test("an incident back within recurrenceWindow resumes its ladder after the step that cleared it last; past the last step it is Exhausted at once", async () => {
+    const ns = await createNamespace(admin, "rp");
+    await admin.create(DeploymentKind, deployment(ns, "again", 2));
+    await waitAvailable(ns, "again", 2);
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "again", {
+        actions: [
+          { restartPod: {}, timeout: "8s" },
+          { rolloutRestart: {}, timeout: "8s" },
+        ],
+      }),
+    );
+    const crash = async () => {
+      const [pod] = await podsOf(ns, "again");
+      await admin.patch(PodKind, ns, pod?.metadata.name as string, "merge", {
+        metadata: { labels: { [POD_FAULT_LABEL]: "crashloop" } },
+      });
+    };
+    const count = (p: RemediationPolicy, entry: string) => history(p).filter((h) => h === entry).length;
+
+    await crash();
+    const first = await waitPolicy(ns, "again", "RestartPod Resolved", (p) => has(p, "RestartPod", "Resolved"));
+    expect(first.status?.resolved).toMatchObject([{ target: "Deployment/again", trigger: "crashloop", step: 0 }]);
+
+    // The restart did not last: the next incident starts at the rollout restart, not at another pod restart.
+    await waitAvailable(ns, "again", 2);
+    await crash();
+    const second = await waitPolicy(ns, "again", "RolloutRestart Resolved", (p) =>
+      has(p, "RolloutRestart", "Resolved"),
+    );
+    expect(count(second, "RestartPod Succeeded")).toBe(1);
+    expect(count(second, "RolloutRestart Succeeded")).toBe(1);
+    expect(second.status?.resolved).toMatchObject([{ step: 1, recurrences: 1 }]);
+
+    // Nothing left to try: Exhausted at once, for a human, with nothing acted on.
+    await waitAvailable(ns, "again", 2);
+    await crash();
+    const third = await waitPolicy(ns, "again", "Exhausted", (p) => has(p, "RolloutRestart", "Exhausted"));
+    expect(third.status?.incidents?.[0]).toMatchObject({ heldBy: "Exhausted", recurrences: 2, attempts: 0 });
+    expect(third.status?.incidents?.[0]?.message).toMatch(/came back within 30m of resolving after the last step/);
+    expect(count(third, "RestartPod Succeeded") + count(third, "RolloutRestart Succeeded")).toBe(2);
+  });
+
   test("a step that does not help escalates; a scale-up that did not help is undone exactly; the ladder ends Exhausted", async () => {
     const ns = await createNamespace(admin, "rp");
     await admin.create(DeploymentKind, deployment(ns, "bad", 2, { [POD_FAULT_LABEL]: "crashloop" }));
@@ -414,6 +458,27 @@ describe("RemediationPolicy", () => {
     const dep = await admin.get<Deployment>(DeploymentKind, ns, "roll");
     expect(dep?.spec.template.metadata.labels[POD_FAULT_LABEL]).toBeUndefined();
     await waitPolicy(ns, "roll", "Resolved", (x) => has(x, "Rollback", "Resolved"));
+  });
+
+  test("rollback goes only to a revision that served within maxRevisionAge: an older one is skipped, saying why", async () => {
+    const ns = await createNamespace(admin, "rp");
+    await admin.create(DeploymentKind, deployment(ns, "stale", 2));
+    await waitAvailable(ns, "stale", 2);
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "stale", { actions: [{ rollback: { maxRevisionAge: "1s" }, timeout: "1m" }] }),
+    );
+    await admin.patch(DeploymentKind, ns, "stale", "merge", {
+      spec: { template: { metadata: { labels: { [POD_FAULT_LABEL]: "crashloop" } } } },
+    });
+    // The crash loop takes restarts to show: by then the bad revision has served longer than a second.
+    const p = await waitPolicy(ns, "stale", "the rollback skipped", (x) =>
+      Boolean(x.status?.incidents?.[0]?.message?.includes("rollback.maxRevisionAge")),
+    );
+    expect(p.status?.incidents?.[0]?.message).toMatch(/previous revision 1 last served at .*: not rolled back/);
+    expect(has(p, "Rollback", "Succeeded")).toBe(false);
+    const dep = await admin.get<Deployment>(DeploymentKind, ns, "stale");
+    expect(dep?.spec.template.metadata.labels[POD_FAULT_LABEL]).toBe("crashloop");
   });
 
   test("quarantine takes a pod out of its owner and Service, isolated by a deny-all NetworkPolicy", async () => {

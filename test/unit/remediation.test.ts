@@ -8,6 +8,7 @@ import {
   choosePods,
   decideIncident,
   minAvailableCount,
+  startingStep,
 } from "../../src/remediation/ladder.ts";
 import { PodHistory, type PodLike, Sustained } from "../../src/remediation/pod-history.ts";
 
@@ -79,6 +80,20 @@ describe("escalation ladder", () => {
     expect(decideIncident({ ...base, state: "Firing", stepActedAt: T0 - 60_000 }, T0)).toBe("escalate");
     expect(decideIncident({ ...base, step: 2, state: "Firing", stepActedAt: T0 - 60_000 }, T0)).toBe("exhausted");
     expect(decideIncident({ ...base, step: 3, state: "Firing" }, T0)).toBe("exhausted");
+  });
+
+  test("a recurrence within the window starts after the step that last cleared it, counting; later starts over", () => {
+    const window = 30 * 60_000;
+    expect(startingStep(undefined, T0, window)).toEqual({ step: 0, recurrences: 0 });
+    expect(startingStep({ step: 0, resolvedAt: T0 - 60_000 }, T0, window)).toEqual({ step: 1, recurrences: 1 });
+    expect(startingStep({ step: 1, resolvedAt: T0 - 60_000, recurrences: 1 }, T0, window)).toEqual({
+      step: 2,
+      recurrences: 2,
+    });
+    expect(startingStep({ step: 1, resolvedAt: T0 - window - 1, recurrences: 4 }, T0, window)).toEqual({
+      step: 0,
+      recurrences: 0,
+    });
   });
 });
 

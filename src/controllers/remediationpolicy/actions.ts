@@ -8,6 +8,7 @@ import {
   ReplicaSetKind,
 } from "../../runtime/kinds.ts";
 import type { KubeObject } from "../../runtime/objects.ts";
+import { parseDuration } from "../../crds/duration.ts";
 import { replicaBound, setReplicas } from "../shared/replicas.ts";
 import type { Pod, Workload } from "./workloads.ts";
 
@@ -47,7 +48,7 @@ export async function runAction(
   ctx: ReconcileContext,
   policy: RemediationPolicy,
   type: ActionType,
-  spec: { by?: number; max?: number },
+  spec: { by?: number; max?: number; maxRevisionAge?: string },
   w: Workload,
   pods: Pod[],
   dryRun: boolean,
@@ -74,7 +75,8 @@ export async function runAction(
     case "scale":
       return scaleUp(ctx, w, spec.by ?? 1, spec.max ?? w.desired, dryRun);
     case "rollback":
-      return rollback(ctx, w, dryRun);
+      // Defaulted by the schema, also on reading a policy stored before the field existed (`rollback: {}`).
+      return rollback(ctx, w, parseDuration(spec.maxRevisionAge as string), dryRun);
     case "quarantine": {
       if (!dryRun) {
         await ensureQuarantinePolicy(ctx, policy);
@@ -147,16 +149,28 @@ export async function setHpaMin(ctx: ReconcileContext, namespace: string, hpa: s
 
 type ReplicaSet = KubeObject & { spec: { template: { metadata?: { labels?: Record<string, string> } } } };
 
-/** As `kubectl rollout undo`: the Deployment's template becomes its previous revision's. */
-async function rollback(ctx: ReconcileContext, w: Workload, dryRun: boolean): Promise<ActionOutcome> {
+/**
+ * As `kubectl rollout undo`: the Deployment's template becomes its previous revision's, if that revision served
+ * within maxAgeMs. It served until the current revision's ReplicaSet was made; a ReplicaSet reused by an earlier
+ * rollback keeps its old creation time and so reads older than it is, which errs towards not rolling back.
+ */
+async function rollback(ctx: ReconcileContext, w: Workload, maxAgeMs: number, dryRun: boolean): Promise<ActionOutcome> {
   // A stuck rollout is what a rollback is for: unlike a restart, it does not wait for the rollout to finish.
   if (w.kind !== "Deployment") return { message: "rollback applies to Deployments only", skipped: true };
   const revisions = ctx.cache
     .ownedBy<ReplicaSet>(ReplicaSetKind, w.obj)
     .map((rs) => ({ rs, revision: Number(rs.metadata.annotations?.[REVISION] ?? 0) }))
     .sort((a, b) => b.revision - a.revision);
-  const previous = revisions[1];
-  if (!previous) return { message: `${w.key} has no previous revision to roll back to`, skipped: true };
+  const [current, previous] = revisions;
+  if (!current || !previous) return { message: `${w.key} has no previous revision to roll back to`, skipped: true };
+  const servedUntil = Date.parse(current.rs.metadata.creationTimestamp ?? "");
+  if (ctx.now.getTime() - servedUntil > maxAgeMs)
+    return {
+      message:
+        `${w.key}'s previous revision ${previous.revision} last served at ${new Date(servedUntil).toISOString()}, ` +
+        `longer ago than rollback.maxRevisionAge (${maxAgeMs / 1000}s): not rolled back`,
+      skipped: true,
+    };
   const template = structuredClone(previous.rs.spec.template);
   delete template.metadata?.labels?.["pod-template-hash"];
   if (!dryRun)

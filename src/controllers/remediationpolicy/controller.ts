@@ -7,6 +7,7 @@ import {
   type HistoryEntry,
   type HistoryResult,
   type Incident,
+  type ResolvedIncident,
   MAX_HISTORY,
   MAX_INCIDENTS,
   PAUSED_ANNOTATION,
@@ -23,6 +24,7 @@ import {
   choosePods,
   concurrencyLeft,
   decideIncident,
+  startingStep,
   minAvailableCount,
 } from "../../remediation/ladder.ts";
 import { PodHistory, Sustained } from "../../remediation/pod-history.ts";
@@ -253,6 +255,7 @@ class PolicyRun {
   readonly history: HistoryEntry[];
   readonly scaled: ScaledRecord[];
   readonly recent: Array<{ time: string; target: string }>;
+  readonly resolved: ResolvedIncident[];
   nextLookMs: number | undefined;
   private readonly brakes: Brakes;
   private readonly dryRun: boolean;
@@ -262,6 +265,7 @@ class PolicyRun {
   private readonly workloads: Map<string, Workload>;
   private readonly signals: Map<string, Map<string, Signal>>;
   private readonly now: number;
+  private readonly recurrenceWindowMs: number;
 
   constructor(
     ctx: ReconcileContext,
@@ -289,6 +293,11 @@ class PolicyRun {
     this.history = structuredClone(st.history ?? []);
     this.scaled = structuredClone(st.scaled ?? []);
     this.recent = structuredClone(st.recentActions ?? []);
+    this.recurrenceWindowMs = parseDuration(policy.spec.recurrenceWindow);
+    // What resolved longer ago than the window is forgotten.
+    this.resolved = structuredClone(st.resolved ?? []).filter(
+      (r) => now - Date.parse(r.resolvedAt) <= this.recurrenceWindowMs,
+    );
   }
 
   private lookAgainIn(ms: number): void {
@@ -343,18 +352,40 @@ class PolicyRun {
         if (s.state !== "Firing") continue;
         if (this.incidentsOut.some((i) => i.target === target && i.trigger === trigger)) continue;
         if (this.incidentsOut.length >= MAX_INCIDENTS) break;
-        this.incidentsOut.push({
-          target,
-          trigger,
-          since: new Date(this.now).toISOString(),
-          step: 0,
-          attempts: 0,
-          action: ACTION_NAMES[actionType(this.policy.spec.actions[0] as Action)],
-          message: s.message,
-        });
+        this.open(target, trigger, s);
       }
     // Progress each, oldest first, so that brakes favour what has waited longest.
     for (const inc of [...this.incidentsOut]) await this.progress(inc);
+  }
+
+  /** A new incident, resuming its ladder when it recurs within spec.recurrenceWindow of the last one resolving. */
+  private open(target: string, trigger: string, signal: Signal): void {
+    const i = this.resolved.findIndex((r) => r.target === target && r.trigger === trigger);
+    const last = this.resolved[i];
+    if (last) this.resolved.splice(i, 1);
+    const { step, recurrences } = startingStep(
+      last && { ...last, resolvedAt: Date.parse(last.resolvedAt) },
+      this.now,
+      this.recurrenceWindowMs,
+    );
+    const actions = this.policy.spec.actions;
+    // Past the last step, the step stays there (nothing acts) and the action named is the last one's.
+    const inc: Incident = {
+      target,
+      trigger,
+      since: new Date(this.now).toISOString(),
+      step,
+      attempts: 0,
+      action: ACTION_NAMES[actionType(actions[Math.min(step, actions.length - 1)] as Action)],
+      message: signal.message,
+      ...(recurrences && { recurrences }),
+    };
+    this.incidentsOut.push(inc);
+    if (step >= actions.length) {
+      inc.heldBy = "Exhausted";
+      inc.message = `came back within ${this.policy.spec.recurrenceWindow} of resolving after the last step (recurrence ${recurrences}): ${signal.message}`;
+      this.record(target, trigger, inc.action ?? "None", "Exhausted", inc.message);
+    }
   }
 
   private close(inc: Incident): void {
@@ -384,8 +415,18 @@ class PolicyRun {
       case "wait":
         return;
       case "resolve":
-        if (inc.attempts > 0)
-          this.record(inc.target, inc.trigger, actionName, "Resolved", `cleared: ${signal.message}`);
+        if (inc.attempts > 0 || inc.heldBy === "Exhausted") {
+          if (inc.attempts > 0)
+            this.record(inc.target, inc.trigger, actionName, "Resolved", `cleared: ${signal.message}`);
+          this.resolved.push({
+            target: inc.target,
+            trigger: inc.trigger,
+            step: inc.heldBy === "Exhausted" ? actions.length - 1 : inc.step,
+            resolvedAt: new Date(this.now).toISOString(),
+            ...(inc.recurrences && { recurrences: inc.recurrences }),
+          });
+          if (this.resolved.length > MAX_INCIDENTS) this.resolved.shift();
+        }
         return this.close(inc);
       case "exhausted":
         if (inc.heldBy !== "Exhausted") {
@@ -489,7 +530,7 @@ class PolicyRun {
         this.ctx,
         this.policy,
         type,
-        action[type] as { by?: number; max?: number },
+        action[type] as { by?: number; max?: number; maxRevisionAge?: string },
         w,
         pods,
         this.dryRun,
@@ -614,6 +655,7 @@ class PolicyRun {
       history: this.history,
       scaled: this.scaled,
       recentActions: this.recent,
+      resolved: this.resolved,
       openIncidents: this.incidentsOut.length,
     } as Partial<RemediationPolicyStatus>);
     if (held.length)
