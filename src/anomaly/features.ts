@@ -103,16 +103,31 @@ function featureValue(i: number, value: number | undefined): number {
 const ratio = (numerator: number | undefined, denominator: number | undefined) =>
   numerator === undefined || !denominator ? undefined : numerator / denominator;
 
+/** A pod's features before scaling and clipping, in FEATURES order; undefined where the operator has no value. */
+function rawFeatures(o: PodObservation): Array<number | undefined> {
+  return [
+    o.restarts / 5,
+    o.oomKills / 3,
+    ratio(o.notReadySeconds, o.windowSeconds) ?? 0,
+    ratio(o.cpuUsageCores, o.cpuLimitCores || o.cpuRequestCores),
+    ratio(o.memoryWorkingSetBytes, o.memoryLimitBytes),
+    o.errorRatio,
+  ];
+}
+
+/** The features a pod's row takes its fill for, because the observation lacks what they are made of. */
+export function defaultedFeatures(o: PodObservation): string[] {
+  return rawFeatures(o).flatMap((v, i) =>
+    v === undefined || !Number.isFinite(v) ? [(FEATURES[i] as Feature).name] : [],
+  );
+}
+
 /** Writes a pod's features into rows at row (rows is N × FEATURES.length, row-major), so a batch needs no copies. */
 export function writeFeatureRow(observation: PodObservation, rows: Float32Array, row: number): void {
-  const o = observation;
   const at = row * FEATURES.length;
-  rows[at] = featureValue(0, o.restarts / 5);
-  rows[at + 1] = featureValue(1, o.oomKills / 3);
-  rows[at + 2] = featureValue(2, ratio(o.notReadySeconds, o.windowSeconds) ?? 0);
-  rows[at + 3] = featureValue(3, ratio(o.cpuUsageCores, o.cpuLimitCores || o.cpuRequestCores));
-  rows[at + 4] = featureValue(4, ratio(o.memoryWorkingSetBytes, o.memoryLimitBytes));
-  rows[at + 5] = featureValue(5, o.errorRatio);
+  rawFeatures(observation).forEach((v, i) => {
+    rows[at + i] = featureValue(i, v);
+  });
 }
 
 /** One pod's features as a model's input row. */

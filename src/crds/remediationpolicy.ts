@@ -60,7 +60,7 @@ export interface Trigger {
     forecast?: { horizon: string; lookback: string };
   };
   alert?: { alertname: string; matchLabels?: Record<string, string> };
-  anomaly?: { model: ModelRef; threshold: string; for: string };
+  anomaly?: { model: ModelRef; threshold: string; for: string; errorRatio?: { query: string } };
 }
 
 export interface Action {
@@ -164,7 +164,15 @@ export interface ScaledRecord {
 export interface RemediationPolicyStatus {
   observedGeneration?: number;
   targets?: number;
-  triggers?: Array<{ name: string; state: TriggerState; reason: string; message?: string; since?: string }>;
+  triggers?: Array<{
+    name: string;
+    state: TriggerState;
+    reason: string;
+    message?: string;
+    since?: string;
+    /** Anomaly triggers: the model's features that took their default value for some pod (not observed). */
+    defaultedFeatures?: string[];
+  }>;
   incidents?: Incident[];
   history?: HistoryEntry[];
   scaled?: ScaledRecord[];
@@ -289,6 +297,16 @@ const triggerSchema: Schema = {
       properties: {
         model: modelRefSchema,
         threshold: decimal("The score (0 to 1) above which the pod is anomalous."),
+        errorRatio: {
+          type: "object",
+          description:
+            "Where the errorRatio feature comes from: a PromQL query (in spec.prometheus) giving each pod's failed " +
+            "over total requests in the last 10 minutes, one sample per pod labelled `pod`. Without it, or for a pod " +
+            "the query has no sample of, the feature takes its typical healthy value, and the trigger's " +
+            "status.triggers[].defaultedFeatures says so.",
+          required: ["query"],
+          properties: { query: str("The query.") },
+        },
         for: durationSchema("How long it must hold.", "1m"),
       },
     },
@@ -347,6 +365,12 @@ export const remediationPolicyCrd: CrdDefinition = {
       {
         rule: "!self.triggers.exists(t, has(t.prometheus)) || has(self.prometheus)",
         message: "a prometheus trigger needs spec.prometheus.url.",
+        fieldPath: ".prometheus",
+        reason: "FieldValueRequired",
+      },
+      {
+        rule: "!self.triggers.exists(t, has(t.anomaly) && has(t.anomaly.errorRatio)) || has(self.prometheus)",
+        message: "an anomaly trigger's errorRatio query needs spec.prometheus.url.",
         fieldPath: ".prometheus",
         reason: "FieldValueRequired",
       },
@@ -437,6 +461,13 @@ export const remediationPolicyCrd: CrdDefinition = {
             reason: str("Why, in a word."),
             message: str("Why, for a human; with the upstream error when Unknown."),
             since: dateTime("When the state began."),
+            defaultedFeatures: {
+              type: "array",
+              description:
+                "Anomaly triggers: the model's features that were not observed for some pod and took their typical " +
+                "healthy value (cpuRatio and memoryRatio without cAdvisor metrics or limits, errorRatio without a query).",
+              items: str("A feature."),
+            },
           },
         },
       },

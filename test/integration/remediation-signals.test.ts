@@ -351,4 +351,63 @@ describe("RemediationPolicy signals", () => {
       await operator.metric("nextgen_remediation_model_scoring_seconds_count", { model: "autoencoder" }),
     ).toBeGreaterThan(0);
   });
+
+  test("errorRatio is measured by the trigger's own query and scored; status says which features were defaulted", async () => {
+    const ns = await createNamespace(admin, "rps");
+    await admin.create(DeploymentKind, deployment(ns, "errors", 2));
+    const [failing, fine] = await readyPods(ns, "errors", 2);
+    // A model a user brings, under the contract: its score is the errorRatio feature.
+    const errorRatioOnly = onnxModel({
+      inputs: [{ name: "features", shape: ["N", 6] }],
+      outputs: [{ name: "score", shape: ["N", 1] }],
+      nodes: [{ op: "MatMul", inputs: ["features", "w"], output: "score" }],
+      initializers: [floatInitializer("w", [6, 1], [0, 0, 0, 0, 0, 1])],
+    });
+    await admin.create(ConfigMapKind, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "errors", namespace: ns, labels: FILE },
+      binaryData: { "model.onnx": Buffer.from(errorRatioOnly).toString("base64") },
+    } as KubeObject);
+    const model = { configMapRef: { name: "errors", key: "model.onnx" } };
+    set("app_error_ratio", { namespace: ns, pod: failing?.metadata.name as string }, 0.9);
+    set("app_error_ratio", { namespace: ns, pod: fine?.metadata.name as string }, 0.01);
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "errors", {
+        prometheus: { url: prometheus.url, interval: "1s" },
+        triggers: [
+          {
+            name: "errors",
+            anomaly: {
+              model,
+              threshold: "0.5",
+              for: "0s",
+              errorRatio: { query: `app_error_ratio{namespace="${ns}"}` },
+            },
+          },
+        ],
+      }),
+    );
+    const p = await waitPolicy(ns, "errors", "the failing pod restarted", (x) => has(x, "RestartPod", "Succeeded"));
+    expect(p.status?.history?.[0]?.message).toBe(`deleted pod ${failing?.metadata.name}`);
+    expect((await podsOf(ns, "errors")).map((x) => x.metadata.uid)).toContain(fine?.metadata.uid);
+    // No cAdvisor series and no limits: CPU and memory were not observed (nor, for the replacement pod, errors).
+    expect(p.status?.triggers?.[0]?.defaultedFeatures).toEqual(expect.arrayContaining(["cpuRatio", "memoryRatio"]));
+
+    // Without the query the feature takes its typical healthy value: the same model finds nothing, and status says
+    // the error ratio was not measured.
+    await admin.create(DeploymentKind, deployment(ns, "unmeasured", 1));
+    await admin.create(
+      RemediationPolicyKind,
+      policy(ns, "unmeasured", {
+        triggers: [{ name: "errors", anomaly: { model, threshold: "0.5", for: "0s" } }],
+      }),
+    );
+    const q = await waitPolicy(ns, "unmeasured", "scored", (x) => Boolean(x.status?.triggers?.[0]?.defaultedFeatures));
+    expect(q.status?.triggers?.[0]).toMatchObject({
+      state: "Clear",
+      defaultedFeatures: ["cpuRatio", "errorRatio", "memoryRatio"],
+    });
+  });
 });

@@ -1,6 +1,12 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { FEATURES, type PodObservation, featureRow, featureRows } from "../../src/anomaly/features.ts";
+import {
+  FEATURES,
+  type PodObservation,
+  defaultedFeatures,
+  featureRow,
+  featureRows,
+} from "../../src/anomaly/features.ts";
 import { forecastCrossing } from "../../src/anomaly/forecast.ts";
 import {
   AnomalyModel,
@@ -101,6 +107,14 @@ describe("features", () => {
       fill("cpuRatio"),
       fill("memoryRatio"),
       fill("errorRatio"),
+    ]);
+    expect(defaultedFeatures({ ...base, memoryWorkingSetBytes: 5e8 })).toEqual([
+      "cpuRatio",
+      "memoryRatio",
+      "errorRatio",
+    ]);
+    expect(defaultedFeatures({ ...base, cpuUsageCores: 0.5, cpuRequestCores: 1, errorRatio: 0 })).toEqual([
+      "memoryRatio",
     ]);
   });
 

@@ -1,6 +1,11 @@
-import { FEATURE_WINDOW_SECONDS, type PodObservation, featureRows } from "../../anomaly/features.ts";
+import {
+  FEATURE_WINDOW_SECONDS,
+  type PodObservation,
+  defaultedFeatures,
+  featureRows,
+} from "../../anomaly/features.ts";
 import { AnomalyModel, type DefaultModelName, ModelInvalidError, loadDefaultModel } from "../../anomaly/model.ts";
-import type { ModelRef, RemediationPolicy } from "../../crds/remediationpolicy.ts";
+import type { ModelRef, RemediationPolicy, Trigger } from "../../crds/remediationpolicy.ts";
 import type { PodHistory } from "../../remediation/pod-history.ts";
 import { instantQuery } from "../../remediation/prometheus.ts";
 import { parseQuantity } from "../../edge/quantity.ts";
@@ -11,7 +16,10 @@ import type { Pod } from "./workloads.ts";
 
 type ConfigMap = KubeObject & { binaryData?: Record<string, string> };
 
-export type ScoreResult = { ok: true; scores: Float32Array } | { ok: false; reason: string; message: string };
+/** Scores in the pods' order, and the features that took their default for some pod (unobserved). */
+export type ScoreResult =
+  | { ok: true; scores: Float32Array; defaulted: string[] }
+  | { ok: false; reason: string; message: string };
 
 const WINDOW_MS = FEATURE_WINDOW_SECONDS * 1000;
 
@@ -69,17 +77,22 @@ function notReadySeconds(pod: Pod, now: number): number {
   return Math.min(FEATURE_WINDOW_SECONDS, Math.max(0, (now - since) / 1000));
 }
 
+type PodValues = Map<string, number>;
+
 /**
- * CPU and memory per pod from Prometheus (cAdvisor's metric names) when the policy names one; an error there is
- * an error of the trigger (never scored on guesses).
+ * CPU and memory per pod from Prometheus (cAdvisor's metric names) when the policy names one, and the error ratio
+ * from the trigger's own query; an error there is an error of the trigger (never scored on guesses), while a query
+ * with no samples leaves the feature to its default.
  */
-async function resourceUsage(
+async function prometheusFeatures(
   policy: RemediationPolicy,
+  errorRatioQuery: string | undefined,
 ): Promise<
-  { ok: true; cpu: Map<string, number>; memory: Map<string, number> } | { ok: false; reason: string; message: string }
+  | { ok: true; cpu: PodValues; memory: PodValues; errorRatio: PodValues }
+  | { ok: false; reason: string; message: string }
 > {
   const url = policy.spec.prometheus?.url;
-  if (!url) return { ok: true, cpu: new Map(), memory: new Map() };
+  if (!url) return { ok: true, cpu: new Map(), memory: new Map(), errorRatio: new Map() };
   const ns = policy.metadata.namespace;
   const cpu = await instantQuery(
     url,
@@ -89,9 +102,12 @@ async function resourceUsage(
     url,
     `sum by (pod) (container_memory_working_set_bytes{namespace="${ns}",container!=""})`,
   );
-  for (const r of [cpu, memory]) if (!r.ok && r.reason !== "NoData") return r;
+  const errors = errorRatioQuery
+    ? await instantQuery(url, errorRatioQuery)
+    : ({ ok: false, reason: "NoData", message: "" } as const);
+  for (const r of [cpu, memory, errors]) if (!r.ok && r.reason !== "NoData") return r;
   const byPod = (r: typeof cpu) => new Map(r.ok ? r.samples.map((s) => [s.labels.pod ?? "", s.value]) : []);
-  return { ok: true, cpu: byPod(cpu), memory: byPod(memory) };
+  return { ok: true, cpu: byPod(cpu), memory: byPod(memory), errorRatio: byPod(errors) };
 }
 
 type Resources = { limits?: Record<string, string>; requests?: Record<string, string> };
@@ -110,13 +126,14 @@ function sumResource(pod: Pod, kind: "limits" | "requests", name: "cpu" | "memor
 /** Scores the pods with the trigger's model over their observed features, in one batch. */
 export async function scorePods(
   policy: RemediationPolicy,
-  ref: ModelRef,
+  anomaly: NonNullable<Trigger["anomaly"]>,
   pods: Pod[],
   history: PodHistory,
   cache: Cache,
   now: number,
   observeSeconds: (model: string, seconds: number) => void,
 ): Promise<ScoreResult> {
+  const ref = anomaly.model;
   let loaded: { model: AnomalyModel; name: string };
   try {
     loaded = await models.get(ref, policy.metadata.namespace as string, cache);
@@ -125,7 +142,7 @@ export async function scorePods(
     if (e instanceof ModelMissing) return { ok: false, reason: "ModelNotFound", message: e.message };
     throw e;
   }
-  const usage = await resourceUsage(policy);
+  const usage = await prometheusFeatures(policy, anomaly.errorRatio?.query);
   if (!usage.ok) return usage;
   const observations: PodObservation[] = pods.map((p) => ({
     restarts: history.restartsWithin(p, WINDOW_MS, now),
@@ -137,7 +154,9 @@ export async function scorePods(
     cpuRequestCores: sumResource(p, "requests", "cpu"),
     memoryWorkingSetBytes: usage.memory.get(p.metadata.name),
     memoryLimitBytes: sumResource(p, "limits", "memory"),
+    errorRatio: usage.errorRatio.get(p.metadata.name),
   }));
+  const defaulted = [...new Set(observations.flatMap(defaultedFeatures))];
   const started = performance.now();
   try {
     const scores = await loaded.model.score(featureRows(observations));
@@ -145,7 +164,7 @@ export async function scorePods(
       ref.configMapRef ? "configmap" : (ref.builtin ?? "autoencoder"),
       (performance.now() - started) / 1000,
     );
-    return { ok: true, scores };
+    return { ok: true, scores, defaulted };
   } catch (e) {
     if (e instanceof ModelInvalidError) return { ok: false, reason: "ModelInvalid", message: e.message };
     throw e;

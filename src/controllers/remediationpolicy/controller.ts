@@ -223,8 +223,8 @@ async function evaluateTriggers(
     sustained,
     query: instantQuery,
     queryRange: rangeQuery,
-    scoreAnomaly: (p, model, pods, at) =>
-      scorePods(p, model, pods, podHistory, ctx.cache, at, (name, seconds) =>
+    scoreAnomaly: (p, anomaly, pods, at) =>
+      scorePods(p, anomaly, pods, podHistory, ctx.cache, at, (name, seconds) =>
         scoring.observe({ model: name }, seconds),
       ),
   };
@@ -643,7 +643,15 @@ class PolicyRun {
         all[0] ?? { state: "Clear" as const, reason: "NoTargets", message: "no workload to watch" };
       const before = previous.get(t.name);
       const since = before?.state === pick.state ? before.since : new Date(this.now).toISOString();
-      return { name: t.name, state: pick.state, reason: pick.reason, message: pick.message, since };
+      const defaulted = [...new Set(all.flatMap((s) => s.defaulted ?? []))].sort();
+      return {
+        name: t.name,
+        state: pick.state,
+        reason: pick.reason,
+        message: pick.message,
+        since,
+        ...(defaulted.length && { defaultedFeatures: defaulted }),
+      };
     });
     const unknown = triggers.filter((t) => t.state === "Unknown");
     const brakes = ["MaxConcurrent", "Cooldown", "MaxActionsPerHour", "MinAvailable"];

@@ -1,5 +1,5 @@
 import { parseDuration } from "../../crds/duration.ts";
-import type { ModelRef, RemediationPolicy, Trigger, TriggerState } from "../../crds/remediationpolicy.ts";
+import type { RemediationPolicy, Trigger, TriggerState } from "../../crds/remediationpolicy.ts";
 import type { AlertStore } from "../../remediation/alerts.ts";
 import type { PodHistory, Sustained } from "../../remediation/pod-history.ts";
 import type { QueryResult, RangeResult } from "../../remediation/prometheus.ts";
@@ -16,12 +16,14 @@ export interface Signal {
   pods: Pod[];
   /** When a `for` still running would make it fire, ms from now; for the requeue. */
   pendingMs?: number;
+  /** Anomaly triggers: features that took their default for some pod. */
+  defaulted?: string[];
 }
 
 /** Scores pods with a model, one score per pod in order, or says why it cannot. */
 export type AnomalyScorer = (
   policy: RemediationPolicy,
-  model: ModelRef,
+  anomaly: NonNullable<Trigger["anomaly"]>,
   pods: Pod[],
   now: number,
 ) => Promise<ScoreResult>;
@@ -114,7 +116,7 @@ export async function evaluate(
   if (trigger.anomaly) {
     const a = trigger.anomaly;
     if (!w.pods.length) return clear("no pods to score");
-    const result = await src.scoreAnomaly(policy, a.model, w.pods, now);
+    const result = await src.scoreAnomaly(policy, a, w.pods, now);
     if (!result.ok) {
       src.sustained.update(key, false, now);
       return unknown(result.reason, result.message);
@@ -132,9 +134,13 @@ export async function evaluate(
       else if (s.pendingMs !== undefined) pendingMs = Math.min(pendingMs ?? s.pendingMs, s.pendingMs);
     });
     src.sustained.retain(`${key}/`, kept);
+    const defaulted = result.defaulted.length ? { defaulted: result.defaulted } : {};
     return hit.length
-      ? firing("Anomalous", `${hit.length} pod(s) scored above ${a.threshold} for ${a.for}: ${names(hit)}`, hit)
-      : { ...clear(`no pod scored above ${a.threshold} for ${a.for}`), pendingMs };
+      ? {
+          ...firing("Anomalous", `${hit.length} pod(s) scored above ${a.threshold} for ${a.for}: ${names(hit)}`, hit),
+          ...defaulted,
+        }
+      : { ...clear(`no pod scored above ${a.threshold} for ${a.for}`), pendingMs, ...defaulted };
   }
   return unknown("InvalidTrigger", `trigger ${trigger.name} sets no symptom`);
 }
