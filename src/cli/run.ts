@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { controllers } from "../controllers/index.ts";
-import { alertStore } from "../controllers/remediationpolicy/controller.ts";
+import { alertStore, nodeGateLimits } from "../controllers/remediationpolicy/controller.ts";
 import { remediationMetrics } from "../controllers/remediationpolicy/metrics.ts";
 import { alertWebhookHandler } from "../remediation/alerts.ts";
 import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../manifests/generate.ts";
@@ -28,6 +28,10 @@ Flags (each also read from the environment variable in brackets; a flag wins):
   --alert-webhook-token-file PATH    serve Alertmanager's webhook (POST /alerts) for RemediationPolicy alert triggers,
                                      guarded by the bearer token in this file (a mounted Secret) [NEXTGEN_ALERT_WEBHOOK_TOKEN_FILE]
   --alert-webhook-bind-address ADDR  where the webhook listens (default ":8082") [NEXTGEN_ALERT_WEBHOOK_BIND_ADDRESS]
+  --max-unschedulable-nodes N|P%     RemediationPolicy drainNode never leaves more Nodes unschedulable than this, whoever
+                                     cordoned them (default "10%", rounded up) [NEXTGEN_MAX_UNSCHEDULABLE_NODES]
+  --node-storm-threshold P%          drainNode stops while this share of Nodes or more is not Ready (default "30%")
+                                     [NEXTGEN_NODE_STORM_THRESHOLD]
   --log-level LEVEL                  ${LOG_LEVELS.join(" | ")} (default "info") [NEXTGEN_LOG_LEVEL]
   -h, --help                         show this help`;
 
@@ -43,6 +47,8 @@ export interface RunConfig {
   concurrency: Record<string, number>;
   /** The Alertmanager webhook: served only when a token file is given. */
   alertWebhook?: { address: string; tokenFile: string };
+  /** Bounds on RemediationPolicy's node actions. */
+  nodeGate: { maxUnschedulable: string; stormThreshold: string };
   logLevel: LogLevel;
 }
 
@@ -58,6 +64,8 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
     "log-level": { type: "string" },
     "alert-webhook-token-file": { type: "string" },
     "alert-webhook-bind-address": { type: "string" },
+    "max-unschedulable-nodes": { type: "string" },
+    "node-storm-threshold": { type: "string" },
   });
   if (values.help) return "help";
   const list = (v: string | undefined) =>
@@ -119,8 +127,30 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
           ),
         }
       : undefined,
+    nodeGate: {
+      maxUnschedulable: countOrPercent(
+        "--max-unschedulable-nodes",
+        values["max-unschedulable-nodes"] ?? env.NEXTGEN_MAX_UNSCHEDULABLE_NODES ?? "10%",
+      ),
+      stormThreshold: percent(
+        "--node-storm-threshold",
+        values["node-storm-threshold"] ?? env.NEXTGEN_NODE_STORM_THRESHOLD ?? "30%",
+      ),
+    },
     logLevel: logLevel as LogLevel,
   };
+}
+
+function percent(flag: string, v: string): string {
+  if (!/^(100|[1-9]?[0-9])%$/.test(v))
+    throw new UsageError(`run: ${flag} must be a percentage (0% to 100%), got "${v}"`);
+  return v;
+}
+
+function countOrPercent(flag: string, v: string): string {
+  if (!/^[0-9]+$/.test(v) && !/^(100|[1-9]?[0-9])%$/.test(v))
+    throw new UsageError(`run: ${flag} must be a count or a percentage, got "${v}"`);
+  return v;
 }
 
 /** The token in a file, trimmed (Secrets mounted from `kubectl create secret --from-literal` have no newline; others may). */
@@ -156,6 +186,7 @@ export async function runCommand(args: string[]): Promise<number> {
       : undefined,
   });
   for (const c of controllers) manager.add(c);
+  Object.assign(nodeGateLimits, cfg.nodeGate);
   const hook = cfg.alertWebhook;
   if (hook) {
     const requests = remediationMetrics(manager.metrics.registry).webhookRequests;

@@ -5,7 +5,15 @@
  */
 
 export type Brake =
-  "Paused" | "MaxConcurrent" | "Cooldown" | "MaxActionsPerHour" | "MinAvailable" | "RolloutInProgress";
+  | "Paused"
+  | "MaxConcurrent"
+  | "Cooldown"
+  | "MaxActionsPerHour"
+  | "MinAvailable"
+  | "RolloutInProgress"
+  | "NodeActionsNotAllowed"
+  | "MaxUnschedulableNodes"
+  | "NodeStorm";
 
 export interface Brakes {
   maxConcurrent: number;

@@ -8,7 +8,8 @@ import {
   RemediationPolicyKind,
   type RemediationPolicySpec,
 } from "../../src/crds/remediationpolicy.ts";
-import { QUARANTINE_LABEL } from "../../src/controllers/remediationpolicy/actions.ts";
+import { CORDONED_BY_ANNOTATION, QUARANTINE_LABEL } from "../../src/controllers/remediationpolicy/actions.ts";
+import { NODE_ACTIONS_LABEL } from "../../src/remediation/node-gate.ts";
 import { findCondition } from "../../src/runtime/conditions.ts";
 import {
   DeploymentKind,
@@ -16,6 +17,7 @@ import {
   type KindRef,
   HorizontalPodAutoscalerKind,
   NetworkPolicyKind,
+  NamespaceKind,
   NodeKind,
   PodKind,
 } from "../../src/runtime/kinds.ts";
@@ -62,7 +64,14 @@ const nodes = new KwokNodes(admin, FILE);
 
 let operator: Awaited<ReturnType<typeof startOperator>>;
 beforeAll(async () => {
-  operator = await startOperator(operatorKubeconfig);
+  // One Node unschedulable at most, whatever the number of Nodes other test files register meanwhile; the storm
+  // gate (unit-tested) only when every Node is down, since other files take KWOK Nodes down on purpose.
+  operator = await startOperator(operatorKubeconfig, [
+    "--max-unschedulable-nodes",
+    "1",
+    "--node-storm-threshold",
+    "100%",
+  ]);
   // Crash-looping Pods would go on restarting (and writing) for the rest of the suite.
   deleteAfterFile(admin, FILE, [RemediationPolicyKind, DeploymentKind, PodKind, NodeKind]);
   for (const i of [1, 2, 3]) await nodes.register(`rp-${i}`, { labels: { [POOL]: "remediation" } });
@@ -562,7 +571,11 @@ describe("RemediationPolicy", () => {
       } else expect((await admin.get<Deployment>(DeploymentKind, ns, "busy"))?.spec.replicas).toBe(2);
     });
 
-  test("drainNode cordons the sick pod's Node and evicts through the Eviction API: a PodDisruptionBudget holds", async () => {
+  test("drainNode acts only where the Namespace grants it, within the cluster's bound on unschedulable Nodes; it evicts through the Eviction API (a PodDisruptionBudget holds) and uncordons once resolved", async () => {
+    type Node = KubeObject & { spec: { unschedulable?: boolean } };
+    const getNode = (name: string) => admin.get<Node>(NodeKind, undefined, name);
+    const grant = (ns: string) =>
+      admin.patch(NamespaceKind, undefined, ns, "merge", { metadata: { labels: { [NODE_ACTIONS_LABEL]: "allowed" } } });
     const ns = await createNamespace(admin, "rp");
     await nodes.register("rp-drain", { labels: { [POOL]: "drain" } });
     await admin.create(DeploymentKind, deployment(ns, "guarded", 1, {}, "drain"));
@@ -581,17 +594,48 @@ describe("RemediationPolicy", () => {
       { timeoutMs: 30_000 },
     );
     const [guarded] = await podsOf(ns, "guarded");
-    await admin.create(RemediationPolicyKind, policy(ns, "disk", { actions: [{ drainNode: {}, timeout: "1m" }] }));
+    await admin.create(RemediationPolicyKind, policy(ns, "disk", { actions: [{ drainNode: {}, timeout: "20s" }] }));
+
+    // A namespaced policy alone cannot touch a shared Node.
+    const refused = await waitPolicy(ns, "disk", "held for want of a grant", (x) => has(x, "DrainNode", "Held"));
+    expect(refused.status?.incidents?.[0]?.heldBy).toBe("NodeActionsNotAllowed");
+    expect((await getNode("rp-drain"))?.spec.unschedulable).toBeFalsy();
+
+    // The cluster's admin labels the Namespace: the drain goes ahead.
+    await grant(ns);
     const p = await waitPolicy(ns, "disk", "drained", (x) => has(x, "DrainNode", "Succeeded"));
-    expect(p.status?.history?.[0]?.message).toBe(
+    expect(p.status?.history?.find((h) => h.result === "Succeeded")?.message).toBe(
       "cordoned rp-drain and evicted 1 pods; 1 held by PodDisruptionBudgets (retried)",
     );
-    expect(
-      (await admin.get<KubeObject & { spec: { unschedulable?: boolean } }>(NodeKind, undefined, "rp-drain"))?.spec
-        .unschedulable,
-    ).toBe(true);
+    const cordoned = await getNode("rp-drain");
+    expect(cordoned?.spec.unschedulable).toBe(true);
+    expect(cordoned?.metadata.annotations?.[CORDONED_BY_ANNOTATION]).toBe(`${ns}/disk:Deployment/disk`);
     // The budget kept the guarded pod; the sick one was evicted (its replacement cannot land on the cordoned Node).
     expect((await podsOf(ns, "guarded")).map((x) => x.metadata.uid)).toEqual([guarded?.metadata.uid]);
+
+    // A second Node to drain, granted too: one Node is unschedulable already, the operator's bound.
+    const ns2 = await createNamespace(admin, "rp");
+    await grant(ns2);
+    await nodes.register("rp-drain-2", { labels: { [POOL]: "drain-2" } });
+    await admin.create(DeploymentKind, deployment(ns2, "disk", 1, { [POD_FAULT_LABEL]: "crashloop" }, "drain-2"));
+    await admin.create(RemediationPolicyKind, policy(ns2, "disk", { actions: [{ drainNode: {}, timeout: "20s" }] }));
+    const bounded = await waitPolicy(
+      ns2,
+      "disk",
+      "held by the bound",
+      (x) => x.status?.incidents?.[0]?.heldBy === "MaxUnschedulableNodes",
+    );
+    expect(condition(bounded, "StormActive")).toMatchObject({ status: "True", reason: "MaxUnschedulableNodes" });
+    expect((await getNode("rp-drain-2"))?.spec.unschedulable).toBeFalsy();
+
+    // The first incident resolves (its pod is gone, the replacement cannot run there): its Node is uncordoned, and
+    // that frees the bound for the second.
+    const resolved = await waitPolicy(ns, "disk", "resolved", (x) => has(x, "DrainNode", "Restored"));
+    expect(resolved.status?.history?.find((h) => h.result === "Restored")?.message).toBe("uncordoned rp-drain");
+    const released = await getNode("rp-drain");
+    expect(released?.metadata.annotations?.[CORDONED_BY_ANNOTATION]).toBeUndefined();
+    await waitPolicy(ns2, "disk", "drained once the bound allows", (x) => has(x, "DrainNode", "Succeeded"));
+    expect((await getNode("rp-drain-2"))?.spec.unschedulable).toBe(true);
   });
 
   test("a converged policy over healthy pods costs no API writes when reconciled again", async () => {

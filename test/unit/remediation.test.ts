@@ -10,6 +10,7 @@ import {
   minAvailableCount,
   startingStep,
 } from "../../src/remediation/ladder.ts";
+import { checkNodeGate } from "../../src/remediation/node-gate.ts";
 import { PodHistory, type PodLike, Sustained } from "../../src/remediation/pod-history.ts";
 
 const brakes: Brakes = { maxConcurrent: 2, cooldownMs: 60_000, maxActionsPerHour: 3, minAvailable: "50%" };
@@ -208,5 +209,33 @@ describe("alerts", () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe("node actions", () => {
+  const limits = { maxUnschedulable: "10%", stormThreshold: "30%" };
+  const nodes = (n: number, notReady = 0, unschedulable = 0) =>
+    Array.from({ length: n }, (_, i) => ({
+      name: `n${i}`,
+      ready: i >= notReady,
+      unschedulable: i >= n - unschedulable,
+    }));
+  const gate = (facts: Partial<Parameters<typeof checkNodeGate>[1]>) =>
+    checkNodeGate(limits, { namespace: "shop", allowed: true, nodes: nodes(10), toCordon: ["n0"], ...facts })?.brake;
+
+  test("a Namespace without the grant acts on no Node", () => {
+    expect(gate({ allowed: false })).toBe("NodeActionsNotAllowed");
+    expect(gate({})).toBeUndefined();
+  });
+
+  test("the storm gate stops drains while 30% of Nodes are not Ready", () => {
+    expect(gate({ nodes: nodes(10, 2), toCordon: ["n5"] })).toBeUndefined();
+    expect(gate({ nodes: nodes(10, 3), toCordon: ["n5"] })).toBe("NodeStorm");
+  });
+
+  test("unschedulable Nodes, whoever cordoned them, stay within the bound; a cordoned Node adds none", () => {
+    expect(gate({ nodes: nodes(10, 0, 1), toCordon: ["n0"] })).toBe("MaxUnschedulableNodes");
+    expect(gate({ nodes: nodes(10, 0, 1), toCordon: ["n9"] })).toBeUndefined();
+    expect(gate({ nodes: nodes(20, 0, 1), toCordon: ["n0"] })).toBeUndefined();
   });
 });

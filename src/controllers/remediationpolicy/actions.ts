@@ -14,6 +14,8 @@ import type { Pod, Workload } from "./workloads.ts";
 
 /** Marks a quarantined pod (value: the policy), and is what the deny-all NetworkPolicy selects. */
 export const QUARANTINE_LABEL = "nextgen.itechsmart.io/quarantined";
+/** On a Node the operator cordoned: "<namespace>/<policy>:<Kind/workload>", the incident it was cordoned for. */
+export const CORDONED_BY_ANNOTATION = "nextgen.itechsmart.io/cordoned-by";
 const RESTARTED_AT = "kubectl.kubernetes.io/restartedAt";
 const REVISION = "deployment.kubernetes.io/revision";
 
@@ -92,7 +94,7 @@ export async function runAction(
       return { message: `quarantined ${names.join(", ")}`, pods: names };
     }
     case "drainNode":
-      return drainNodes(ctx, pods, dryRun);
+      return drainNodes(ctx, pods, cordonedBy(policy, w.key), dryRun);
   }
 }
 
@@ -198,8 +200,35 @@ async function ensureQuarantinePolicy(ctx: ReconcileContext, policy: Remediation
   );
 }
 
-/** Cordons the pods' Nodes and evicts what runs there (not DaemonSet or mirror pods) through the Eviction API. */
-async function drainNodes(ctx: ReconcileContext, pods: Pod[], dryRun: boolean): Promise<ActionOutcome> {
+/** What CORDONED_BY_ANNOTATION says for an incident of this policy on this workload. */
+export function cordonedBy(policy: RemediationPolicy, target: string): string {
+  return `${policy.metadata.namespace}/${policy.metadata.name}:${target}`;
+}
+
+type Node = KubeObject & { spec?: { unschedulable?: boolean } };
+
+/**
+ * Uncordons the Nodes cordoned for `by` (an incident, or with a trailing ":" every incident of a policy) and drops
+ * the mark; a Node someone else has uncordoned meanwhile only loses the mark.
+ */
+export async function uncordon(ctx: ReconcileContext, by: string): Promise<string[]> {
+  const ours = ctx.cache.list<Node>(NodeKind).filter((n) => {
+    const mark = n.metadata.annotations?.[CORDONED_BY_ANNOTATION];
+    return mark !== undefined && (by.endsWith(":") ? mark.startsWith(by) : mark === by);
+  });
+  for (const n of ours)
+    await ctx.client.patch(NodeKind, undefined, n.metadata.name, "merge", {
+      metadata: { annotations: { [CORDONED_BY_ANNOTATION]: null } },
+      ...(n.spec?.unschedulable && { spec: { unschedulable: false } }),
+    });
+  return ours.map((n) => n.metadata.name);
+}
+
+/**
+ * Cordons the pods' Nodes, marking those it cordoned (not one already cordoned by someone else: it is theirs to
+ * uncordon), and evicts what runs there (not DaemonSet or mirror pods) through the Eviction API.
+ */
+async function drainNodes(ctx: ReconcileContext, pods: Pod[], by: string, dryRun: boolean): Promise<ActionOutcome> {
   const nodes = [...new Set(pods.map((p) => p.spec?.nodeName).filter((n): n is string => !!n))];
   if (!nodes.length) return { message: "the affected pods are not on any Node", skipped: true };
   const evicted: string[] = [];
@@ -218,7 +247,11 @@ async function drainNodes(ctx: ReconcileContext, pods: Pod[], dryRun: boolean): 
       evicted.push(...onNode.map((p) => p.metadata.name));
       continue;
     }
-    await ctx.client.patch(NodeKind, undefined, node, "merge", { spec: { unschedulable: true } });
+    if (!ctx.cache.get<Node>(NodeKind, undefined, node)?.spec?.unschedulable)
+      await ctx.client.patch(NodeKind, undefined, node, "merge", {
+        metadata: { annotations: { [CORDONED_BY_ANNOTATION]: by } },
+        spec: { unschedulable: true },
+      });
     for (const p of onNode) {
       if (await ctx.client.evict(p.metadata.namespace as string, p.metadata.name)) evicted.push(p.metadata.name);
       else refused.push(p.metadata.name);

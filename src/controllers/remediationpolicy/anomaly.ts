@@ -1,9 +1,4 @@
-import {
-  FEATURE_WINDOW_SECONDS,
-  type PodObservation,
-  defaultedFeatures,
-  featureRows,
-} from "../../anomaly/features.ts";
+import { FEATURE_WINDOW_SECONDS, type PodObservation, defaultedFeatures, featureRows } from "../../anomaly/features.ts";
 import { AnomalyModel, type DefaultModelName, ModelInvalidError, loadDefaultModel } from "../../anomaly/model.ts";
 import type { ModelRef, RemediationPolicy, Trigger } from "../../crds/remediationpolicy.ts";
 import type { PodHistory } from "../../remediation/pod-history.ts";
@@ -18,8 +13,7 @@ type ConfigMap = KubeObject & { binaryData?: Record<string, string> };
 
 /** Scores in the pods' order, and the features that took their default for some pod (unobserved). */
 export type ScoreResult =
-  | { ok: true; scores: Float32Array; defaulted: string[] }
-  | { ok: false; reason: string; message: string };
+  { ok: true; scores: Float32Array; defaulted: string[] } | { ok: false; reason: string; message: string };
 
 const WINDOW_MS = FEATURE_WINDOW_SECONDS * 1000;
 

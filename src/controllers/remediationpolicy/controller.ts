@@ -23,6 +23,7 @@ import {
   checkBrakes,
   choosePods,
   concurrencyLeft,
+  type Hold,
   decideIncident,
   startingStep,
   minAvailableCount,
@@ -35,14 +36,17 @@ import {
   ConfigMapKind,
   DeploymentKind,
   HorizontalPodAutoscalerKind,
+  NamespaceKind,
   NetworkPolicyKind,
+  NodeKind,
   PodKind,
   ReplicaSetKind,
   StatefulSetKind,
 } from "../../runtime/kinds.ts";
 import { type KubeObject, objectKey } from "../../runtime/objects.ts";
 import { setReplicas } from "../shared/replicas.ts";
-import { type ActionOutcome, runAction, setHpaMin } from "./actions.ts";
+import { type ActionOutcome, cordonedBy, runAction, setHpaMin, uncordon } from "./actions.ts";
+import { NODE_ACTIONS_LABEL, type NodeGateLimits, checkNodeGate } from "../../remediation/node-gate.ts";
 import { scorePods } from "./anomaly.ts";
 import { remediationMetrics } from "./metrics.ts";
 import { type Signal, type SignalSources, evaluate } from "./signals.ts";
@@ -64,6 +68,17 @@ const POD_ACTIONS: ReadonlySet<ActionType> = new Set(["restartPod", "quarantine"
 
 /** Alerts from Alertmanager's webhook, served by the manager (see cli/run.ts) on every replica. */
 export const alertStore = new AlertStore();
+
+type Node = KubeObject & {
+  spec?: { unschedulable?: boolean };
+  status?: { conditions?: Array<{ type: string; status: string }> };
+};
+
+/** Brakes a Node's change can release: policies held by them look again when a Node changes. */
+const NODE_BRAKES = new Set(["MaxUnschedulableNodes", "NodeStorm"]);
+
+/** The operator's bounds on node actions (flags of `run`; see src/remediation/node-gate.ts), the same in every replica. */
+export const nodeGateLimits: NodeGateLimits = { maxUnschedulable: "10%", stormThreshold: "30%" };
 const podHistory = new PodHistory(HISTORY_KEEP_MS);
 const sustained = new Sustained();
 
@@ -119,6 +134,16 @@ export const remediationPolicyController = defineController<RemediationPolicy>({
     { kind: StatefulSetKind, map: (obj, cache) => policiesCovering("StatefulSet", obj, cache) },
     // Read for rollbacks and to find a pod's Deployment; their own changes show in the Deployment's status.
     { kind: ReplicaSetKind, map: () => [] },
+    // Read for node actions: the bound and the storm gate count Nodes; a Namespace's label grants node actions.
+    {
+      kind: NodeKind,
+      map: (_node, cache) =>
+        cache
+          .list<RemediationPolicy>(RemediationPolicyKind)
+          .filter((p) => p.status?.incidents?.some((i) => i.heldBy && NODE_BRAKES.has(i.heldBy)))
+          .map(objectKey),
+    },
+    { kind: NamespaceKind, map: (ns, cache) => policiesInNamespace(cache, ns.metadata.name).map(objectKey) },
     {
       kind: HorizontalPodAutoscalerKind,
       map: (obj, cache) => {
@@ -395,7 +420,11 @@ class PolicyRun {
   private async progress(inc: Incident): Promise<void> {
     const w = this.workloads.get(inc.target);
     const signal = this.signals.get(inc.trigger)?.get(inc.target);
-    if (!w || !signal) return this.close(inc); // the workload or the trigger is gone
+    if (!w || !signal) {
+      // The workload or the trigger is gone.
+      await this.releaseNodes(inc);
+      return this.close(inc);
+    }
     const actions = this.policy.spec.actions;
     const action = actions[inc.step];
     const decision = decideIncident(
@@ -427,6 +456,7 @@ class PolicyRun {
           });
           if (this.resolved.length > MAX_INCIDENTS) this.resolved.shift();
         }
+        await this.releaseNodes(inc);
         return this.close(inc);
       case "exhausted":
         if (inc.heldBy !== "Exhausted") {
@@ -496,7 +526,31 @@ class PolicyRun {
         this.lookAgainIn(this.brakeEndsIn(hold.brake, w));
       return this.hold(inc, hold.brake, hold.message);
     }
+    if (type === "drainNode") {
+      const gate = this.nodeGate(pods);
+      if (gate) return this.hold(inc, gate.brake, gate.message);
+    }
     return this.carryOut(inc, w, type, name, action, pods);
+  }
+
+  private nodeGate(pods: Pod[]): Hold | undefined {
+    const namespace = this.policy.metadata.namespace as string;
+    const grant = this.ctx.cache.get(NamespaceKind, undefined, namespace)?.metadata.labels?.[NODE_ACTIONS_LABEL];
+    const nodes = this.ctx.cache.list<Node>(NodeKind).map((n) => ({
+      name: n.metadata.name,
+      ready: n.status?.conditions?.find((c) => c.type === "Ready")?.status === "True",
+      unschedulable: n.spec?.unschedulable === true,
+    }));
+    const toCordon = [...new Set(pods.flatMap((p) => p.spec?.nodeName ?? []))];
+    return checkNodeGate(nodeGateLimits, { namespace, allowed: grant === "allowed", nodes, toCordon });
+  }
+
+  /** Uncordons the Nodes a drain cordoned for this incident, once it is over. */
+  private async releaseNodes(inc: Incident): Promise<void> {
+    if (this.dryRun) return;
+    const released = await uncordon(this.ctx, cordonedBy(this.policy, inc.target));
+    if (released.length)
+      this.record(inc.target, inc.trigger, "DrainNode", "Restored", `uncordoned ${released.join(", ")}`);
   }
 
   private brakeEndsIn(brake: "Cooldown" | "MaxActionsPerHour", w: Workload): number {
@@ -654,7 +708,7 @@ class PolicyRun {
       };
     });
     const unknown = triggers.filter((t) => t.state === "Unknown");
-    const brakes = ["MaxConcurrent", "Cooldown", "MaxActionsPerHour", "MinAvailable"];
+    const brakes = ["MaxConcurrent", "Cooldown", "MaxActionsPerHour", "MinAvailable", ...NODE_BRAKES];
     const held = this.incidentsOut.filter((i) => i.heldBy && brakes.includes(i.heldBy));
     status.set({
       targets: this.workloads.size,
@@ -723,4 +777,5 @@ async function restoreAll(ctx: ReconcileContext, policy: RemediationPolicy): Pro
   const workloads = new Map(workloadsOf(policy, ctx.cache).map((w) => [w.key, w]));
   for (const rec of policy.status?.scaled ?? [])
     await giveBack(ctx, workloads.get(rec.target), rec, policy.spec.mode === "DryRun");
+  await uncordon(ctx, cordonedBy(policy, ""));
 }
