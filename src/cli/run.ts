@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { controllers } from "../controllers/index.ts";
 import { alertStore, nodeGateLimits } from "../controllers/remediationpolicy/controller.ts";
 import { remediationMetrics } from "../controllers/remediationpolicy/metrics.ts";
+import { parseDuration } from "../crds/duration.ts";
 import { alertWebhookHandler } from "../remediation/alerts.ts";
 import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../manifests/generate.ts";
 import { KubeClient } from "../runtime/client.ts";
@@ -28,6 +29,8 @@ Flags (each also read from the environment variable in brackets; a flag wins):
   --alert-webhook-token-file PATH    serve Alertmanager's webhook (POST /alerts) for RemediationPolicy alert triggers,
                                      guarded by the bearer token in this file (a mounted Secret) [NEXTGEN_ALERT_WEBHOOK_TOKEN_FILE]
   --alert-webhook-bind-address ADDR  where the webhook listens (default ":8082") [NEXTGEN_ALERT_WEBHOOK_BIND_ADDRESS]
+  --alert-webhook-expiry DURATION    a firing alert the webhook has not repeated for this long is dropped: above
+                                     Alertmanager's repeat_interval + group_interval (default "4h10m") [NEXTGEN_ALERT_WEBHOOK_EXPIRY]
   --max-unschedulable-nodes N|P%     RemediationPolicy drainNode never leaves more Nodes unschedulable than this, whoever
                                      cordoned them (default "10%", rounded up) [NEXTGEN_MAX_UNSCHEDULABLE_NODES]
   --node-storm-threshold P%          drainNode stops while this share of Nodes or more is not Ready (default "30%")
@@ -46,7 +49,7 @@ export interface RunConfig {
   namespaces?: string[];
   concurrency: Record<string, number>;
   /** The Alertmanager webhook: served only when a token file is given. */
-  alertWebhook?: { address: string; tokenFile: string };
+  alertWebhook?: { address: string; tokenFile: string; expiryMs: number };
   /** Bounds on RemediationPolicy's node actions. */
   nodeGate: { maxUnschedulable: string; stormThreshold: string };
   logLevel: LogLevel;
@@ -64,6 +67,7 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
     "log-level": { type: "string" },
     "alert-webhook-token-file": { type: "string" },
     "alert-webhook-bind-address": { type: "string" },
+    "alert-webhook-expiry": { type: "string" },
     "max-unschedulable-nodes": { type: "string" },
     "node-storm-threshold": { type: "string" },
   });
@@ -125,6 +129,10 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
             "--alert-webhook-bind-address",
             values["alert-webhook-bind-address"] ?? env.NEXTGEN_ALERT_WEBHOOK_BIND_ADDRESS ?? ":8082",
           ),
+          expiryMs: duration(
+            "--alert-webhook-expiry",
+            values["alert-webhook-expiry"] ?? env.NEXTGEN_ALERT_WEBHOOK_EXPIRY ?? "4h10m",
+          ),
         }
       : undefined,
     nodeGate: {
@@ -139,6 +147,14 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
     },
     logLevel: logLevel as LogLevel,
   };
+}
+
+function duration(flag: string, v: string): number {
+  try {
+    return parseDuration(v);
+  } catch {
+    throw new UsageError(`run: ${flag} must be a duration such as 4h10m, got "${v}"`);
+  }
 }
 
 function percent(flag: string, v: string): string {
@@ -189,6 +205,7 @@ export async function runCommand(args: string[]): Promise<number> {
   Object.assign(nodeGateLimits, cfg.nodeGate);
   const hook = cfg.alertWebhook;
   if (hook) {
+    alertStore.expireAfterMs = hook.expiryMs;
     const requests = remediationMetrics(manager.metrics.registry).webhookRequests;
     const handle = alertWebhookHandler(
       alertStore,

@@ -85,6 +85,7 @@ export interface RemediationPolicySpec {
   selector?: LabelSelector;
   mode: "Enforce" | "DryRun";
   prometheus?: { url: string; interval: string };
+  alertmanager?: { url: string; interval: string };
   triggers: Trigger[];
   actions: Action[];
   safety: Safety;
@@ -405,6 +406,18 @@ export const remediationPolicyCrd: CrdDefinition = {
         properties: {
           url: { type: "string", pattern: "^https?://", description: "Prometheus' base URL." },
           interval: durationSchema("How often queries are evaluated.", "15s"),
+        },
+      },
+      alertmanager: {
+        type: "object",
+        description:
+          "The Alertmanager whose API (GET /api/v2/alerts) alert triggers read, every `interval`: the same answer " +
+          "whichever operator replica its webhook reached. Without it, alert triggers read the webhook " +
+          "notifications the leading replica received itself.",
+        required: ["url"],
+        properties: {
+          url: { type: "string", pattern: "^https?://", description: "Alertmanager's base URL." },
+          interval: durationSchema("How often its alerts are read.", "15s"),
         },
       },
       triggers: { type: "array", minItems: 1, maxItems: 16, description: "Symptoms.", items: triggerSchema },

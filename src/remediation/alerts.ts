@@ -17,12 +17,34 @@ interface WebhookPayload {
   alerts?: WebhookAlert[];
 }
 
+/** Alerts with this alertname whose labels include matchLabels. */
+export function matchAlerts(
+  alerts: Iterable<WebhookAlert>,
+  alertname: string,
+  matchLabels: Record<string, string> = {},
+): WebhookAlert[] {
+  return [...alerts].filter(
+    (a) => a.labels.alertname === alertname && Object.entries(matchLabels).every(([k, v]) => a.labels[k] === v),
+  );
+}
+
 /**
- * The alerts firing now, as Alertmanager last said: a firing notification adds an alert, a resolved one removes
- * it. Alertmanager repeats firing alerts every repeat_interval, so a restarted operator learns them again.
+ * Alertmanager's default repeat_interval (4h) and group_interval (5m), and a little: a firing alert its webhook has
+ * not repeated for this long was resolved in a notification this replica did not get (another replica did, or it
+ * was lost).
+ */
+export const DEFAULT_ALERT_EXPIRY_MS = (4 * 60 + 10) * 60_000;
+
+/**
+ * The alerts firing now, as the notifications this replica received said: a firing notification adds an alert, a
+ * resolved one removes it, and one not repeated within expireAfterMs (set it above Alertmanager's repeat_interval
+ * plus group_interval) expires. Alertmanager repeats firing alerts every repeat_interval, so a restarted operator
+ * learns them again. It is one replica's view: behind a Service, a policy's spec.alertmanager makes Alertmanager's
+ * own API the source of truth instead, and this store only wakes the policies up.
  */
 export class AlertStore {
-  private readonly firing = new Map<string, WebhookAlert>();
+  expireAfterMs = DEFAULT_ALERT_EXPIRY_MS;
+  private readonly firing = new Map<string, { alert: WebhookAlert; receivedAt: number }>();
   private readonly listeners: Array<(alerts: WebhookAlert[]) => void> = [];
 
   /** Called with the alerts of each notification, after the store took them in. */
@@ -31,19 +53,22 @@ export class AlertStore {
     return () => void this.listeners.splice(this.listeners.indexOf(listener), 1);
   }
 
-  receive(alerts: WebhookAlert[]): void {
+  receive(alerts: WebhookAlert[], now = Date.now()): void {
     for (const a of alerts) {
       const key = a.fingerprint ?? JSON.stringify(Object.entries(a.labels).sort());
-      if (a.status === "firing") this.firing.set(key, a);
+      if (a.status === "firing") this.firing.set(key, { alert: a, receivedAt: now });
       else this.firing.delete(key);
     }
     for (const l of this.listeners) l(alerts);
   }
 
-  /** Firing alerts with this alertname whose labels include matchLabels. */
-  matching(alertname: string, matchLabels: Record<string, string> = {}): WebhookAlert[] {
-    return [...this.firing.values()].filter(
-      (a) => a.labels.alertname === alertname && Object.entries(matchLabels).every(([k, v]) => a.labels[k] === v),
+  /** Firing alerts with this alertname whose labels include matchLabels, repeated within expireAfterMs. */
+  matching(alertname: string, matchLabels: Record<string, string> = {}, now = Date.now()): WebhookAlert[] {
+    for (const [key, f] of this.firing) if (now - f.receivedAt > this.expireAfterMs) this.firing.delete(key);
+    return matchAlerts(
+      [...this.firing.values()].map((f) => f.alert),
+      alertname,
+      matchLabels,
     );
   }
 }
@@ -91,5 +116,45 @@ export function alertWebhookHandler(
       return answer(res, 400, "bad_request", 'expected Alertmanager\'s webhook payload, version "4"\n');
     store.receive(payload.alerts.filter((a) => a && typeof a.labels === "object"));
     return answer(res, 200, "accepted", "ok\n");
+  };
+}
+
+type AlertmanagerAlert = { labels: Record<string, string>; startsAt?: string; endsAt?: string; fingerprint?: string };
+
+/**
+ * The alerts Alertmanager holds active now (not silenced, not inhibited): GET /api/v2/alerts. Its answer is the
+ * same whichever operator replica asks and whichever received the notifications, and an alert whose resolution
+ * was never delivered is gone from it once its endsAt passes.
+ */
+export async function activeAlerts(
+  baseUrl: string,
+  timeoutMs = 10_000,
+): Promise<{ ok: true; alerts: WebhookAlert[] } | { ok: false; reason: string; message: string }> {
+  const url = new URL("api/v2/alerts", baseUrl.endsWith("/") ? baseUrl : `${baseUrl}/`);
+  for (const [k, v] of Object.entries({ active: "true", silenced: "false", inhibited: "false", unprocessed: "false" }))
+    url.searchParams.set(k, v);
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+    return {
+      ok: false,
+      reason: "AlertmanagerUnreachable",
+      message: `GET ${url.origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}`,
+    };
+  }
+  const body = (await res.json().catch(() => undefined)) as AlertmanagerAlert[] | undefined;
+  if (!res.ok || !Array.isArray(body))
+    return { ok: false, reason: "AlertmanagerFailed", message: `GET ${url.pathname} answered ${res.status}` };
+  return {
+    ok: true,
+    alerts: body.map((a) => ({
+      status: "firing" as const,
+      labels: a.labels,
+      startsAt: a.startsAt,
+      endsAt: a.endsAt,
+      fingerprint: a.fingerprint,
+    })),
   };
 }

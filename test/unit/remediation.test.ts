@@ -182,6 +182,16 @@ describe("alerts", () => {
     expect(seen).toEqual([3, 1]);
   });
 
+  test("a firing alert not repeated within the expiry is dropped: its resolution went elsewhere or was lost", () => {
+    const store = new AlertStore();
+    store.expireAfterMs = 60_000;
+    store.receive([alert("firing", { alertname: "HighErrorRate" }, "a")], T0);
+    expect(store.matching("HighErrorRate", {}, T0 + 50_000)).toHaveLength(1);
+    store.receive([alert("firing", { alertname: "HighErrorRate" }, "a")], T0 + 50_000);
+    expect(store.matching("HighErrorRate", {}, T0 + 100_000)).toHaveLength(1);
+    expect(store.matching("HighErrorRate", {}, T0 + 110_001)).toEqual([]);
+  });
+
   test("the webhook takes Alertmanager's payload with the right token only, and says why it refuses", async () => {
     const store = new AlertStore();
     const outcomes: string[] = [];

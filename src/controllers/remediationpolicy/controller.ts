@@ -17,7 +17,7 @@ import {
   type ScaledRecord,
   type WorkloadKind,
 } from "../../crds/remediationpolicy.ts";
-import { AlertStore } from "../../remediation/alerts.ts";
+import { AlertStore, activeAlerts } from "../../remediation/alerts.ts";
 import {
   type Brakes,
   checkBrakes,
@@ -218,6 +218,8 @@ export const remediationPolicyController = defineController<RemediationPolicy>({
     const requeue = [run.nextLookMs, ...[...signals.values()].flatMap((m) => [...m.values()].map((s) => s.pendingMs))];
     if (policy.spec.prometheus && policy.spec.triggers.some((t) => t.prometheus || t.anomaly))
       requeue.push(parseDuration(policy.spec.prometheus.interval ?? "15s"));
+    if (policy.spec.alertmanager && policy.spec.triggers.some((t) => t.alert))
+      requeue.push(parseDuration(policy.spec.alertmanager.interval ?? "15s"));
     if (run.incidentsOut.length || policy.spec.triggers.some((t) => t.anomaly)) requeue.push(WINDOW_RECHECK_MS);
     const next = requeue.filter((x): x is number => x !== undefined && x >= 0);
     return next.length ? { requeueAfterMs: Math.max(100, Math.min(...next)) } : undefined;
@@ -242,9 +244,15 @@ async function evaluateTriggers(
   now: number,
 ): Promise<Map<string, Map<string, Signal>>> {
   const scoring = remediationMetrics(ctx.registry).scoring;
+  const askedAlertmanager = new Map<string, ReturnType<typeof activeAlerts>>();
   const sources: SignalSources = {
     history: podHistory,
     alerts: alertStore,
+    activeAlerts: (url) => {
+      let answer = askedAlertmanager.get(url);
+      if (!answer) askedAlertmanager.set(url, (answer = activeAlerts(url)));
+      return answer;
+    },
     sustained,
     query: instantQuery,
     queryRange: rangeQuery,

@@ -1,6 +1,6 @@
 import { parseDuration } from "../../crds/duration.ts";
 import type { RemediationPolicy, Trigger, TriggerState } from "../../crds/remediationpolicy.ts";
-import type { AlertStore } from "../../remediation/alerts.ts";
+import { type AlertStore, type WebhookAlert, type activeAlerts, matchAlerts } from "../../remediation/alerts.ts";
 import type { PodHistory, Sustained } from "../../remediation/pod-history.ts";
 import type { QueryResult, RangeResult } from "../../remediation/prometheus.ts";
 import { forecastCrossing } from "../../anomaly/forecast.ts";
@@ -31,6 +31,8 @@ export type AnomalyScorer = (
 export interface SignalSources {
   history: PodHistory;
   alerts: AlertStore;
+  /** Alertmanager's active alerts (GET /api/v2/alerts), asked once per reconcile and URL. */
+  activeAlerts: typeof activeAlerts;
   sustained: Sustained;
   scoreAnomaly: AnomalyScorer;
   query: (url: string, promql: string) => Promise<QueryResult>;
@@ -103,9 +105,14 @@ export async function evaluate(
   }
   if (trigger.prometheus) return evaluateQuery(src, policy, trigger.prometheus, w, key, now);
   if (trigger.alert) {
-    const alerts = src.alerts
-      .matching(trigger.alert.alertname, trigger.alert.matchLabels)
-      .filter((a) => !a.labels.namespace || a.labels.namespace === w.obj.metadata.namespace);
+    const am = policy.spec.alertmanager;
+    let candidates: WebhookAlert[];
+    if (am) {
+      const active = await src.activeAlerts(am.url);
+      if (!active.ok) return unknown(active.reason, active.message);
+      candidates = matchAlerts(active.alerts, trigger.alert.alertname, trigger.alert.matchLabels);
+    } else candidates = src.alerts.matching(trigger.alert.alertname, trigger.alert.matchLabels, now);
+    const alerts = candidates.filter((a) => !a.labels.namespace || a.labels.namespace === w.obj.metadata.namespace);
     if (!alerts.length) return clear(`${trigger.alert.alertname} is not firing`);
     const pods = w.pods.filter((p) => alerts.some((a) => a.labels.pod === p.metadata.name));
     // An alert naming pods of other workloads is not this workload's; one naming no pod is the workload's.

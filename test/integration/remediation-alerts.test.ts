@@ -1,0 +1,149 @@
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { type Server, createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { KwokNodes } from "../../src/controlplane/kwok.ts";
+import { Alertmanager, Prometheus } from "../../src/controlplane/monitoring.ts";
+import { RemediationPolicyKind } from "../../src/crds/remediationpolicy.ts";
+import { OPERATOR_NAMESPACE } from "../../src/manifests/generate.ts";
+import { DeploymentKind, NodeKind, PodKind } from "../../src/runtime/kinds.ts";
+import {
+  type KubeObject,
+  cluster,
+  createNamespace,
+  deleteAfterFile,
+  kwokDeployment,
+  startOperator,
+  waitUntil,
+} from "./harness.ts";
+import { hasHistory, remediationPolicy, waitForPolicy } from "./remediation-helpers.ts";
+
+// Two operator replicas under leader election and a real Prometheus and Alertmanager whose webhook reaches only the
+// standby, as a Service may route every notification to the pod that is not leading: the leader's decisions must
+// see the alert, and its resolution, all the same.
+
+type Pod = KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } };
+
+const { admin, operatorKubeconfig } = cluster();
+const FILE = { "test.nextgen.itechsmart.io/file": "remediation-alerts" };
+const POOL = "test.nextgen.itechsmart.io/pool";
+const nodes = new KwokNodes(admin, FILE);
+const token = randomBytes(24).toString("hex");
+const tokenDir = mkdtempSync(join(tmpdir(), "nextgen-alert-token-"));
+const RULES = `
+groups:
+  - name: app
+    rules:
+      - alert: HighErrorRate
+        expr: app_errors > 1
+        for: 0s
+`;
+
+const series = new Map<string, number>();
+const exporterServer: Server = createServer((_req, res) => {
+  res.setHeader("content-type", "text/plain; version=0.0.4");
+  res.end(`${[...series].map(([k, v]) => `${k} ${v}`).join("\n")}\n`);
+});
+
+type Operator = Awaited<ReturnType<typeof startOperator>>;
+let leader: Operator;
+let standby: Operator;
+let prometheus: Prometheus;
+let alertmanager: Alertmanager;
+
+beforeAll(async () => {
+  const tokenFile = join(tokenDir, "token");
+  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+  const args = [
+    "--leader-elect",
+    "--leader-election-namespace",
+    OPERATOR_NAMESPACE,
+    "--alert-webhook-token-file",
+    tokenFile,
+    "--alert-webhook-bind-address",
+    "127.0.0.1:0",
+  ];
+  leader = await startOperator(operatorKubeconfig, args);
+  await waitUntil("the first replica to lead", async () => (await leader.state()) === "leading", {
+    timeoutMs: 60_000,
+  });
+  standby = await startOperator(operatorKubeconfig, args);
+  expect(await standby.state()).not.toBe("leading");
+  const webhook = await waitUntil("the standby's webhook to listen", async () => standby.addresses["alert webhook"], {
+    timeoutMs: 30_000,
+  });
+  deleteAfterFile(admin, FILE, [RemediationPolicyKind, DeploymentKind, PodKind, NodeKind]);
+  await nodes.register("rpa-1", { labels: { [POOL]: "remediation-alerts" } });
+  await once(exporterServer.listen(0, "127.0.0.1"), "listening");
+  const exporter = `127.0.0.1:${(exporterServer.address() as AddressInfo).port}`;
+  const log = (line: string) => process.stderr.write(`[monitoring] ${line}\n`);
+  alertmanager = await Alertmanager.start({ webhookUrl: `http://${webhook}/alerts`, bearerToken: token }, log);
+  prometheus = await Prometheus.start(
+    { scrapeJobs: { app: [exporter] }, ruleFiles: [RULES], alertmanagerUrl: alertmanager.url },
+    log,
+  );
+});
+afterAll(async () => {
+  await prometheus?.stop();
+  await alertmanager?.stop();
+  await new Promise((r) => exporterServer.close(r));
+  rmSync(tokenDir, { recursive: true, force: true });
+});
+
+describe("alerts with two operator replicas", () => {
+  test("an alert, and its resolution, delivered to the standby drive the leader's incident through Alertmanager's API", async () => {
+    const ns = await createNamespace(admin, "rpa");
+    await admin.create(
+      DeploymentKind,
+      kwokDeployment({
+        namespace: ns,
+        name: "web",
+        replicas: 2,
+        nodeSelector: { [POOL]: "remediation-alerts" },
+        labels: FILE,
+      }),
+    );
+    const [sick, healthy] = await waitUntil(
+      "2 Ready pods",
+      async () => {
+        const pods = (await admin.list<Pod>(PodKind, { namespace: ns, labelSelector: "app=web" })).items.filter((p) =>
+          p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+        );
+        return pods.length === 2 ? pods : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    await admin.create(
+      RemediationPolicyKind,
+      remediationPolicy(ns, "web", FILE, {
+        alertmanager: { url: alertmanager.url, interval: "1s" },
+        triggers: [{ name: "errors", alert: { alertname: "HighErrorRate", matchLabels: { service: "web" } } }],
+      }),
+    );
+    const key = (pod: Pod | undefined) => `app_errors{namespace="${ns}",pod="${pod?.metadata.name}",service="web"}`;
+    series.set(key(healthy), 0);
+    series.set(key(sick), 5);
+    const acted = await waitForPolicy(admin, ns, "web", "RestartPod of the pod the alert names", (p) =>
+      hasHistory(p, "RestartPod", "Succeeded"),
+    );
+    expect(acted.status?.history?.[0]?.message).toBe(`deleted pod ${sick?.metadata.name}`);
+
+    series.delete(key(sick));
+    const resolved = await waitForPolicy(admin, ns, "web", "Resolved", (p) => hasHistory(p, "RestartPod", "Resolved"));
+    expect(resolved.status?.incidents ?? []).toEqual([]);
+    // Every notification, the resolution included, went to the standby; the leader received none.
+    const accepted = (op: Operator) =>
+      op.metric("nextgen_remediation_alert_webhook_requests_total", { outcome: "accepted" });
+    await waitUntil(
+      "the standby to have received the firing alert and its resolution",
+      async () => (await accepted(standby)) >= 2,
+      { timeoutMs: 30_000 },
+    );
+    expect(await accepted(leader)).toBe(0);
+    expect(await leader.state()).toBe("leading");
+  });
+});
