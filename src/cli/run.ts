@@ -136,9 +136,10 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
         }
       : undefined,
     nodeGate: {
-      maxUnschedulable: countOrPercent(
+      maxUnschedulable: percent(
         "--max-unschedulable-nodes",
         values["max-unschedulable-nodes"] ?? env.NEXTGEN_MAX_UNSCHEDULABLE_NODES ?? "10%",
+        true,
       ),
       stormThreshold: percent(
         "--node-storm-threshold",
@@ -157,15 +158,10 @@ function duration(flag: string, v: string): number {
   }
 }
 
-function percent(flag: string, v: string): string {
-  if (!/^(100|[1-9]?[0-9])%$/.test(v))
-    throw new UsageError(`run: ${flag} must be a percentage (0% to 100%), got "${v}"`);
-  return v;
-}
-
-function countOrPercent(flag: string, v: string): string {
-  if (!/^[0-9]+$/.test(v) && !/^(100|[1-9]?[0-9])%$/.test(v))
-    throw new UsageError(`run: ${flag} must be a count or a percentage, got "${v}"`);
+/** A percentage from 0% to 100%, or with counts allowed a whole number too. */
+function percent(flag: string, v: string, counts = false): string {
+  if (!/^(100|[1-9]?[0-9])%$/.test(v) && !(counts && /^[0-9]+$/.test(v)))
+    throw new UsageError(`run: ${flag} must be a ${counts ? "count or a " : ""}percentage (0% to 100%), got "${v}"`);
   return v;
 }
 

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { apiUrl, get } from "./prometheus.ts";
 
 /** One alert of Alertmanager's webhook payload (version 4). */
 export interface WebhookAlert {
@@ -130,20 +131,15 @@ export async function activeAlerts(
   baseUrl: string,
   timeoutMs = 10_000,
 ): Promise<{ ok: true; alerts: WebhookAlert[] } | { ok: false; reason: string; message: string }> {
-  const url = new URL("api/v2/alerts", baseUrl.endsWith("/") ? baseUrl : `${baseUrl}/`);
-  for (const [k, v] of Object.entries({ active: "true", silenced: "false", inhibited: "false", unprocessed: "false" }))
-    url.searchParams.set(k, v);
-  let res: Response;
-  try {
-    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  } catch (e) {
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    return {
-      ok: false,
-      reason: "AlertmanagerUnreachable",
-      message: `GET ${url.origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}`,
-    };
-  }
+  const url = apiUrl(baseUrl, "api/v2/alerts", {
+    active: "true",
+    silenced: "false",
+    inhibited: "false",
+    unprocessed: "false",
+  });
+  const got = await get(url, timeoutMs);
+  if (!got.ok) return { ok: false, reason: "AlertmanagerUnreachable", message: got.message };
+  const res = got.res;
   const body = (await res.json().catch(() => undefined)) as AlertmanagerAlert[] | undefined;
   if (!res.ok || !Array.isArray(body))
     return { ok: false, reason: "AlertmanagerFailed", message: `GET ${url.pathname} answered ${res.status}` };

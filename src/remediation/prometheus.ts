@@ -83,19 +83,10 @@ async function call(
   params: Record<string, string>,
   timeoutMs: number,
 ): Promise<{ ok: true; data: NonNullable<ApiResponse["data"]> } | Failure> {
-  const url = new URL(path, baseUrl.endsWith("/") ? baseUrl : `${baseUrl}/`);
-  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
-  let res: Response;
-  try {
-    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  } catch (e) {
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    return {
-      ok: false,
-      reason: "PrometheusUnreachable",
-      message: `GET ${url.origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}`,
-    };
-  }
+  const url = apiUrl(baseUrl, path, params);
+  const got = await get(url, timeoutMs);
+  if (!got.ok) return { ok: false, reason: "PrometheusUnreachable", message: got.message };
+  const res = got.res;
   let body: ApiResponse;
   try {
     body = (await res.json()) as ApiResponse;
@@ -105,4 +96,24 @@ async function call(
   if (body.status !== "success" || !body.data)
     return { ok: false, reason: "QueryFailed", message: `${body.errorType ?? res.status}: ${body.error ?? "no data"}` };
   return { ok: true, data: body.data };
+}
+
+/** path under baseUrl (with or without a trailing slash), with params as its query. */
+export function apiUrl(baseUrl: string, path: string, params: Record<string, string>): URL {
+  const url = new URL(path, baseUrl.endsWith("/") ? baseUrl : `${baseUrl}/`);
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  return url;
+}
+
+/** GET url within timeoutMs: the response, or why the server could not be reached (e.g. ECONNREFUSED). */
+export async function get(
+  url: URL,
+  timeoutMs: number,
+): Promise<{ ok: true; res: Response } | { ok: false; message: string }> {
+  try {
+    return { ok: true, res: await fetch(url, { signal: AbortSignal.timeout(timeoutMs) }) };
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+    return { ok: false, message: `GET ${url.origin}: ${cause?.code ?? cause?.message ?? (e as Error).message}` };
+  }
 }

@@ -1,10 +1,3 @@
-import { randomBytes } from "node:crypto";
-import { once } from "node:events";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { type Server, createServer } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { KwokNodes } from "../../src/controlplane/kwok.ts";
 import { Alertmanager, Prometheus } from "../../src/controlplane/monitoring.ts";
@@ -20,7 +13,14 @@ import {
   startOperator,
   waitUntil,
 } from "./harness.ts";
-import { hasHistory, remediationPolicy, waitForPolicy } from "./remediation-helpers.ts";
+import {
+  HIGH_ERROR_RATE_RULES,
+  hasHistory,
+  remediationPolicy,
+  startSeriesExporter,
+  waitForPolicy,
+  webhookToken,
+} from "./remediation-helpers.ts";
 
 // Two operator replicas under leader election and a real Prometheus and Alertmanager whose webhook reaches only the
 // standby, as a Service may route every notification to the pod that is not leading: the leader's decisions must
@@ -32,32 +32,16 @@ const { admin, operatorKubeconfig } = cluster();
 const FILE = { "test.nextgen.itechsmart.io/file": "remediation-alerts" };
 const POOL = "test.nextgen.itechsmart.io/pool";
 const nodes = new KwokNodes(admin, FILE);
-const token = randomBytes(24).toString("hex");
-const tokenDir = mkdtempSync(join(tmpdir(), "nextgen-alert-token-"));
-const RULES = `
-groups:
-  - name: app
-    rules:
-      - alert: HighErrorRate
-        expr: app_errors > 1
-        for: 0s
-`;
-
-const series = new Map<string, number>();
-const exporterServer: Server = createServer((_req, res) => {
-  res.setHeader("content-type", "text/plain; version=0.0.4");
-  res.end(`${[...series].map(([k, v]) => `${k} ${v}`).join("\n")}\n`);
-});
+const { token, file: tokenFile, remove: removeToken } = webhookToken();
 
 type Operator = Awaited<ReturnType<typeof startOperator>>;
 let leader: Operator;
 let standby: Operator;
 let prometheus: Prometheus;
 let alertmanager: Alertmanager;
+let exporter: Awaited<ReturnType<typeof startSeriesExporter>>;
 
 beforeAll(async () => {
-  const tokenFile = join(tokenDir, "token");
-  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
   const args = [
     "--leader-elect",
     "--leader-election-namespace",
@@ -78,20 +62,19 @@ beforeAll(async () => {
   });
   deleteAfterFile(admin, FILE, [RemediationPolicyKind, DeploymentKind, PodKind, NodeKind]);
   await nodes.register("rpa-1", { labels: { [POOL]: "remediation-alerts" } });
-  await once(exporterServer.listen(0, "127.0.0.1"), "listening");
-  const exporter = `127.0.0.1:${(exporterServer.address() as AddressInfo).port}`;
+  exporter = await startSeriesExporter();
   const log = (line: string) => process.stderr.write(`[monitoring] ${line}\n`);
   alertmanager = await Alertmanager.start({ webhookUrl: `http://${webhook}/alerts`, bearerToken: token }, log);
   prometheus = await Prometheus.start(
-    { scrapeJobs: { app: [exporter] }, ruleFiles: [RULES], alertmanagerUrl: alertmanager.url },
+    { scrapeJobs: { app: [exporter.address] }, ruleFiles: [HIGH_ERROR_RATE_RULES], alertmanagerUrl: alertmanager.url },
     log,
   );
 });
 afterAll(async () => {
   await prometheus?.stop();
   await alertmanager?.stop();
-  await new Promise((r) => exporterServer.close(r));
-  rmSync(tokenDir, { recursive: true, force: true });
+  await exporter?.close();
+  removeToken();
 });
 
 describe("alerts with two operator replicas", () => {
@@ -124,15 +107,15 @@ describe("alerts with two operator replicas", () => {
         triggers: [{ name: "errors", alert: { alertname: "HighErrorRate", matchLabels: { service: "web" } } }],
       }),
     );
-    const key = (pod: Pod | undefined) => `app_errors{namespace="${ns}",pod="${pod?.metadata.name}",service="web"}`;
-    series.set(key(healthy), 0);
-    series.set(key(sick), 5);
+    const labels = (pod: Pod | undefined) => ({ namespace: ns, pod: pod?.metadata.name as string, service: "web" });
+    exporter.set("app_errors", labels(healthy), 0);
+    exporter.set("app_errors", labels(sick), 5);
     const acted = await waitForPolicy(admin, ns, "web", "RestartPod of the pod the alert names", (p) =>
       hasHistory(p, "RestartPod", "Succeeded"),
     );
     expect(acted.status?.history?.[0]?.message).toBe(`deleted pod ${sick?.metadata.name}`);
 
-    series.delete(key(sick));
+    exporter.set("app_errors", labels(sick), undefined);
     const resolved = await waitForPolicy(admin, ns, "web", "Resolved", (p) => hasHistory(p, "RestartPod", "Resolved"));
     expect(resolved.status?.incidents ?? []).toEqual([]);
     // Every notification, the resolution included, went to the standby; the leader received none.

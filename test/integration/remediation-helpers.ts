@@ -1,3 +1,10 @@
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { type Server, createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   type HistoryEntry,
   type RemediationPolicy,
@@ -6,6 +13,47 @@ import {
 } from "../../src/crds/remediationpolicy.ts";
 import type { KubeClient } from "../../src/runtime/client.ts";
 import { waitUntil } from "./harness.ts";
+
+/** The alert rule the alert tests fire: HighErrorRate for a pod whose app_errors is above 1. */
+export const HIGH_ERROR_RATE_RULES = `
+groups:
+  - name: app
+    rules:
+      - alert: HighErrorRate
+        expr: app_errors > 1
+        for: 0s
+`;
+
+/** An exporter of the series a test sets (a metric and its labels), for the test's Prometheus to scrape. */
+export async function startSeriesExporter() {
+  const series = new Map<string, number>();
+  const server: Server = createServer((_req, res) => {
+    res.setHeader("content-type", "text/plain; version=0.0.4");
+    res.end(`${[...series].map(([k, v]) => `${k} ${v}`).join("\n")}\n`);
+  });
+  await once(server.listen(0, "127.0.0.1"), "listening");
+  return {
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    /** Sets the series, or removes it (undefined). */
+    set(metric: string, labels: Record<string, string>, value: number | undefined) {
+      const key = `${metric}{${Object.entries(labels)
+        .map(([k, v]) => `${k}="${v}"`)
+        .join(",")}}`;
+      if (value === undefined) series.delete(key);
+      else series.set(key, value);
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+/** A bearer token for the alert webhook in a file, as a mounted Secret holds it. */
+export function webhookToken() {
+  const token = randomBytes(24).toString("hex");
+  const dir = mkdtempSync(join(tmpdir(), "nextgen-alert-token-"));
+  const file = join(dir, "token");
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  return { token, file, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
 
 /**
  * A policy on the Deployment of its own name, with brakes opened up (tests close the one they are about):

@@ -1,10 +1,3 @@
-import { randomBytes } from "node:crypto";
-import { once } from "node:events";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { type Server, createServer } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { KwokNodes, POD_FAULT_LABEL } from "../../src/controlplane/kwok.ts";
 import { Alertmanager, Prometheus } from "../../src/controlplane/monitoring.ts";
@@ -26,7 +19,14 @@ import {
   startOperator,
   waitUntil,
 } from "./harness.ts";
-import { hasHistory, remediationPolicy, waitForPolicy } from "./remediation-helpers.ts";
+import {
+  HIGH_ERROR_RATE_RULES,
+  hasHistory,
+  remediationPolicy,
+  startSeriesExporter,
+  waitForPolicy,
+  webhookToken,
+} from "./remediation-helpers.ts";
 
 // RemediationPolicy's signals from the real programs: a Prometheus scraping an exporter the test drives, evaluating
 // an alerting rule; an Alertmanager posting to the operator's webhook; ONNX models scoring KWOK pods.
@@ -38,30 +38,10 @@ const { admin, operatorKubeconfig } = cluster();
 const FILE = { "test.nextgen.itechsmart.io/file": "remediation-signals" };
 const POOL = "test.nextgen.itechsmart.io/pool";
 const nodes = new KwokNodes(admin, FILE);
-const token = randomBytes(24).toString("hex");
-const tokenDir = mkdtempSync(join(tmpdir(), "nextgen-alert-token-"));
-const RULES = `
-groups:
-  - name: app
-    rules:
-      - alert: HighErrorRate
-        expr: app_errors > 1
-        for: 0s
-`;
-
+const { token, file: tokenFile, remove: removeToken } = webhookToken();
 /** Per-pod series the test sets: `app_errors` and `app_latency_seconds`, each labelled with namespace and pod. */
-const series = new Map<string, number>();
-const exporterServer: Server = createServer((_req, res) => {
-  res.setHeader("content-type", "text/plain; version=0.0.4");
-  res.end([...series].map(([k, v]) => `${k} ${v}`).join("\n") + "\n");
-});
-const set = (metric: string, labels: Record<string, string>, value: number | undefined) => {
-  const key = `${metric}{${Object.entries(labels)
-    .map(([k, v]) => `${k}="${v}"`)
-    .join(",")}}`;
-  if (value === undefined) series.delete(key);
-  else series.set(key, value);
-};
+let exporter: Awaited<ReturnType<typeof startSeriesExporter>>;
+const set: typeof exporter.set = (...args) => exporter.set(...args);
 
 let operator: Awaited<ReturnType<typeof startOperator>>;
 let prometheus: Prometheus;
@@ -69,8 +49,6 @@ let alertmanager: Alertmanager;
 let webhook: string;
 
 beforeAll(async () => {
-  const tokenFile = join(tokenDir, "token");
-  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
   operator = await startOperator(operatorKubeconfig, [
     "--alert-webhook-token-file",
     tokenFile,
@@ -80,20 +58,19 @@ beforeAll(async () => {
   webhook = `http://${operator.addresses["alert webhook"]}/alerts`;
   deleteAfterFile(admin, FILE, [RemediationPolicyKind, DeploymentKind, PodKind, ConfigMapKind, NodeKind]);
   for (const i of [1, 2]) await nodes.register(`rps-${i}`, { labels: { [POOL]: "remediation-signals" } });
-  await once(exporterServer.listen(0, "127.0.0.1"), "listening");
-  const exporter = `127.0.0.1:${(exporterServer.address() as AddressInfo).port}`;
+  exporter = await startSeriesExporter();
   const log = (line: string) => process.stderr.write(`[monitoring] ${line}\n`);
   alertmanager = await Alertmanager.start({ webhookUrl: webhook, bearerToken: token }, log);
   prometheus = await Prometheus.start(
-    { scrapeJobs: { app: [exporter] }, ruleFiles: [RULES], alertmanagerUrl: alertmanager.url },
+    { scrapeJobs: { app: [exporter.address] }, ruleFiles: [HIGH_ERROR_RATE_RULES], alertmanagerUrl: alertmanager.url },
     log,
   );
 });
 afterAll(async () => {
   await prometheus?.stop();
   await alertmanager?.stop();
-  await new Promise((r) => exporterServer.close(r));
-  rmSync(tokenDir, { recursive: true, force: true });
+  await exporter?.close();
+  removeToken();
 });
 
 const deployment = (ns: string, name: string, replicas: number, podLabels: Record<string, string> = {}) =>
@@ -124,6 +101,28 @@ const readyPods = async (ns: string, app: string, n: number) =>
     },
     { timeoutMs: 60_000, intervalMs: 250 },
   );
+
+/** A model under the operator's contract whose score is one feature (by its index in FEATURES). */
+const oneFeatureModel = (feature: number) =>
+  onnxModel({
+    inputs: [{ name: "features", shape: ["N", 6] }],
+    outputs: [{ name: "score", shape: ["N", 1] }],
+    nodes: [{ op: "MatMul", inputs: ["features", "w"], output: "score" }],
+    initializers: [
+      floatInitializer(
+        "w",
+        [6, 1],
+        [0, 1, 2, 3, 4, 5].map((i) => (i === feature ? 1 : 0)),
+      ),
+    ],
+  });
+const modelConfigMap = (ns: string, name: string, model: Uint8Array) =>
+  admin.create(ConfigMapKind, {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name, namespace: ns, labels: FILE },
+    binaryData: { "model.onnx": Buffer.from(model).toString("base64") },
+  } as KubeObject);
 
 describe("RemediationPolicy signals", () => {
   test("an alert from a real Prometheus and Alertmanager restarts the pod it names; its resolution closes the incident", async () => {
@@ -275,18 +274,7 @@ describe("RemediationPolicy signals", () => {
     await admin.create(DeploymentKind, deployment(ns, "mine", 1));
     await admin.create(DeploymentKind, deployment(ns, "theirs", 1, { [POD_FAULT_LABEL]: "crashloop" }));
     // A model a user brings, under the contract: its score is the restarts feature (restarts / 5).
-    const restartsOnly = onnxModel({
-      inputs: [{ name: "features", shape: ["N", 6] }],
-      outputs: [{ name: "score", shape: ["N", 1] }],
-      nodes: [{ op: "MatMul", inputs: ["features", "w"], output: "score" }],
-      initializers: [floatInitializer("w", [6, 1], [1, 0, 0, 0, 0, 0])],
-    });
-    await admin.create(ConfigMapKind, {
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: { name: "restarts", namespace: ns, labels: FILE },
-      binaryData: { "model.onnx": Buffer.from(restartsOnly).toString("base64") },
-    } as KubeObject);
+    await modelConfigMap(ns, "restarts", oneFeatureModel(0));
     await admin.create(
       RemediationPolicyKind,
       policy(ns, "theirs", {
@@ -298,16 +286,7 @@ describe("RemediationPolicy signals", () => {
         ],
       }),
     );
-    await admin.create(ConfigMapKind, {
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: { name: "model", namespace: ns, labels: FILE },
-      binaryData: {
-        "model.onnx": Buffer.from(
-          identity({ name: "x", shape: ["N", 5] }, { name: "score", shape: ["N", 5] }),
-        ).toString("base64"),
-      },
-    } as KubeObject);
+    await modelConfigMap(ns, "model", identity({ name: "x", shape: ["N", 5] }, { name: "score", shape: ["N", 5] }));
     await admin.create(
       RemediationPolicyKind,
       policy(ns, "ae", {
@@ -357,18 +336,7 @@ describe("RemediationPolicy signals", () => {
     await admin.create(DeploymentKind, deployment(ns, "errors", 2));
     const [failing, fine] = await readyPods(ns, "errors", 2);
     // A model a user brings, under the contract: its score is the errorRatio feature.
-    const errorRatioOnly = onnxModel({
-      inputs: [{ name: "features", shape: ["N", 6] }],
-      outputs: [{ name: "score", shape: ["N", 1] }],
-      nodes: [{ op: "MatMul", inputs: ["features", "w"], output: "score" }],
-      initializers: [floatInitializer("w", [6, 1], [0, 0, 0, 0, 0, 1])],
-    });
-    await admin.create(ConfigMapKind, {
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: { name: "errors", namespace: ns, labels: FILE },
-      binaryData: { "model.onnx": Buffer.from(errorRatioOnly).toString("base64") },
-    } as KubeObject);
+    await modelConfigMap(ns, "errors", oneFeatureModel(5));
     const model = { configMapRef: { name: "errors", key: "model.onnx" } };
     set("app_error_ratio", { namespace: ns, pod: failing?.metadata.name as string }, 0.9);
     set("app_error_ratio", { namespace: ns, pod: fine?.metadata.name as string }, 0.01);
