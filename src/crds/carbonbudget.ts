@@ -67,6 +67,8 @@ export interface HeldReplicas {
   /** The count the budget set. */
   setTo: number;
   reason: "Capped" | "Suspended";
+  /** Capped through the HorizontalPodAutoscaler that drives the workload: its bounds before (restored exactly). */
+  hpa?: { name: string; minReplicas: number; maxReplicas: number };
 }
 
 export interface CarbonBudgetStatus {
@@ -353,8 +355,19 @@ export const carbonBudgetCrd: CrdDefinition = {
           properties: {
             target: str("The workload, Kind/name."),
             replicas: int("The count before."),
-            setTo: int("The count the budget set."),
+            setTo: int("The count the budget set (with an HPA: its maxReplicas)."),
             reason: { type: "string", enum: ["Capped", "Suspended"], description: "Capped or Suspended." },
+            hpa: {
+              type: "object",
+              description:
+                "Capped through the HorizontalPodAutoscaler driving the workload (its maxReplicas, and minReplicas " +
+                "when above it), so that the HPA does not scale back what the budget lowered: its bounds before.",
+              properties: {
+                name: str("The HPA."),
+                minReplicas: int("Its minReplicas before."),
+                maxReplicas: int("Its maxReplicas before."),
+              },
+            },
           },
         },
       },

@@ -7,7 +7,16 @@ import { type QuantumBackend, QuantumBackendKind, type QuantumBackendSpec } from
 import { type QuantumJob, QuantumJobKind, type QuantumJobSpec } from "../../src/crds/quantumjob.ts";
 import { type RemediationPolicy, RemediationPolicyKind } from "../../src/crds/remediationpolicy.ts";
 import { findCondition } from "../../src/runtime/conditions.ts";
-import { ConfigMapKind, DeploymentKind, EventKind, NodeKind, PodKind, SecretKind } from "../../src/runtime/kinds.ts";
+import {
+  ConfigMapKind,
+  DeploymentKind,
+  EventKind,
+  HorizontalPodAutoscalerKind,
+  NodeKind,
+  PodKind,
+  SecretKind,
+} from "../../src/runtime/kinds.ts";
+import { HPA_BEFORE_ANNOTATION } from "../../src/controllers/carbonbudget/holds.ts";
 import { BELL } from "../fixtures/circuits.ts";
 import {
   BOUND_BY_ANNOTATION,
@@ -88,6 +97,7 @@ beforeAll(async () => {
     QuantumJobKind,
     QuantumBackendKind,
     EdgeNodeKind,
+    HorizontalPodAutoscalerKind,
     DeploymentKind,
     PodKind,
     ConfigMapKind,
@@ -460,6 +470,54 @@ describe("actions", () => {
     expect(
       (await admin.get<Deployment>(DeploymentKind, ns, "web"))?.metadata.annotations?.[MAX_REPLICAS_ANNOTATION],
     ).toBe(undefined);
+  });
+
+  test("a cap on a workload an HPA drives goes on the HPA: the real HPA controller holds the count still, and the HPA's bounds come back exactly", async () => {
+    const ns = await createNamespace(admin, "cb-hpa");
+    await deployment(ns, "web", 4);
+    await admin.create(HorizontalPodAutoscalerKind, {
+      apiVersion: "autoscaling/v2",
+      kind: "HorizontalPodAutoscaler",
+      metadata: { name: "web", namespace: ns, labels: FILE },
+      spec: {
+        scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: "web" },
+        minReplicas: 3,
+        maxReplicas: 6,
+        metrics: [
+          { type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: 80 } } },
+        ],
+      },
+    } as KubeObject);
+    type Hpa = KubeObject & { spec: { minReplicas: number; maxReplicas: number } };
+    const hpa = async () => (await admin.get<Hpa>(HorizontalPodAutoscalerKind, ns, "web"))?.spec;
+    await capWeb(ns, [{ aboveGramsPerKWh: 300, maxReplicas: 2 }]);
+    const capped = await waitBudget(ns, "caps", "held through the HPA", (b) => Boolean(b.status?.held?.[0]?.hpa));
+    expect(capped.status?.held).toEqual([
+      {
+        target: "Deployment/web",
+        replicas: 6,
+        setTo: 2,
+        reason: "Capped",
+        hpa: { name: "web", minReplicas: 3, maxReplicas: 6 },
+      },
+    ]);
+    expect(await hpa()).toMatchObject({ minReplicas: 2, maxReplicas: 2 });
+    // The HPA controller brings the Deployment down itself; nothing then fights over the count.
+    await waitReplicas(ns, "web", 2);
+    const seen = new Set<number | undefined>();
+    const until = Date.now() + 30_000;
+    while (Date.now() < until) {
+      seen.add(await replicas(ns, "web"));
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect([...seen]).toEqual([2]);
+
+    await admin.patch(CarbonBudgetKind, ns, "caps", "merge", { spec: { intensity: { static: { gramsPerKWh: 100 } } } });
+    await waitBudget(ns, "caps", "released", (b) => !b.status?.held);
+    expect(await hpa()).toMatchObject({ minReplicas: 3, maxReplicas: 6 });
+    const released = await admin.get<Hpa>(HorizontalPodAutoscalerKind, ns, "web");
+    expect(released?.metadata.annotations?.[HPA_BEFORE_ANNOTATION]).toBeUndefined();
+    await waitReplicas(ns, "web", 3);
   });
 
   test("a restore whose status write was lost (the operator killed after scaling back) is reported Restored, once", async () => {

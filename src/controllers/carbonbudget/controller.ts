@@ -15,7 +15,14 @@ import { parseDuration } from "../../crds/duration.ts";
 import { type EdgeNode, EdgeNodeKind } from "../../crds/edgenode.ts";
 import type { Cache } from "../../runtime/cache.ts";
 import { type ReconcileContext, type ReconcileResult, defineController } from "../../runtime/controller.ts";
-import { ConfigMapKind, DeploymentKind, PodKind, SecretKind, StatefulSetKind } from "../../runtime/kinds.ts";
+import {
+  ConfigMapKind,
+  DeploymentKind,
+  HorizontalPodAutoscalerKind,
+  PodKind,
+  SecretKind,
+  StatefulSetKind,
+} from "../../runtime/kinds.ts";
 import { type KubeObject, objectKey } from "../../runtime/objects.ts";
 import { metaTime } from "../../runtime/time.ts";
 import { budgetPods, energyJoules } from "./energy.ts";
@@ -59,6 +66,15 @@ export const carbonBudgetController = defineController<CarbonBudget>({
     },
     { kind: StatefulSetKind, map: (obj, cache) => holdersOf(cache, obj, "StatefulSet") },
     {
+      // An HPA appeared for, or changed on, a held workload: the cap moves onto it (or is checked again).
+      kind: HorizontalPodAutoscalerKind,
+      map: (obj, cache) => {
+        const ref = (obj as KubeObject & { spec: { scaleTargetRef: { kind: string; name: string } } }).spec
+          .scaleTargetRef;
+        return holdersOf(cache, { metadata: { name: ref.name, namespace: obj.metadata.namespace } }, ref.kind);
+      },
+    },
+    {
       kind: SecretKind,
       map: (obj, cache) =>
         budgetsIn(cache, obj.metadata.namespace)
@@ -83,6 +99,8 @@ export const carbonBudgetController = defineController<CarbonBudget>({
       resources: ["deployments", "statefulsets", "deployments/scale", "statefulsets/scale"],
       verbs: ["patch"],
     },
+    // Caps on workloads an HPA drives go on the HPA.
+    { apiGroups: ["autoscaling"], resources: ["horizontalpodautoscalers"], verbs: ["patch"] },
   ],
   maxConcurrentReconciles: 4,
 
@@ -133,7 +151,7 @@ export const carbonBudgetController = defineController<CarbonBudget>({
 });
 
 /** Budgets holding (or to hold) this workload: its own namespace's with a record or a cap naming it. */
-function holdersOf(cache: Cache, obj: KubeObject, kind: string): string[] {
+function holdersOf(cache: Cache, obj: Pick<KubeObject, "metadata">, kind: string): string[] {
   const target = `${kind}/${obj.metadata.name}`;
   return budgetsIn(cache, obj.metadata.namespace)
     .filter(

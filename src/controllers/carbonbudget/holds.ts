@@ -1,7 +1,7 @@
 import { capFor } from "../../carbon/accounting.ts";
 import type { CarbonBudget, HeldReplicas } from "../../crds/carbonbudget.ts";
 import type { ReconcileContext } from "../../runtime/controller.ts";
-import { DeploymentKind, type KindRef, StatefulSetKind } from "../../runtime/kinds.ts";
+import { DeploymentKind, HorizontalPodAutoscalerKind, type KindRef, StatefulSetKind } from "../../runtime/kinds.ts";
 import { matchesSelector } from "../../runtime/labels.ts";
 import type { KubeObject } from "../../runtime/objects.ts";
 import {
@@ -40,6 +40,88 @@ function replicasOf(w: Workload, target: string, now: number): number {
 async function scaleTo(ctx: ReconcileContext, ref: KindRef, w: Workload, target: string, replicas: number) {
   await setReplicas(ctx.client, ref, w, replicas);
   expected.set(`${w.metadata.namespace}/${target}`, { replicas, until: ctx.now.getTime() + EXPECTATION_MS });
+}
+
+type Hpa = KubeObject & {
+  spec: { scaleTargetRef: { kind: string; name: string }; minReplicas?: number; maxReplicas: number };
+};
+
+/** On an HPA the budget caps: "<minReplicas>/<maxReplicas>" before, written before the HPA is changed. */
+export const HPA_BEFORE_ANNOTATION = "carbon.nextgen.itechsmart.io/hpa-before";
+
+/** The HorizontalPodAutoscaler driving the workload, if any. */
+function hpaOf(ctx: ReconcileContext, w: Workload, target: string): Hpa | undefined {
+  return ctx.cache
+    .list<Hpa>(HorizontalPodAutoscalerKind, { namespace: w.metadata.namespace })
+    .find((h) => `${h.spec.scaleTargetRef.kind}/${h.spec.scaleTargetRef.name}` === target);
+}
+
+/**
+ * A cap on a workload an HPA drives goes on the HPA: its maxReplicas (and minReplicas, kept at or below it). Set on
+ * the workload, the HPA would scale it back at its next sync and the budget would cap it again, a loop; lowered on
+ * the HPA, the HPA controller itself brings the workload down and keeps it there. The HPA's bounds before are kept
+ * on the HPA (HPA_BEFORE_ANNOTATION, written first, so a restart mid-way knows them) and given back exactly.
+ */
+async function capThroughHpa(
+  ctx: ReconcileContext,
+  budget: CarbonBudget,
+  hpa: Hpa,
+  target: string,
+  bound: Bound,
+  by: string,
+): Promise<HeldReplicas> {
+  const marked = /^(\d+)\/(\d+)$/.exec(hpa.metadata.annotations?.[HPA_BEFORE_ANNOTATION] ?? "");
+  const before = marked
+    ? { minReplicas: Number(marked[1]), maxReplicas: Number(marked[2]) }
+    : { minReplicas: hpa.spec.minReplicas ?? 1, maxReplicas: hpa.spec.maxReplicas };
+  const maxReplicas = Math.min(before.maxReplicas, bound.max);
+  const minReplicas = Math.min(before.minReplicas, maxReplicas);
+  const ns = hpa.metadata.namespace;
+  if (!marked)
+    await ctx.client.patch(HorizontalPodAutoscalerKind, ns, hpa.metadata.name, "merge", {
+      metadata: {
+        annotations: {
+          [HPA_BEFORE_ANNOTATION]: `${before.minReplicas}/${before.maxReplicas}`,
+          [BOUND_BY_ANNOTATION]: by,
+        },
+      },
+    });
+  if (hpa.spec.maxReplicas !== maxReplicas || (hpa.spec.minReplicas ?? 1) !== minReplicas) {
+    await ctx.client.patch(HorizontalPodAutoscalerKind, ns, hpa.metadata.name, "merge", {
+      spec: { minReplicas, maxReplicas },
+    });
+    ctx.events.normal(
+      budget,
+      bound.reason,
+      `Capped ${target} through HorizontalPodAutoscaler ${hpa.metadata.name}: maxReplicas ${maxReplicas} (was ${before.maxReplicas}).`,
+    );
+  }
+  return {
+    target,
+    replicas: before.maxReplicas,
+    setTo: maxReplicas,
+    reason: bound.reason,
+    hpa: { name: hpa.metadata.name, ...before },
+  };
+}
+
+/** Gives an HPA back the bounds it had before the cap, unless someone changed its maxReplicas meanwhile. */
+async function releaseHpa(ctx: ReconcileContext, budget: CarbonBudget, w: Workload, record: HeldReplicas) {
+  const held = record.hpa as NonNullable<HeldReplicas["hpa"]>;
+  const hpa = ctx.cache.get<Hpa>(HorizontalPodAutoscalerKind, w.metadata.namespace, held.name);
+  if (!hpa) return;
+  const ours = hpa.spec.maxReplicas === record.setTo;
+  await ctx.client.patch(HorizontalPodAutoscalerKind, hpa.metadata.namespace, held.name, "merge", {
+    metadata: { annotations: { [HPA_BEFORE_ANNOTATION]: null, [BOUND_BY_ANNOTATION]: null } },
+    ...(ours && { spec: { minReplicas: held.minReplicas, maxReplicas: held.maxReplicas } }),
+  });
+  ctx.events.normal(
+    budget,
+    ours ? "Restored" : "Released",
+    ours
+      ? `Restored HorizontalPodAutoscaler ${held.name} to minReplicas ${held.minReplicas}, maxReplicas ${held.maxReplicas}.`
+      : `HorizontalPodAutoscaler ${held.name} was changed meanwhile; left alone.`,
+  );
 }
 
 /** A bound the budget wants on a workload now. */
@@ -116,6 +198,13 @@ export async function enforceBounds(
     const current = replicasOf(w, target, ctx.now.getTime());
     const record = records.get(target);
     records.delete(target);
+    // A suspension (0) stays on the workload: an HPA does not scale a target at zero replicas.
+    const hpa = bound.max > 0 ? hpaOf(ctx, w, target) : undefined;
+    if (hpa) {
+      await annotate(ctx, ref, w, { max: bound.max, by });
+      held.push(await capThroughHpa(ctx, budget, hpa, target, bound, by));
+      continue;
+    }
     // What to give back when the bound lifts: the count before the budget first held it, or a newer one someone
     // set above the bound since.
     const original = !record || current > record.setTo ? current : record.replicas;
@@ -156,6 +245,7 @@ async function release(
   if (!w) return;
   const ref = WORKLOAD_KINDS[record.target.split("/")[0] as string] as KindRef;
   await annotate(ctx, ref, w, undefined);
+  if (record.hpa) return releaseHpa(ctx, budget, w, record);
   const current = replicasOf(w, record.target, ctx.now.getTime());
   if (current !== record.setTo && current !== record.replicas) {
     ctx.events.normal(budget, "Released", `${record.target} was changed to ${current} replicas meanwhile; left alone.`);
@@ -171,12 +261,13 @@ async function annotate(
   ctx: ReconcileContext,
   ref: KindRef,
   w: Workload,
-  bound: { max: number; by: string; before: number } | undefined,
+  bound: { max: number; by: string; before?: number } | undefined,
 ): Promise<void> {
+  // Without `before` (a cap through an HPA), the count to give back is the HPA's, not the workload's.
   const want = {
     [MAX_REPLICAS_ANNOTATION]: bound ? String(bound.max) : null,
     [BOUND_BY_ANNOTATION]: bound?.by ?? null,
-    [REPLICAS_BEFORE_ANNOTATION]: bound ? String(bound.before) : null,
+    [REPLICAS_BEFORE_ANNOTATION]: bound?.before !== undefined ? String(bound.before) : null,
   };
   const annotations = w.metadata.annotations ?? {};
   if (Object.entries(want).every(([k, v]) => (annotations[k] ?? null) === v)) return;
