@@ -31,6 +31,7 @@ import {
   cluster,
   createNamespace,
   deleteAfterFile,
+  deploymentHpa,
   kwokDeployment,
   startOperator,
   waitUntil,
@@ -475,19 +476,7 @@ describe("actions", () => {
   test("a cap on a workload an HPA drives goes on the HPA: the real HPA controller holds the count still, and the HPA's bounds come back exactly", async () => {
     const ns = await createNamespace(admin, "cb-hpa");
     await deployment(ns, "web", 4);
-    await admin.create(HorizontalPodAutoscalerKind, {
-      apiVersion: "autoscaling/v2",
-      kind: "HorizontalPodAutoscaler",
-      metadata: { name: "web", namespace: ns, labels: FILE },
-      spec: {
-        scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: "web" },
-        minReplicas: 3,
-        maxReplicas: 6,
-        metrics: [
-          { type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: 80 } } },
-        ],
-      },
-    } as KubeObject);
+    await admin.create(HorizontalPodAutoscalerKind, deploymentHpa(ns, "web", 3, 6, FILE));
     type Hpa = KubeObject & { spec: { minReplicas: number; maxReplicas: number } };
     const hpa = async () => (await admin.get<Hpa>(HorizontalPodAutoscalerKind, ns, "web"))?.spec;
     await capWeb(ns, [{ aboveGramsPerKWh: 300, maxReplicas: 2 }]);

@@ -97,6 +97,29 @@ export type { KubeObject };
  * A Deployment of KWOK pods (one container, an image nothing pulls) pinned to Nodes by nodeSelector; podLabels
  * go on its pods as well as app=<name> and labels (e.g. a fault for KWOK's Stages).
  */
+/** An autoscaling/v2 HPA on a Deployment, by CPU utilisation (no metrics here: it only keeps min and max). */
+export function deploymentHpa(
+  namespace: string,
+  name: string,
+  minReplicas: number,
+  maxReplicas: number,
+  labels: Record<string, string> = {},
+) {
+  return {
+    apiVersion: "autoscaling/v2",
+    kind: "HorizontalPodAutoscaler",
+    metadata: { name, namespace, labels },
+    spec: {
+      scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name },
+      minReplicas,
+      maxReplicas,
+      metrics: [
+        { type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: 80 } } },
+      ],
+    },
+  } as KubeObject;
+}
+
 export function kwokDeployment(opts: {
   namespace: string;
   name: string;

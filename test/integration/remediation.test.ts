@@ -27,6 +27,7 @@ import {
   cluster,
   createNamespace,
   deleteAfterFile,
+  deploymentHpa,
   kwokDeployment,
   startOperator,
   waitUntil,
@@ -523,20 +524,7 @@ describe("RemediationPolicy", () => {
       const ns = await createNamespace(admin, "rp");
       await admin.create(DeploymentKind, deployment(ns, "busy", 2));
       await waitAvailable(ns, "busy", 2);
-      if (withHpa)
-        await admin.create(HorizontalPodAutoscalerKind, {
-          apiVersion: "autoscaling/v2",
-          kind: "HorizontalPodAutoscaler",
-          metadata: { name: "busy", namespace: ns },
-          spec: {
-            scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: "busy" },
-            minReplicas: 2,
-            maxReplicas: 6,
-            metrics: [
-              { type: "Resource", resource: { name: "cpu", target: { type: "Utilization", averageUtilization: 80 } } },
-            ],
-          },
-        } as KubeObject);
+      if (withHpa) await admin.create(HorizontalPodAutoscalerKind, deploymentHpa(ns, "busy", 2, 6));
       await admin.create(
         RemediationPolicyKind,
         policy(ns, "busy", {
