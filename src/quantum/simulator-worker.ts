@@ -2,13 +2,7 @@ import { readFile } from "node:fs/promises";
 import { parentPort } from "node:worker_threads";
 import { type ICompiler, type ProgramConfig, QscEventTarget, getCompiler, loadWasmModule } from "qsharp-lang";
 import { qdkResultToBitstring } from "./counts.ts";
-import type { Diagnostic, Noise, SimulationResult } from "./simulator.ts";
-
-export type SimulatorRequest =
-  { kind: "run"; source: string; shots: number; noise?: Noise } | { kind: "check"; source: string };
-
-export type SimulatorReply =
-  { kind: "result"; result: SimulationResult } | { kind: "invalid"; diagnostics: Diagnostic[] };
+import type { Diagnostic, SimulationResult, SimulatorReply, SimulatorRequest } from "./simulation.ts";
 
 /** A failed Result event's value: a VS Code-style diagnostic (0-based positions) with every error in errors. */
 interface FailureValue {

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ensureGpuRunnerPython } from "../../src/controlplane/assets.ts";
 import { TERMINATION_MESSAGE_MAX_BYTES, parseRunnerResult } from "../../src/quantum/runner-result.ts";
-import { type Noise, Simulator } from "../../src/quantum/simulator.ts";
+import type { Noise } from "../../src/quantum/simulation.ts";
+import { Simulator } from "../../src/quantum/simulator.ts";
 import {
   BELL,
   ghz,

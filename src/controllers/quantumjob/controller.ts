@@ -4,7 +4,8 @@ import { type QuantumJob, QuantumJobKind, type QuantumJobStatus } from "../../cr
 import { analyzeCircuit } from "../../quantum/circuit.ts";
 import { type PlacementDecision, type PlacementRequest, place } from "../../quantum/placement.ts";
 import { ProviderError } from "../../quantum/providers/provider.ts";
-import { type Noise, noiseFromCalibration } from "../../quantum/simulator.ts";
+import type { Noise } from "../../quantum/simulation.ts";
+import { noiseFromCalibration } from "../../quantum/simulator.ts";
 import { type ReconcileContext, type ReconcileResult, defineController } from "../../runtime/controller.ts";
 import { findCondition, jsonEqual } from "../../runtime/conditions.ts";
 import { ConfigMapKind, JobKind } from "../../runtime/kinds.ts";

@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
-import { CircuitError, type Diagnostic, Simulator } from "../../quantum/simulator.ts";
+import type { Diagnostic } from "../../quantum/simulation.ts";
+import { CircuitError, Simulator } from "../../quantum/simulator.ts";
 import type { Executor, Observation } from "./execution.ts";
 
 /**
