@@ -38,9 +38,26 @@ export interface Diagnostic {
   column: number;
 }
 
+/** What the compiler counts in a program, as one run executes it. */
+export interface CircuitCounts {
+  /** Qubits the program allocates. */
+  qubits: number;
+  /** Gate applications by width (controls included); measurements per qubit measured, not in total. */
+  gates: { singleQubit: number; twoQubit: number; multiQubit: number; measurements: number; total: number };
+  /** Layers of the compiler's circuit: operations on disjoint qubits share one. */
+  depth: number;
+  /**
+   * false when the operations depend on measured values (a branch or loop on a measurement): the counts are then
+   * those of one simulated run, a sample, not a bound.
+   */
+  exact: boolean;
+}
+
 /** A message to the simulator worker and its answer. */
 export type SimulatorRequest =
-  { kind: "run"; source: string; shots: number; noise?: Noise } | { kind: "check"; source: string };
+  { kind: "run"; source: string; shots: number; noise?: Noise } | { kind: "count"; source: string };
 
 export type SimulatorReply =
-  { kind: "result"; result: SimulationResult } | { kind: "invalid"; diagnostics: Diagnostic[] };
+  | { kind: "result"; result: SimulationResult }
+  | { kind: "counts"; counts: CircuitCounts }
+  | { kind: "invalid"; diagnostics: Diagnostic[] };

@@ -1,5 +1,6 @@
 import { WorkerPool, siblingModule } from "../runtime/worker-pool.ts";
 import type {
+  CircuitCounts,
   Diagnostic,
   Noise,
   SimulationRequest,
@@ -51,20 +52,32 @@ export class Simulator {
       { kind: "run", source: req.source, shots: req.shots, noise: req.noise },
       { signal },
     );
-    if (reply.kind === "invalid") throw new CircuitError(reply.diagnostics);
-    return reply.result;
+    return answer(reply, "result").result;
   }
 
-  /** Compiles without running: [] when valid, else the diagnostics. */
-  async check(source: string, opts: { timeoutMs?: number } = {}): Promise<Diagnostic[]> {
+  /**
+   * The compiler's counts of a program (qubits, gates by width, measurements, depth); CircuitError when it does not
+   * compile or cannot run.
+   */
+  async count(source: string, opts: { timeoutMs?: number } = {}): Promise<CircuitCounts> {
     const signal = opts.timeoutMs === undefined ? undefined : AbortSignal.timeout(opts.timeoutMs);
-    const reply = await this.pool.run({ kind: "check", source }, { signal });
-    return reply.kind === "invalid" ? reply.diagnostics : [];
+    const reply = await this.pool.run({ kind: "count", source }, { signal });
+    return answer(reply, "counts").counts;
   }
 
   close(): Promise<void> {
     return this.pool.close();
   }
+}
+
+/** The reply of the kind asked for; CircuitError when the program does not compile. */
+function answer<K extends SimulatorReply["kind"]>(
+  reply: SimulatorReply,
+  kind: K,
+): Extract<SimulatorReply, { kind: K }> {
+  if (reply.kind === "invalid") throw new CircuitError(reply.diagnostics);
+  if (reply.kind !== kind) throw new Error(`the simulator worker answered ${reply.kind}, not ${kind}`);
+  return reply as Extract<SimulatorReply, { kind: K }>;
 }
 
 /**
