@@ -1,4 +1,4 @@
-import { LANGUAGE_FEATURES, type LanguageFeature, QISKIT_IMPORTER_FEATURES } from "../quantum/circuit.ts";
+import { LANGUAGE_FEATURES, type LanguageFeature, QISKIT_FEATURES } from "../quantum/circuit.ts";
 import { PRECISIONS, type Precision, STATE_VECTOR_SHARE } from "../quantum/placement.ts";
 import type { Condition, Resource } from "../runtime/objects.ts";
 import {
@@ -307,9 +307,9 @@ export const quantumBackendCrd: CrdDefinition = {
             type: "array",
             description:
               "The OpenQASM 3 features the runner accepts; placement sends no job using another one here. Default: " +
-              "every feature for the QDK (Embedded, and Job mode with this operator's image); Qiskit's importer's " +
-              `(${QISKIT_IMPORTER_FEATURES.join(", ")}) for IBMQuantum; none of them for any other image (say what ` +
-              "it runs: the GPU runner takes Qiskit's importer's).",
+              "every feature for the QDK (Embedded, and Job mode with this operator's image); Qiskit's " +
+              `(${QISKIT_FEATURES.join(", ")}) for IBMQuantum; none of them for any other image (say what ` +
+              "it runs: the GPU runner takes Qiskit's).",
             "x-kubernetes-list-type": "set",
             items: { type: "string", enum: [...LANGUAGE_FEATURES] },
           },

@@ -9,7 +9,7 @@ import { EdgeNodeKind } from "../../src/crds/edgenode.ts";
 import { type QuantumBackend, QuantumBackendKind, type QuantumBackendSpec } from "../../src/crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind, type QuantumJobSpec } from "../../src/crds/quantumjob.ts";
 import { ensureGpuRunnerPython } from "../../src/controlplane/assets.ts";
-import { QISKIT_IMPORTER_FEATURES } from "../../src/quantum/circuit.ts";
+import { QISKIT_FEATURES } from "../../src/quantum/circuit.ts";
 import { JobKind, NodeKind, PodKind, SecretKind } from "../../src/runtime/kinds.ts";
 import { type FakeIbmQuantum, startFakeIbmQuantum } from "../fakes/ibm-quantum-server.ts";
 import { BELL, FEATURE_PROGRAMS, ghz } from "../fixtures/circuits.ts";
@@ -386,7 +386,7 @@ describe("Job mode with the GPU runner (runners/gpu: Qiskit Aer, run here on the
           tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
         },
         // What the runner's importer converts, as test/unit/gpu-runner.test.ts checks.
-        capabilities: { maxQubits: 34, languageFeatures: QISKIT_IMPORTER_FEATURES },
+        capabilities: { maxQubits: 34, languageFeatures: QISKIT_FEATURES },
         siteRef: { name: site },
       },
       { [RUNNER_TEST]: suffix },

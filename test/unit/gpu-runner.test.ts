@@ -4,11 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ensureGpuRunnerPython } from "../../src/controlplane/assets.ts";
+import { LANGUAGE_FEATURES, type LanguageFeature, QISKIT_FEATURES } from "../../src/quantum/circuit.ts";
 import { TERMINATION_MESSAGE_MAX_BYTES, parseRunnerResult } from "../../src/quantum/runner-result.ts";
 import type { Noise } from "../../src/quantum/simulation.ts";
 import { Simulator } from "../../src/quantum/simulator.ts";
 import {
   BELL,
+  FEATURE_PROGRAMS,
   ghz,
   qasm,
   qftPhaseEstimation,
@@ -141,6 +143,19 @@ describe("the runner contract", () => {
     expect(r.code).toBe(3);
     expect(r.doc).toEqual({ error: { reason: "InvalidCircuit", message } });
     expect(parseRunnerResult(r.text)).toEqual({ error: { reason: "InvalidCircuit", message } });
+  });
+
+  test("the language features it runs are Qiskit's importer's, and the QDK runs them all", async () => {
+    const runsOnAer: LanguageFeature[] = [];
+    for (const feature of LANGUAGE_FEATURES) {
+      const r = await run(FEATURE_PROGRAMS[feature], 10);
+      if (r.code === 0) runsOnAer.push(feature);
+      // What it does not run, it refuses as a circuit it cannot convert: never a crash or a wrong result.
+      else console.error(feature, JSON.stringify(r.doc));
+      // The embedded runner takes every feature (Embedded and the QDK runner image default to all of them).
+      expect((await qdk.run({ source: FEATURE_PROGRAMS[feature], shots: 10 })).failedShots).toBe(0);
+    }
+    expect(runsOnAer).toEqual(QISKIT_FEATURES);
   });
 
   test.each([

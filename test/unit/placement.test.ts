@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { LANGUAGE_FEATURES, QISKIT_IMPORTER_FEATURES } from "../../src/quantum/circuit.ts";
+import { LANGUAGE_FEATURES, QISKIT_FEATURES } from "../../src/quantum/circuit.ts";
 import {
   type BackendCandidate,
   type PlacementRequest,
@@ -26,7 +26,7 @@ function fleet(): BackendCandidate[] {
       ready: true,
       selected: true,
       capabilities: { maxQubits: 27, maxShots: 100_000 },
-      languageFeatures: QISKIT_IMPORTER_FEATURES,
+      languageFeatures: QISKIT_FEATURES,
       calibration: { singleQubitError: 2e-4, twoQubitError: 5e-3, readoutError: 1e-2, quantumVolume: 128 },
       secondsPerShot: 0.002,
       capacity: { maxConcurrentJobs: 1, running: 0, queued: 0, remoteQueue: 5 },
@@ -38,7 +38,7 @@ function fleet(): BackendCandidate[] {
       ready: true,
       selected: true,
       capabilities: { maxQubits: 20, maxShots: 20_000 },
-      languageFeatures: QISKIT_IMPORTER_FEATURES,
+      languageFeatures: QISKIT_FEATURES,
       calibration: { singleQubitError: 1e-3, twoQubitError: 2e-2, readoutError: 3e-2, quantumVolume: 32 },
       secondsPerShot: 0.001,
       capacity: { maxConcurrentJobs: 1, running: 0, queued: 0, remoteQueue: 2 },
@@ -67,7 +67,7 @@ function fleet(): BackendCandidate[] {
       carbonIntensity: 30,
       powerWatts: 700,
       capabilities: { maxQubits: 32, maxShots: 1_000_000 },
-      languageFeatures: QISKIT_IMPORTER_FEATURES,
+      languageFeatures: QISKIT_FEATURES,
       memory: { bytes: 80 * GiB, precision: "Single", holder: "GPU memory (spec.execution.gpuMemory)" },
       secondsPerShot: 0.0002,
       capacity: { maxConcurrentJobs: 2, running: 0, queued: 0 },
@@ -328,14 +328,14 @@ describe("placement", () => {
   });
 
   test("a circuit goes only where its runner takes every language feature it uses, a fallback included", () => {
-    const decision = place(request({ strategy: "Fidelity", features: ["GateDefinitions", "ForLoops"] }), fleet());
+    const decision = place(request({ strategy: "Fidelity", features: ["Conditionals", "ForLoops"] }), fleet());
     expect(decision.chosen?.name).toBe("sim-cpu");
     for (const name of ["qpu-alpha", "qpu-beta", "sim-gpu"])
       expect(reasonFor(decision.reasons, name)).toBe(
         `${name}: rejected: its runner does not take ForLoops (spec.capabilities.languageFeatures)`,
       );
-    // Features Qiskit's importer converts keep the whole fleet open.
-    const convertible = place(request({ strategy: "Fidelity", features: ["GateDefinitions", "WhileLoops"] }), fleet());
+    // Features Qiskit runs keep the whole fleet open.
+    const convertible = place(request({ strategy: "Fidelity", features: ["GateModifiers", "WhileLoops"] }), fleet());
     expect(reasonFor(convertible.reasons, "qpu-alpha")).toMatch(/^qpu-alpha: (won|scored)/);
 
     const onlyGpu = withBackend("sim-cpu", { selected: false });
