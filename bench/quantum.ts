@@ -3,7 +3,7 @@ import { installPrerequisites } from "../src/cli/install.ts";
 import type { ControlPlane } from "../src/controlplane/control-plane.ts";
 import { type QuantumBackend, QuantumBackendKind, type QuantumBackendSpec } from "../src/crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind, type QuantumJobSpec } from "../src/crds/quantumjob.ts";
-import { LANGUAGE_FEATURES, QISKIT_IMPORTER_FEATURES, languageFeatures } from "../src/quantum/circuit.ts";
+import { LANGUAGE_FEATURES, QISKIT_FEATURES, languageFeatures } from "../src/quantum/circuit.ts";
 import { type BackendCandidate, type PlacementRequest, place } from "../src/quantum/placement.ts";
 import { Simulator } from "../src/quantum/simulator.ts";
 import { KubeClient } from "../src/runtime/client.ts";
@@ -195,7 +195,7 @@ function fleet(): BackendCandidate[] {
         ? { maxQubits: [27, 127, 156, 16][i % 4] as number, maxShots: 100_000 }
         : { maxQubits: [20, 24, 30, 34][i % 4] as number, maxShots: 1_000_000 },
       // QPUs and every third simulator (a GPU runner) take what Qiskit's importer converts; the rest are the QDK.
-      languageFeatures: qpu || i % 3 === 0 ? QISKIT_IMPORTER_FEATURES : LANGUAGE_FEATURES,
+      languageFeatures: qpu || i % 3 === 0 ? QISKIT_FEATURES : LANGUAGE_FEATURES,
       calibration: qpu
         ? {
             singleQubitError: 2e-4 + (i % 9) * 1e-4,
