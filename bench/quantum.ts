@@ -48,8 +48,8 @@ function percentile(sorted: number[], p: number): number {
 /**
  * The QuantumJob controller against the operator as shipped: apply-to-Succeeded latency of Bell jobs one after
  * another, then a burst of small jobs on one backend of 4 slots (time, API writes, peak RSS). Then what needs no
- * cluster: placement across 100 backends, circuit analysis, and the largest GHZ circuit the embedded simulator
- * completes within 10 s.
+ * cluster: placement across 100 backends, the compiler's counts of a circuit and the feature scan, and the largest
+ * GHZ circuit the embedded simulator completes within 10 s.
  */
 export async function benchQuantum(cp: ControlPlane): Promise<Record<string, string | number>> {
   const cluster = await benchControllers(cp);
