@@ -311,7 +311,7 @@ export const quantumBackendCrd: CrdDefinition = {
               `(${QISKIT_FEATURES.join(", ")}) for IBMQuantum; none of them for any other image (say what ` +
               "it runs: the GPU runner takes Qiskit's).",
             "x-kubernetes-list-type": "set",
-            items: { type: "string", enum: [...LANGUAGE_FEATURES] },
+            items: { type: "string", enum: [...LANGUAGE_FEATURES], description: "An OpenQASM 3 feature." },
           },
         },
       },

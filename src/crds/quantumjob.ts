@@ -253,7 +253,7 @@ export const quantumJobCrd: CrdDefinition = {
         type: "array",
         description:
           "The OpenQASM 3 features the circuit uses that some runner lacks; placement needs a runner with them.",
-        items: { type: "string", enum: [...LANGUAGE_FEATURES] },
+        items: { type: "string", enum: [...LANGUAGE_FEATURES], description: "An OpenQASM 3 feature." },
       },
       circuitHash: str("sha256 of the circuit's source: the counts above are the compiler's for this source."),
       placement: {
