@@ -6,7 +6,7 @@ import { alertStore, nodeGateLimits } from "../controllers/remediationpolicy/con
 import { remediationMetrics } from "../controllers/remediationpolicy/metrics.ts";
 import { parseDuration } from "../crds/duration.ts";
 import { alertWebhookHandler } from "../remediation/alerts.ts";
-import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../manifests/generate.ts";
+import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../runtime/identity.ts";
 import { KubeClient } from "../runtime/client.ts";
 import { LOG_LEVELS, type LogLevel, Logger } from "../runtime/log.ts";
 import { Manager } from "../runtime/manager.ts";

@@ -1,8 +1,8 @@
 import { type PodDraw, estimateWatts } from "../../carbon/accounting.ts";
 import { cpuJoulesQuery, gpuJoulesQuery } from "../../carbon/exporters.ts";
 import type { CarbonBudget } from "../../crds/carbonbudget.ts";
-import { parseQuantity } from "../../edge/quantity.ts";
-import { instantQuery } from "../../remediation/prometheus.ts";
+import { parseQuantity } from "../../runtime/quantity.ts";
+import { instantQuery } from "../../prometheus/query.ts";
 import type { Cache } from "../../runtime/cache.ts";
 import { PodKind } from "../../runtime/kinds.ts";
 import type { KubeObject } from "../../runtime/objects.ts";
