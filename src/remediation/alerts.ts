@@ -1,6 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { apiUrl, get } from "./prometheus.ts";
+import { apiUrl, get } from "../prometheus/query.ts";
 
 /** One alert of Alertmanager's webhook payload (version 4). */
 export interface WebhookAlert {

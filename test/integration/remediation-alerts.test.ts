@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { KwokNodes } from "../../src/controlplane/kwok.ts";
 import { Alertmanager, Prometheus } from "../../src/controlplane/monitoring.ts";
 import { RemediationPolicyKind } from "../../src/crds/remediationpolicy.ts";
-import { OPERATOR_NAMESPACE } from "../../src/manifests/generate.ts";
+import { OPERATOR_NAMESPACE } from "../../src/runtime/identity.ts";
 import { DeploymentKind, NodeKind, PodKind } from "../../src/runtime/kinds.ts";
 import {
   type KubeObject,
