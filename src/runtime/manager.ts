@@ -65,6 +65,10 @@ export class Manager {
       // Paths name objects, never their contents: a write's line says what changed without leaking key material.
       if (method !== "GET") opts.log.debug("api write", { method, path, code: status });
     };
+    opts.client.handshakeObserver = (group, protocol) => {
+      this.metrics.tlsHandshakes.inc({ peer: "kube-apiserver", group, protocol });
+      opts.log.debug("tls connection to the API server", { group, protocol });
+    };
   }
 
   /** The shared informer of a kind, created on first use; namespace pins it to one namespace. */
