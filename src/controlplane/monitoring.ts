@@ -24,13 +24,19 @@ process.once("exit", () => {
 });
 
 export type PrometheusConfig = {
-  /** Scrape jobs by job name, each listing the host:port of its targets; scraped every second at /metrics. */
-  scrapeJobs?: Record<string, string[]>;
+  /**
+   * Scrape jobs by job name, each listing the host:port of its targets; scraped every second at /metrics. With a
+   * bearer token, over HTTPS sending it, as the operator's ServiceMonitor scrapes (its certificate not verified).
+   */
+  scrapeJobs?: Record<string, string[] | { targets: string[]; bearerToken: string }>;
   /**
    * Scrape jobs by job name that find their targets as a ServiceMonitor does: the endpoints of a Service's named port,
-   * discovered through the API server (pod IPs, which this machine must route to).
+   * discovered through the API server (pod IPs, which this machine must route to); a bearer token as above.
    */
-  serviceJobs?: Record<string, { kubeconfig: string; namespace: string; service: string; port: string }>;
+  serviceJobs?: Record<
+    string,
+    { kubeconfig: string; namespace: string; service: string; port: string; bearerToken?: string }
+  >;
   /** The content of each rule file (Prometheus' YAML rule groups); evaluated every second. */
   ruleFiles?: string[];
   /** Where Prometheus sends its alerts, firing and resolved: an Alertmanager's URL. */
@@ -97,6 +103,13 @@ export class Prometheus {
   }
 }
 
+/** HTTPS with a bearer token, the target's certificate not verified (the operator's is self-signed). */
+const withToken = (token: string) => ({
+  scheme: "https",
+  authorization: { credentials: token },
+  tls_config: { insecure_skip_verify: true },
+});
+
 // Rule files go in a folder of their own, rewritten whole, so that a reconfiguration drops the rules it omits.
 function writePrometheusConfig(dir: string, config: PrometheusConfig): void {
   const rulesDir = join(dir, "rules");
@@ -114,17 +127,24 @@ function writePrometheusConfig(dir: string, config: PrometheusConfig): void {
     scrape_configs: [
       ...Object.entries(config.scrapeJobs ?? {}).map(([job, targets]) => ({
         job_name: job,
-        static_configs: [{ targets }],
+        ...(Array.isArray(targets)
+          ? { static_configs: [{ targets }] }
+          : { static_configs: [{ targets: targets.targets }], ...withToken(targets.bearerToken) }),
       })),
-      ...Object.entries(config.serviceJobs ?? {}).map(([job, { kubeconfig, namespace, service, port }]) => ({
-        job_name: job,
-        kubernetes_sd_configs: [{ role: "endpoints", kubeconfig_file: kubeconfig, namespaces: { names: [namespace] } }],
-        relabel_configs: [
-          { source_labels: ["__meta_kubernetes_service_name"], regex: service, action: "keep" },
-          { source_labels: ["__meta_kubernetes_endpoint_port_name"], regex: port, action: "keep" },
-          { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },
-        ],
-      })),
+      ...Object.entries(config.serviceJobs ?? {}).map(
+        ([job, { kubeconfig, namespace, service, port, bearerToken }]) => ({
+          job_name: job,
+          ...(bearerToken && withToken(bearerToken)),
+          kubernetes_sd_configs: [
+            { role: "endpoints", kubeconfig_file: kubeconfig, namespaces: { names: [namespace] } },
+          ],
+          relabel_configs: [
+            { source_labels: ["__meta_kubernetes_service_name"], regex: service, action: "keep" },
+            { source_labels: ["__meta_kubernetes_endpoint_port_name"], regex: port, action: "keep" },
+            { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },
+          ],
+        }),
+      ),
     ],
     rule_files: ruleFiles,
     ...(alertmanager && {

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { Prometheus } from "../../src/controlplane/monitoring.ts";
 import { ctr, REAL_NODE_LABEL, REAL_NODE_NAME } from "../../src/controlplane/real-node.ts";
 import { ROTATE_ANNOTATION } from "../../src/crds/pqkeyset.ts";
-import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../../src/manifests/generate.ts";
+import { serviceAccountToken } from "../../src/controlplane/service-account.ts";
+import { LEADER_ELECTION_ID, METRICS_READER_ROLE, OPERATOR_NAMESPACE } from "../../src/manifests/generate.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
 import { findCondition } from "../../src/runtime/conditions.ts";
 import { DeploymentKind, EventKind, type KindRef, LeaseKind, NamespaceKind, PodKind } from "../../src/runtime/kinds.ts";
@@ -74,6 +75,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await admin.delete(crdKind("EdgeNode"), undefined, `real-${namespace}`).catch(() => undefined);
   await admin.delete(NamespaceKind, undefined, namespace).catch(() => undefined);
+  await admin
+    .request("DELETE", `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${namespace}-prometheus`)
+    .catch(() => undefined);
   rmSync(kustomization, { recursive: true, force: true });
   await admin.close();
 });
@@ -157,6 +161,9 @@ describe("installed with kubectl apply -k", () => {
   });
 
   test("Prometheus scrapes it through the metrics Service", async () => {
+    // As with kube-prometheus-stack: Prometheus' own ServiceAccount, bound to the generated metrics-reader role,
+    // scrapes over HTTPS with its token, which the operator has the API server review.
+    const token = await serviceAccountToken(admin, namespace, "prometheus", METRICS_READER_ROLE);
     const prometheus = await Prometheus.start({
       serviceJobs: {
         "nextgen-operator": {
@@ -164,6 +171,7 @@ describe("installed with kubectl apply -k", () => {
           namespace: OPERATOR_NAMESPACE,
           service: "nextgen-operator-metrics",
           port: "metrics",
+          bearerToken: token,
         },
       },
     });
