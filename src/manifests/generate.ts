@@ -102,16 +102,15 @@ export function generateManifests(): Map<string, string> {
       rules: mergeRules(controllers.flatMap((c) => controllerRules(c as never))),
     }),
   );
-  files.set(
-    "config/rbac/role_binding.yaml",
-    yaml({
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "ClusterRoleBinding",
-      metadata: { name: "nextgen-operator", labels },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "nextgen-operator" },
-      subjects: [subject],
-    }),
-  );
+  /** Binds the ClusterRole of that name to the operator's ServiceAccount. */
+  const bindToOperator = (role: string) => ({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRoleBinding",
+    metadata: { name: role, labels },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+    subjects: [subject],
+  });
+  files.set("config/rbac/role_binding.yaml", yaml(bindToOperator("nextgen-operator")));
   files.set(
     "config/rbac/leader_election_role.yaml",
     yaml(
@@ -141,13 +140,7 @@ export function generateManifests(): Map<string, string> {
         metadata: { name: "nextgen-operator-metrics-auth", labels },
         rules: METRICS_AUTH_RULES,
       },
-      {
-        apiVersion: "rbac.authorization.k8s.io/v1",
-        kind: "ClusterRoleBinding",
-        metadata: { name: "nextgen-operator-metrics-auth", labels },
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "nextgen-operator-metrics-auth" },
-        subjects: [subject],
-      },
+      bindToOperator("nextgen-operator-metrics-auth"),
     ),
   );
   files.set(

@@ -12,6 +12,7 @@ import { KubeConfig as ClientNodeKubeConfig } from "@kubernetes/client-node";
 import { dump } from "js-yaml";
 import { afterEach, describe, expect, test, vi } from "vitest";
 import { SERVICE_ACCOUNT_DIR, fromFiles, inClusterConfig } from "../../src/runtime/kubeconfig.ts";
+import { kubeconfigYaml } from "../fixtures/kubeconfig.ts";
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
@@ -80,20 +81,9 @@ function write(dir: string, name: string, text: string, mode = 0o600): string {
   writeFileSync(path, text, { mode });
   return path;
 }
-/** A kubeconfig of one context joining cluster "c" and user "u". */
+/** A kubeconfig file of one context joining cluster "c" and user "u". */
 function kubeconfig(dir: string, cluster: Record<string, unknown>, user?: Record<string, unknown>): string {
-  return write(
-    dir,
-    "config",
-    dump({
-      apiVersion: "v1",
-      kind: "Config",
-      "current-context": "ctx",
-      clusters: [{ name: "c", cluster }],
-      users: user ? [{ name: "u", user }] : [],
-      contexts: [{ name: "ctx", context: { cluster: "c", ...(user && { user: "u" }) } }],
-    }),
-  );
+  return write(dir, "config", kubeconfigYaml(cluster, user));
 }
 /** An exec plugin printing an ExecCredential of the apiVersion asked for, with `status`. */
 function plugin(dir: string, apiVersion: string, status: Record<string, unknown>): Record<string, unknown> {
