@@ -6,13 +6,11 @@ import { controllerRules } from "../runtime/controller.ts";
 import { LeaseKind } from "../runtime/kinds.ts";
 import { METRICS_AUTH_RULES, METRICS_PATH } from "../runtime/metrics-auth.ts";
 import { mergeRules } from "../runtime/rbac.ts";
+import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT } from "../runtime/identity.ts";
 import { healthCheckKey, healthCheckLua } from "./argocd.ts";
 import { dashboard } from "./dashboard.ts";
 import { ruleGroups } from "./monitoring.ts";
 
-export const OPERATOR_NAMESPACE = "itechsmart-nextgen";
-export const OPERATOR_SERVICE_ACCOUNT = "nextgen-operator";
-export const LEADER_ELECTION_ID = "nextgen-operator-leader";
 /** The container ports config/manager/manager.yaml and config/alert-webhook serve on. */
 export const METRICS_PORT = 8443;
 export const ALERT_WEBHOOK_PORT = 8082;
