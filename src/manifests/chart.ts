@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { dump, load, loadAll } from "js-yaml";
+import { LOG_LEVELS } from "../runtime/log.ts";
 
 /**
  * The Helm chart charts/nextgen-operator, generated from what config/ is made of: the CRDs, RBAC and monitoring the
@@ -75,7 +76,7 @@ function valuesTree(manager: Deployment): ValuesTree {
     logLevel: {
       default: "info",
       description: "`--log-level`.",
-      schema: { enum: ["debug", "info", "warn", "error"] },
+      schema: { enum: LOG_LEVELS },
     },
     resources: {
       default: container.resources,
