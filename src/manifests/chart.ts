@@ -547,7 +547,8 @@ nextgen-operator {{ .Chart.AppVersion }} is installed in {{ .Release.Namespace }
 
   kubectl -n {{ .Release.Namespace }} rollout status deployment/nextgen-operator
   helm test {{ .Release.Name }} -n {{ .Release.Namespace }}
-  kubectl apply -f https://github.com/itechsmart/nextgen-operator/tree/v{{ .Chart.Version }}/config/samples   # examples
+
+Examples: config/samples in the repository; every field: docs/api.md, or kubectl explain pqkeysets.spec.
 
 The CRDs stay when the release is uninstalled (helm.sh/resource-policy: keep), and so do your objects.
 `,
