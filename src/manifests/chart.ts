@@ -361,11 +361,13 @@ function testTemplate(
 ): unknown {
   const podSpec = manager.spec.template.spec;
   const container = podSpec.containers[0]!;
-  const url = `http://${metricsService.metadata.name}.${RELEASE_NAMESPACE}:${metricsService.spec.ports[0]!.port}/metrics`;
+  // The Service's address from the variables the kubelet sets for the Services of the pod's namespace: no cluster DNS needed.
+  const service = metricsService.metadata.name.toUpperCase().replaceAll("-", "_");
+  const url = `http://\${process.env.${service}_SERVICE_HOST}:\${process.env.${service}_SERVICE_PORT}/metrics`;
   const script =
-    `const r = await fetch("${url}"); const text = await r.text(); ` +
-    `if (!r.ok || !text.includes("nextgen_")) { console.error(r.status, text.slice(0, 500)); process.exit(1); } ` +
-    `console.log("metrics served");`;
+    `const url = \`${url}\`; const r = await fetch(url); const text = await r.text(); ` +
+    `if (!r.ok || !text.includes("nextgen_")) { console.error(url, r.status, text.slice(0, 500)); process.exit(1); } ` +
+    `console.log("metrics served at", url);`;
   return withChartLabels(
     {
       apiVersion: "v1",

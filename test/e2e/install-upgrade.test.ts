@@ -170,9 +170,9 @@ async function doneOnce(step: string, before: Resource): Promise<void> {
   );
   expect(after.status?.revision).toBe((before.status?.revision as number) + 1);
   // The key that was current is kept as the retained one: nothing of the key set was lost.
-  const keys = after.status?.keys as Array<{ kid: string; state: string }>;
+  const keys = after.status?.keys as Array<{ keyId: string; state: string }>;
   expect(keys.map((k) => k.state)).toEqual(["Active", "Retained"]);
-  expect(keys[1]?.kid).toBe(before.status?.currentKeyId);
+  expect(keys[1]?.keyId).toBe(before.status?.currentKeyId);
 }
 
 /** Every object made under 0.1.0 is still there: the same UIDs. */
@@ -278,7 +278,7 @@ describe("from release 0.1.0 to the current build", () => {
       "--logs",
     );
     expect(tested).toMatch(/TEST SUITE:\s+nextgen-operator-test-metrics[\s\S]*Phase:\s+Succeeded/);
-    expect(tested).toContain("metrics served");
+    expect(tested).toContain("metrics served at");
   });
 
   test("helm uninstall removes the operator and keeps the CRDs and every object", async () => {
