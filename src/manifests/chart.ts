@@ -21,9 +21,12 @@ type ValuesTree = { [key: string]: Leaf | ValuesTree };
 const isLeaf = (v: Leaf | ValuesTree): v is Leaf => "description" in v && typeof v.description === "string";
 
 /** The chart's values: defaults (some read from config/manager), what each does, and the schema Helm checks them with. */
-function valuesTree(manager: Deployment): ValuesTree {
+function valuesTree(manager: Deployment, webhookPatch: JsonPatchOp[]): ValuesTree {
   const container = manager.spec.template.spec.containers[0]!;
   const [repository, tag] = container.image.split(":") as [string, string];
+  const webhookVolume = webhookPatch.find((op) => op.path.endsWith("/volumes/-"))?.value as {
+    secret: { secretName: string };
+  };
   const object = { type: "object" };
   const list = { type: "array" };
   return {
@@ -91,7 +94,7 @@ function valuesTree(manager: Deployment): ValuesTree {
       enabled: {
         default: true,
         description:
-          "Install and upgrade the CRDs with the release. They carry `helm.sh/resource-policy: keep`: uninstalling never deletes them, nor so the objects stored in them.",
+          "Install and upgrade the CRDs with the release. They carry `helm.sh/resource-policy: keep`: uninstalling never deletes them, so the objects stored in them stay.",
         schema: { type: "boolean" },
       },
     },
@@ -103,7 +106,7 @@ function valuesTree(manager: Deployment): ValuesTree {
         schema: { type: "boolean" },
       },
       secretName: {
-        default: alertWebhookSecret(),
+        default: webhookVolume.secret.secretName,
         description: "The Secret (key `token`) holding the bearer token Alertmanager must send; create it first.",
         schema: { type: "string", minLength: 1 },
       },
@@ -138,10 +141,6 @@ function valuesTree(manager: Deployment): ValuesTree {
       },
     },
   };
-}
-
-function alertWebhookSecret(): string {
-  return "nextgen-operator-alert-webhook";
 }
 
 function leaves(tree: ValuesTree, prefix = ""): Array<[string, Leaf]> {
@@ -438,7 +437,7 @@ export function chartFiles(root: string, config: Map<string, string>, version: s
     [...config]
       .filter(([path]) => path.startsWith(`${dir}/`) && path.endsWith(".yaml") && !path.endsWith("kustomization.yaml"))
       .map(([path, text]) => [path.slice(dir.length + 1), loadAll(text) as Obj[]] as const);
-  const tree = valuesTree(manager);
+  const tree = valuesTree(manager, webhookPatch);
   const put = (path: string, content: string) => files.set(`${CHART_DIR}/${path}`, content);
 
   put(
