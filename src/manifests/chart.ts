@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { dump, load, loadAll } from "js-yaml";
+import { pinnedVersions } from "../controlplane/assets.ts";
 import { LOG_LEVELS } from "../runtime/log.ts";
 
 /**
@@ -417,6 +418,10 @@ app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | qu
 {{- end }}
 `;
 
+function oldestMinor(): string {
+  return pinnedVersions().at(-1)!.split(".").slice(0, 2).join(".");
+}
+
 const readYaml = (root: string, path: string) => loadAll(readFileSync(join(root, path), "utf8")) as unknown[];
 
 /**
@@ -452,7 +457,8 @@ export function chartFiles(root: string, config: Map<string, string>, version: s
           type: "application",
           version,
           appVersion: version,
-          kubeVersion: ">=1.35.0-0",
+          // The oldest minor the tests run (hack/k8s): what the chart is known to work on.
+          kubeVersion: `>=${oldestMinor()}.0-0`,
           home: "https://github.com/itechsmart/nextgen-operator",
           sources: ["https://github.com/itechsmart/nextgen-operator"],
           keywords: ["operator", "post-quantum", "quantum", "edge", "carbon"],
