@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { readManifests } from "../../src/cli/install.ts";
-import { ctr } from "../../src/controlplane/real-node.ts";
+import { ctr, REAL_NODE_LABEL } from "../../src/controlplane/real-node.ts";
+import type { HeldReplicas } from "../../src/crds/carbonbudget.ts";
 import { ROTATE_ANNOTATION } from "../../src/crds/pqkeyset.ts";
 import { crds } from "../../src/crds/index.ts";
 import { OPERATOR_NAMESPACE } from "../../src/manifests/generate.ts";
@@ -21,7 +22,8 @@ import { crdKind, kubectl } from "./harness.ts";
  * objects of every kind and work in flight, then an upgrade to the current build with kustomize (config/default and an
  * image override), then the same install taken over by the Helm chart (`--take-ownership`), `helm test`, and
  * `helm uninstall`, which leaves the CRDs and every user's object. Through each step: the same objects (UIDs), one
- * rotation per request and one run per job.
+ * rotation per request, one run per job, and a workload held by a spent CarbonBudget stays held, then comes back once
+ * at its own count when the budget grows.
  *
  * 0.1.0 runs the image built from this checkout under 0.1.0's reference (no older image exists to pull): what is
  * tested is the upgrade of the manifests, CRDs and pods with work in flight, not a change of the operator's code.
@@ -40,6 +42,9 @@ const QuantumBackend = crdKind("QuantumBackend");
 const QuantumJob = crdKind("QuantumJob");
 const BACKEND = `embedded-${namespace}`;
 const KEYSET = "upgraded";
+/** A Deployment a CarbonBudget holds at zero replicas (its budget spent) through every upgrade. */
+const HELD = "held";
+const CarbonBudget = crdKind("CarbonBudget");
 /** The current build under the names a user's registry would give it, one per upgrade, so each rolls the pods. */
 const KUSTOMIZE_IMAGE = { name: "localhost/nextgen-operator", tag: "kustomize" };
 const HELM_IMAGE = { name: "localhost/nextgen-operator", tag: "helm" };
@@ -175,8 +180,21 @@ async function doneOnce(step: string, before: Resource): Promise<void> {
   expect(keys[1]?.keyId).toBe(before.status?.currentKeyId);
 }
 
-/** Every object made under 0.1.0 is still there: the same UIDs. */
+const budget = async () => (await admin.get<Resource>(CarbonBudget, namespace, HELD))!;
+const heldReplicas = async () =>
+  (await admin.get<Deployment & { spec: { replicas: number } }>(DeploymentKind, namespace, HELD))!.spec.replicas;
+
+/** The held workload is still held, as recorded, and every object made under 0.1.0 is still there. */
 async function nothingLost(): Promise<void> {
+  expect(await heldReplicas()).toBe(0);
+  expect((await budget()).status?.held).toEqual([
+    { target: `Deployment/${HELD}`, replicas: 2, setTo: 0, reason: "Suspended" } satisfies HeldReplicas,
+  ]);
+  await sameObjects();
+}
+
+/** Every object made under 0.1.0 has the same UID. */
+async function sameObjects(): Promise<void> {
   const discovery = new Discovery(admin);
   for (const o of samples) {
     const kind = await discovery.kindRef(o.apiVersion, o.kind);
@@ -219,6 +237,52 @@ describe("from release 0.1.0 to the current build", () => {
       spec: { algorithm: "ML-DSA-44", rotationPeriod: "720h", retainPrevious: 1 },
     } as KubeObject);
     created.set("PQKeySet/upgraded", keys.metadata.uid as string);
+    // A workload whose budget is spent at once: suspended (scaled to zero) under 0.1.0, its count recorded.
+    await admin.apply(DeploymentKind, {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: HELD, namespace },
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: { app: HELD } },
+        template: {
+          metadata: { labels: { app: HELD } },
+          spec: {
+            nodeSelector: { [REAL_NODE_LABEL]: "true" },
+            terminationGracePeriodSeconds: 2,
+            containers: [
+              {
+                name: "probe",
+                image: images.probe,
+                imagePullPolicy: "Never",
+                args: ["serve"],
+                resources: { requests: { cpu: "50m", memory: "16Mi" } },
+              },
+            ],
+          },
+        },
+      },
+    } as KubeObject);
+    await admin.apply(CarbonBudget, {
+      apiVersion: `${CarbonBudget.group}/${CarbonBudget.version}`,
+      kind: CarbonBudget.kind,
+      metadata: { name: HELD, namespace },
+      spec: {
+        budgetGrams: 0,
+        period: { type: "Daily" },
+        mode: "Enforce",
+        selector: { matchLabels: { app: HELD } },
+        energy: { estimate: { wattsPerCore: "50", utilization: "1" } },
+        intensity: { static: { gramsPerKWh: 500 }, refreshInterval: "5s" },
+        actions: { onExhausted: "Suspend" },
+      },
+    } as KubeObject);
+    await waitUntil(
+      "the workload suspended by its spent budget",
+      async () =>
+        (await heldReplicas()) === 0 && ((await budget()).status?.held as unknown[] | undefined)?.length === 1,
+      { timeoutMs: 120_000 },
+    );
     await waitUntil(
       "the key set Ready under 0.1.0",
       async () => findCondition((await keySet()).status?.conditions, "Ready")?.status === "True",
@@ -281,6 +345,20 @@ describe("from release 0.1.0 to the current build", () => {
     expect(tested).toContain("metrics served at");
   });
 
+  test("the budget grows under the new operator: the held workload comes back once, at its own count", async () => {
+    await admin.patch(CarbonBudget, namespace, HELD, "merge", { spec: { budgetGrams: 1e9 } });
+    await waitUntil(
+      "the held workload restored",
+      async () =>
+        (await heldReplicas()) === 2 && ((await budget()).status?.held as unknown[] | undefined) === undefined,
+      { timeoutMs: 120_000 },
+    );
+    // Restored, not restored twice: the count the budget recorded under 0.1.0, and nothing held any more.
+    const settled = await budget();
+    expect(await heldReplicas()).toBe(2);
+    expect(settled.status?.held).toBeUndefined();
+  });
+
   test("helm uninstall removes the operator and keeps the CRDs and every object", async () => {
     const out = helm(
       "uninstall",
@@ -304,6 +382,6 @@ describe("from release 0.1.0 to the current build", () => {
         await admin.get(CustomResourceDefinitionKind, undefined, `${def.kind.plural}.${def.kind.group}`),
       ).toBeDefined();
     }
-    await nothingLost();
+    await sameObjects();
   });
 });
