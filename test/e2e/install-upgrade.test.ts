@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { readManifests } from "../../src/cli/install.ts";
-import { ctr, REAL_NODE_LABEL } from "../../src/controlplane/real-node.ts";
+import { ctr } from "../../src/controlplane/real-node.ts";
 import type { HeldReplicas } from "../../src/crds/carbonbudget.ts";
 import { ROTATE_ANNOTATION } from "../../src/crds/pqkeyset.ts";
 import { crds } from "../../src/crds/index.ts";
@@ -15,7 +15,7 @@ import type { Condition, KubeObject } from "../../src/runtime/objects.ts";
 import { Discovery } from "../../src/runtime/discovery.ts";
 import { waitUntil } from "../../src/runtime/wait.ts";
 import { CHART, helmRunner } from "../helm.ts";
-import { crdKind, kubectl } from "./harness.ts";
+import { crdKind, kubectl, nodeProbeDeployment } from "./harness.ts";
 
 /*
  * Installing and upgrading as users do, on the real node: release 0.1.0's install manifest (committed as rendered),
@@ -238,31 +238,7 @@ describe("from release 0.1.0 to the current build", () => {
     } as KubeObject);
     created.set("PQKeySet/upgraded", keys.metadata.uid as string);
     // A workload whose budget is spent at once: suspended (scaled to zero) under 0.1.0, its count recorded.
-    await admin.apply(DeploymentKind, {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { name: HELD, namespace },
-      spec: {
-        replicas: 2,
-        selector: { matchLabels: { app: HELD } },
-        template: {
-          metadata: { labels: { app: HELD } },
-          spec: {
-            nodeSelector: { [REAL_NODE_LABEL]: "true" },
-            terminationGracePeriodSeconds: 2,
-            containers: [
-              {
-                name: "probe",
-                image: images.probe,
-                imagePullPolicy: "Never",
-                args: ["serve"],
-                resources: { requests: { cpu: "50m", memory: "16Mi" } },
-              },
-            ],
-          },
-        },
-      },
-    } as KubeObject);
+    await admin.apply(DeploymentKind, nodeProbeDeployment(namespace, images.probe, HELD, ["serve"]));
     await admin.apply(CarbonBudget, {
       apiVersion: `${CarbonBudget.group}/${CarbonBudget.version}`,
       kind: CarbonBudget.kind,
