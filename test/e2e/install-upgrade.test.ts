@@ -7,7 +7,7 @@ import { ctr } from "../../src/controlplane/real-node.ts";
 import type { HeldReplicas } from "../../src/crds/carbonbudget.ts";
 import { ROTATE_ANNOTATION } from "../../src/crds/pqkeyset.ts";
 import { crds } from "../../src/crds/index.ts";
-import { OPERATOR_NAMESPACE } from "../../src/manifests/generate.ts";
+import { OPERATOR_NAMESPACE } from "../../src/runtime/identity.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
 import { findCondition } from "../../src/runtime/conditions.ts";
 import { CustomResourceDefinitionKind, DeploymentKind, EventKind, NamespaceKind } from "../../src/runtime/kinds.ts";

@@ -1,6 +1,6 @@
 import type { EdgeNode } from "../../crds/edgenode.ts";
 import { EdgeNodeKind } from "../../crds/edgenode.ts";
-import { parseQuantity } from "../../edge/quantity.ts";
+import { parseQuantity } from "../../runtime/quantity.ts";
 import { type Calibration, INVALID_SPEC, type QuantumBackend, QuantumBackendKind } from "../../crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind } from "../../crds/quantumjob.ts";
 import { ProviderError, type RemoteBackendStatus } from "../../quantum/providers/provider.ts";
