@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { dump } from "js-yaml";
 import { controllers } from "../controllers/index.ts";
 import { crds } from "../crds/index.ts";
@@ -7,7 +9,9 @@ import { LeaseKind } from "../runtime/kinds.ts";
 import { METRICS_AUTH_RULES, METRICS_PATH } from "../runtime/metrics-auth.ts";
 import { mergeRules } from "../runtime/rbac.ts";
 import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT } from "../runtime/identity.ts";
+import { apiReference } from "./api-reference.ts";
 import { healthCheckKey, healthCheckLua } from "./argocd.ts";
+import { chartFiles } from "./chart.ts";
 import { dashboard } from "./dashboard.ts";
 import { ruleGroups } from "./monitoring.ts";
 
@@ -71,7 +75,12 @@ export function crdManifest(def: CrdDefinition): unknown {
   };
 }
 
-/** Every generated file under config/, by path relative to the repository root. */
+const ROOT = resolve(import.meta.dirname, "../..");
+
+/**
+ * Every generated file: config/, the Helm chart (charts/nextgen-operator, from config/) and the API reference
+ * (docs/api.md), by path relative to the repository root.
+ */
 export function generateManifests(): Map<string, string> {
   const files = new Map<string, string>();
   const crdFiles = crds.map((d) => `${GROUP}_${d.kind.plural}.yaml`);
@@ -255,5 +264,9 @@ export function generateManifests(): Map<string, string> {
     }),
   );
   files.set("config/monitoring/grafana-dashboard.json", JSON.stringify(dashboard(), null, 2) + "\n");
+
+  const { version } = JSON.parse(readFileSync(resolve(ROOT, "package.json"), "utf8")) as { version: string };
+  for (const [path, content] of chartFiles(ROOT, files, version)) files.set(path, content);
+  files.set("docs/api.md", apiReference(crds) + "\n");
   return files;
 }

@@ -14,7 +14,16 @@ import { DeploymentKind, EventKind, type KindRef, LeaseKind, NamespaceKind, PodK
 import type { Condition, KubeObject } from "../../src/runtime/objects.ts";
 import type { HistoryEntry } from "../../src/crds/remediationpolicy.ts";
 import { waitUntil } from "../../src/runtime/wait.ts";
-import { crdKind, type ContainerState, type Pod, containerdTasks, kubectl, podWhere } from "./harness.ts";
+import {
+  crdKind,
+  type ContainerState,
+  type Pod,
+  type ProbeOptions,
+  containerdTasks,
+  kubectl,
+  nodeProbeDeployment,
+  podWhere,
+} from "./harness.ts";
 
 /*
  * The operator as users run it: its image, built from the Dockerfile, in real Pods on the real node, installed with
@@ -225,36 +234,8 @@ describe("every kind on real containers", () => {
       actions: [action],
       safety: { maxConcurrent: 1, cooldown: "10s", maxActionsPerHour: 6, minAvailable: "0%" },
     });
-  /** A Deployment of node-probe containers on the real node (`args` pick what they do). */
-  const probeDeployment = (name: string, args: string[], opts: { replicas?: number; memoryLimit?: string } = {}) =>
-    ({
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { name, namespace },
-      spec: {
-        replicas: opts.replicas ?? 2,
-        selector: { matchLabels: { app: name } },
-        template: {
-          metadata: { labels: { app: name } },
-          spec: {
-            nodeSelector: { [REAL_NODE_LABEL]: "true" },
-            terminationGracePeriodSeconds: 2,
-            containers: [
-              {
-                name: "probe",
-                image: images.probe,
-                imagePullPolicy: "Never",
-                args,
-                resources: {
-                  requests: { cpu: "50m", memory: opts.memoryLimit ?? "16Mi" },
-                  ...(opts.memoryLimit && { limits: { memory: opts.memoryLimit } }),
-                },
-              },
-            ],
-          },
-        },
-      },
-    }) as KubeObject;
+  const probeDeployment = (name: string, args: string[], opts: ProbeOptions = {}) =>
+    nodeProbeDeployment(namespace, images.probe, name, args, opts);
 
   test("EdgeNode: the real node is a member, Ready", async () => {
     await applyResource(EdgeNode, `real-${namespace}`, {
