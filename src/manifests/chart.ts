@@ -91,6 +91,14 @@ function valuesTree(manager: Deployment, webhookPatch: JsonPatchOp[]): ValuesTre
     nodeSelector: { default: {}, description: "The operator pods' nodeSelector.", schema: object },
     tolerations: { default: [], description: "The operator pods' tolerations.", schema: list },
     affinity: { default: {}, description: "The operator pods' affinity.", schema: object },
+    networkPolicy: {
+      enabled: {
+        default: true,
+        description:
+          "NetworkPolicies admitting only scrapes of the metrics port from namespaces labelled `metrics: enabled` (and `helm test`'s pod), and with the alert webhook, Alertmanager's posts from namespaces labelled `alerts: enabled`.",
+        schema: { type: "boolean" },
+      },
+    },
     crds: {
       enabled: {
         default: true,
@@ -354,31 +362,60 @@ function deploymentTemplate(manager: Deployment, webhookPatch: JsonPatchOp[]): u
   };
 }
 
-/** A pod `helm test` runs: the metrics Service answers with the operator's metrics. */
-function testTemplate(
+/**
+ * What `helm test` runs: a pod whose ServiceAccount is bound to the metrics-reader ClusterRole scrapes the metrics
+ * Service as Prometheus does (HTTPS with its token), so the test proves the authentication and authorization too.
+ */
+function testTemplates(
   manager: Deployment,
   metricsService: Obj & { spec: { ports: Array<{ port: number }> } },
-): unknown {
+  metricsReader: Obj,
+): unknown[] {
   const podSpec = manager.spec.template.spec;
   const container = podSpec.containers[0]!;
+  const name = `${NAME}-test-metrics`;
+  const hook = (weight: string) => ({
+    "helm.sh/hook": "test",
+    "helm.sh/hook-weight": weight,
+    "helm.sh/hook-delete-policy": "before-hook-creation,hook-succeeded",
+  });
+  const labels = { "app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "test" };
   // The Service's address from the variables the kubelet sets for the Services of the pod's namespace: no cluster DNS needed.
   const service = metricsService.metadata.name.toUpperCase().replaceAll("-", "_");
-  const url = `http://\${process.env.${service}_SERVICE_HOST}:\${process.env.${service}_SERVICE_PORT}/metrics`;
+  const url = `https://\${process.env.${service}_SERVICE_HOST}:\${process.env.${service}_SERVICE_PORT}/metrics`;
+  // The serving certificate is self-signed unless --metrics-cert-dir names one: not verified, as by the ServiceMonitor.
   const script =
-    `const url = \`${url}\`; const r = await fetch(url); const text = await r.text(); ` +
-    `if (!r.ok || !text.includes("nextgen_")) { console.error(url, r.status, text.slice(0, 500)); process.exit(1); } ` +
-    `console.log("metrics served at", url);`;
-  return withChartLabels(
+    `const { readFileSync } = process.getBuiltinModule("node:fs"); const https = process.getBuiltinModule("node:https"); ` +
+    `const url = \`${url}\`; ` +
+    `const token = readFileSync("/var/run/secrets/kubernetes.io/serviceaccount/token", "utf8"); ` +
+    `https.get(url, { rejectUnauthorized: false, headers: { authorization: \`Bearer \${token}\` } }, (r) => { ` +
+    `let text = ""; r.setEncoding("utf8"); r.on("data", (c) => (text += c)); r.on("end", () => { ` +
+    `if (r.statusCode !== 200 || !text.includes("nextgen_")) { console.error(url, r.statusCode, text.slice(0, 500)); process.exit(1); } ` +
+    `console.log("metrics served at", url, "to a metrics reader"); }); ` +
+    `}).on("error", (e) => { console.error(url, e.message); process.exit(1); });`;
+  const serviceAccount = withChartLabels(
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name, labels, annotations: hook("-1") } } as Obj,
+    true,
+  );
+  const binding = withChartLabels(
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      // Cluster-scoped: one per release namespace.
+      metadata: { name: `${name}-${RELEASE_NAMESPACE}`, labels, annotations: hook("-1") },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: metricsReader.metadata.name },
+      subjects: [{ kind: "ServiceAccount", name, namespace: RELEASE_NAMESPACE }],
+    } as Obj,
+    false,
+  );
+  const pod = withChartLabels(
     {
       apiVersion: "v1",
       kind: "Pod",
-      metadata: {
-        name: `${NAME}-test-metrics`,
-        labels: { "app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "test" },
-        annotations: { "helm.sh/hook": "test", "helm.sh/hook-delete-policy": "before-hook-creation,hook-succeeded" },
-      } as Obj["metadata"],
+      metadata: { name, labels, annotations: hook("0") } as Obj["metadata"],
       spec: {
         restartPolicy: "Never",
+        serviceAccountName: name,
         imagePullSecrets: block("imagePullSecrets"),
         securityContext: podSpec.securityContext,
         nodeSelector: block("nodeSelector"),
@@ -394,6 +431,32 @@ function testTemplate(
         ],
       },
     } as Obj,
+    true,
+  );
+  return [serviceAccount, binding, pod];
+}
+
+/** config/'s NetworkPolicy for the metrics port, also admitting `helm test`'s pod (the release's namespace need not be labelled). */
+function metricsNetworkPolicy(policy: Obj & { spec: { ingress: unknown[] } }): Obj {
+  return withChartLabels(
+    {
+      ...policy,
+      spec: {
+        ...policy.spec,
+        ingress: policy.spec.ingress.map((rule) => {
+          const r = rule as { from: unknown[] };
+          return {
+            ...r,
+            from: [
+              ...r.from,
+              {
+                podSelector: { matchLabels: { "app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "test" } },
+              },
+            ],
+          };
+        }),
+      },
+    },
     true,
   );
 }
@@ -546,7 +609,29 @@ export function chartFiles(root: string, config: Map<string, string>, version: s
       ".Values.monitoring.dashboard.enabled",
     ),
   );
-  put("templates/tests/test-metrics.yaml", helmTemplate(testTemplate(manager, metricsService)));
+  const generated = <T = Obj>(path: string) => loadAll(config.get(path)!)[0] as T;
+  const metricsReader = generated("config/rbac/metrics_reader_role.yaml");
+  put(
+    "templates/tests/test-metrics.yaml",
+    testTemplates(manager, metricsService, metricsReader)
+      .map((d) => helmTemplate(d).slice(header.length))
+      .reduce((all, doc, i) => all + (i ? "---\n" : "") + doc, header),
+  );
+  const metricsPolicy = generated<Obj & { spec: { ingress: unknown[] } }>(
+    "config/network-policy/allow-metrics-traffic.yaml",
+  );
+  put(
+    "templates/network-policy.yaml",
+    helmTemplate(metricsNetworkPolicy(metricsPolicy), ".Values.networkPolicy.enabled"),
+  );
+  const webhookPolicy = generated("config/alert-webhook/network-policy.yaml");
+  put(
+    "templates/alert-webhook-network-policy.yaml",
+    helmTemplate(
+      withChartLabels(webhookPolicy, true),
+      "and .Values.networkPolicy.enabled .Values.alertWebhook.enabled",
+    ),
+  );
   put(
     "templates/NOTES.txt",
     `{{/* Generated by \`npm run manifests\`. Do not edit by hand. */ -}}

@@ -123,13 +123,15 @@ describe("the chart", () => {
     const kustomized = [
       ...(await readManifests(join(ROOT, "config/crd"))),
       ...(await readManifests(join(ROOT, "config/rbac"))),
+      ...(await readManifests(join(ROOT, "config/network-policy"))),
     ].map((o) => `${o.kind}/${o.metadata.name}`);
     const managerDocs = loadAll(readFileSync(join(ROOT, "config/manager/manager.yaml"), "utf8")) as KubeObject[];
     const expected = [...kustomized, ...managerDocs.map((o) => `${o.kind}/${o.metadata.name}`)];
-    // The Namespace is Helm's (--create-namespace) or the user's; the test pod is `helm test`'s.
+    // The Namespace is Helm's (--create-namespace) or the user's; the test's pod, account and binding are `helm test`'s.
+    const isTest = (o: KubeObject) => o.metadata.annotations?.["helm.sh/hook"] === "test";
     expect(
       objects
-        .filter((o) => o.kind !== "Pod")
+        .filter((o) => !isTest(o))
         .map((o) => `${o.kind}/${o.metadata.name}`)
         .sort(),
     ).toEqual(expected.sort());
@@ -180,6 +182,11 @@ describe("the chart", () => {
     expect(deployment.spec.template.metadata.annotations).toEqual({ "example.com/owner": "platform" });
     expect(pod.volumes).toContainEqual({ name: "alert-webhook-token", secret: { secretName: "my-webhook-token" } });
     expect(byKind(objects, "Service").map((s) => s.metadata.name)).toContain("nextgen-operator-alerts");
+    expect(
+      byKind(objects, "NetworkPolicy")
+        .map((p) => p.metadata.name)
+        .sort(),
+    ).toEqual(["nextgen-operator-allow-alert-webhook-traffic", "nextgen-operator-allow-metrics-traffic"]);
 
     // The Prometheus Operator's kinds are not served here: they are compared with config/monitoring's instead.
     const monitoringKinds = ["ServiceMonitor", "PrometheusRule"];
@@ -198,9 +205,17 @@ describe("the chart", () => {
     serverDryRun(objects.filter((o) => !monitoringKinds.includes(o.kind)));
   });
 
-  test("crds.enabled=false leaves the CRDs out; bad values are refused by the values schema", () => {
-    const objects = render("--set", "crds.enabled=false");
+  test("crds.enabled=false leaves the CRDs out, networkPolicy.enabled=false the NetworkPolicies; bad values are refused by the values schema", () => {
+    const objects = render(
+      "--set",
+      "crds.enabled=false",
+      "--set",
+      "networkPolicy.enabled=false",
+      "--set",
+      "alertWebhook.enabled=true",
+    );
     expect(byKind(objects, "CustomResourceDefinition")).toEqual([]);
+    expect(byKind(objects, "NetworkPolicy")).toEqual([]);
     expect(byKind(objects, "Deployment")).toHaveLength(1);
     expect(() => render("--set", "logLevel=loud")).toThrow(/logLevel/);
     expect(() => render("--set", "replicaCount=0")).toThrow(/replicaCount/);
