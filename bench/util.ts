@@ -35,6 +35,7 @@ export async function startImageOperator(
   const operator = await OperatorProcess.start({
     entry: "dist/cli/main.js",
     kubeconfig: cp.operatorKubeconfig,
+    metricsKubeconfig: cp.adminKubeconfig,
     args: [...(opts.args ?? []), "--log-level", "info"],
     env: { NODE_OPTIONS: opts.nodeOptions ?? imageNodeOptions(), MALLOC_ARENA_MAX: imageEnv("MALLOC_ARENA_MAX") },
   });

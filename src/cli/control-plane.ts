@@ -41,7 +41,8 @@ Stops the control plane started by 'up'; succeeds quietly when none runs.`,
 
 Finds the control-plane binaries in KUBEBUILDER_ASSETS, or builds them once from the Go modules pinned in
 hack/k8s/<minor> into the cache folder (several minutes; quiet when cached), builds KWOK and the test tools from
-hack/tools, Prometheus and Alertmanager from hack/monitoring the same way, and the GPU runner's Python
+hack/tools, Prometheus and Alertmanager from hack/monitoring, Helm and actionlint from hack/helm and
+hack/actionlint the same way, and the GPU runner's Python
 environment from runners/gpu/requirements.txt, and prints the control plane's folder. 'up', the tests and the demo do the same on first use.
 
 --real-node also builds the real node's kubelet, kube-proxy and images (see 'up').`,

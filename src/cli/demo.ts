@@ -99,6 +99,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     const logFile = join(cp.dir, "operator.log");
     operator = await OperatorProcess.start({
       kubeconfig: cp.operatorKubeconfig,
+      metricsKubeconfig: cp.adminKubeconfig,
       args: ["--leader-elect", "--leader-election-namespace", OPERATOR_NAMESPACE],
       logFile,
     });

@@ -20,7 +20,10 @@ Runs the operator's manager: every controller, leader election, metrics and heal
 
 Flags (each also read from the environment variable in brackets; a flag wins):
   --kubeconfig PATH                  kubeconfig to use [KUBECONFIG]; default: in-cluster service account
-  --metrics-bind-address ADDR        where /metrics listens, "0" to disable (default ":8080") [NEXTGEN_METRICS_BIND_ADDRESS]
+  --metrics-bind-address ADDR        where /metrics listens, "0" to disable (default ":8443") [NEXTGEN_METRICS_BIND_ADDRESS]
+  --metrics-secure BOOL              serve /metrics over HTTPS to authenticated, authorized readers only (TokenReview,
+                                     SubjectAccessReview); false: plain HTTP to anyone (default true) [NEXTGEN_METRICS_SECURE]
+  --metrics-cert-dir DIR             tls.crt and tls.key for /metrics (a mounted Secret); default: self-signed [NEXTGEN_METRICS_CERT_DIR]
   --health-probe-bind-address ADDR   where /healthz and /readyz listen (default ":8081") [NEXTGEN_HEALTH_PROBE_BIND_ADDRESS]
   --leader-elect                     elect a leader on a Lease before reconciling [NEXTGEN_LEADER_ELECT=true]
   --leader-election-namespace NS     namespace of the Lease (default: the pod's namespace, else ${OPERATOR_NAMESPACE}) [NEXTGEN_LEADER_ELECTION_NAMESPACE]
@@ -43,6 +46,8 @@ const SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespa
 export interface RunConfig {
   kubeconfig?: string;
   metricsAddress: string;
+  metricsSecure: boolean;
+  metricsCertDir?: string;
   probeAddress: string;
   leaderElect: boolean;
   leaderElectionNamespace: string;
@@ -59,6 +64,8 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
   const { values } = parse("run", args, {
     kubeconfig: { type: "string" },
     "metrics-bind-address": { type: "string" },
+    "metrics-secure": { type: "string" },
+    "metrics-cert-dir": { type: "string" },
     "health-probe-bind-address": { type: "string" },
     "leader-elect": { type: "boolean" },
     "leader-election-namespace": { type: "string" },
@@ -100,6 +107,10 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
   }
   const alertTokenFile = values["alert-webhook-token-file"] ?? env.NEXTGEN_ALERT_WEBHOOK_TOKEN_FILE;
   if (alertTokenFile) readToken(alertTokenFile); // a missing or empty file is a usage error now, not a 401 later
+  const metricsSecure = values["metrics-secure"] ?? env.NEXTGEN_METRICS_SECURE ?? "true";
+  if (!["true", "false"].includes(metricsSecure)) {
+    throw new UsageError(`run: --metrics-secure must be true or false, got "${metricsSecure}"`);
+  }
   const leaderEnv = env.NEXTGEN_LEADER_ELECT;
   if (leaderEnv !== undefined && !["true", "false"].includes(leaderEnv)) {
     throw new UsageError(`run: NEXTGEN_LEADER_ELECT must be true or false, got "${leaderEnv}"`);
@@ -108,8 +119,10 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
     kubeconfig: values.kubeconfig ?? env.KUBECONFIG,
     metricsAddress: addr(
       "--metrics-bind-address",
-      values["metrics-bind-address"] ?? env.NEXTGEN_METRICS_BIND_ADDRESS ?? ":8080",
+      values["metrics-bind-address"] ?? env.NEXTGEN_METRICS_BIND_ADDRESS ?? ":8443",
     ),
+    metricsSecure: metricsSecure === "true",
+    metricsCertDir: values["metrics-cert-dir"] ?? env.NEXTGEN_METRICS_CERT_DIR,
     probeAddress: addr(
       "--health-probe-bind-address",
       values["health-probe-bind-address"] ?? env.NEXTGEN_HEALTH_PROBE_BIND_ADDRESS ?? ":8081",
@@ -191,6 +204,8 @@ export async function runCommand(args: string[]): Promise<number> {
     log,
     namespaces: cfg.namespaces,
     metricsAddress: cfg.metricsAddress,
+    metricsSecure: cfg.metricsSecure,
+    metricsCertDir: cfg.metricsCertDir,
     probeAddress: cfg.probeAddress,
     concurrency: cfg.concurrency,
     leaderElection: cfg.leaderElect

@@ -46,6 +46,8 @@ type Tool = {
   sources?: string[];
   /** A Prometheus project's command, built as its release does (buildRelease). */
   release?: Release;
+  /** The variable its release stamps with the version (`-X`): the version go.mod pins of `module`. */
+  versionStamp?: { module: string; variable: string };
 };
 
 type Release = {
@@ -82,6 +84,15 @@ const TOOLS = {
     pkg: "github.com/prometheus/alertmanager/cmd/alertmanager",
     release: { module: "github.com/prometheus/alertmanager", generated: ["ui/app/dist"] },
   },
+  // Lints, renders, installs, tests and upgrades the chart (charts/nextgen-operator), as its users do.
+  helm: {
+    module: "helm",
+    pkg: "helm.sh/helm/v4/cmd/helm",
+    // As Helm's Makefile stamps a release: `helm version` and the chart's kubeVersion checks read it.
+    versionStamp: { module: "helm.sh/helm/v4", variable: "helm.sh/helm/v4/internal/version.version" },
+  },
+  // Lints .github/workflows in `npm run lint`.
+  actionlint: { module: "actionlint", pkg: "github.com/rhysd/actionlint/cmd/actionlint" },
 } satisfies Record<string, Tool>;
 export type ToolName = keyof typeof TOOLS;
 export const TOOL_NAMES = Object.keys(TOOLS) as ToolName[];
@@ -114,8 +125,14 @@ export function pinnedVersions(): string[] {
 }
 
 function pinnedVersion(moduleDir: string): string {
-  const match = /^\s*k8s\.io\/kubernetes v(1\.\d+\.\d+)\b/m.exec(readFileSync(join(moduleDir, "go.mod"), "utf8"));
-  if (!match) throw new Error(`${moduleDir}/go.mod does not require k8s.io/kubernetes`);
+  return requiredVersion(moduleDir, "k8s.io/kubernetes").slice(1);
+}
+
+/** The version (e.g. "v1.35.4") of `module` that `moduleDir`'s go.mod requires. */
+function requiredVersion(moduleDir: string, module: string): string {
+  const line = new RegExp(`^\\s*${module.replaceAll(".", "\\.")} (v\\d+\\.\\d+\\.\\d+\\S*)`, "m");
+  const match = line.exec(readFileSync(join(moduleDir, "go.mod"), "utf8"));
+  if (!match) throw new Error(`${moduleDir}/go.mod does not require ${module}`);
   return match[1]!;
 }
 
@@ -247,11 +264,14 @@ function buildKubernetes(
   );
 }
 
-/** The path of a test tool from hack/tools or hack/monitoring, built once and cached. */
+/** The path of a tool from hack/tools, hack/monitoring, hack/helm or hack/actionlint, built once and cached. */
 export async function ensureTool(name: ToolName, log: (line: string) => void): Promise<string> {
   const tool: Tool = TOOLS[name];
   const moduleDir = join(HACK, tool.module);
-  const recipe = tool.release ? [tool.pkg, JSON.stringify(tool.release)] : [tool.pkg];
+  const ldflags = tool.versionStamp
+    ? [`-X ${tool.versionStamp.variable}=${requiredVersion(moduleDir, tool.versionStamp.module)}`]
+    : [];
+  const recipe = tool.release ? [tool.pkg, JSON.stringify(tool.release)] : [tool.pkg, ...ldflags];
   const dir = await buildCached(
     name,
     join(cacheRoot(), "tools", `${name}-${buildKey(moduleDir, tool.sources ?? [], recipe)}`),
@@ -259,7 +279,7 @@ export async function ensureTool(name: ToolName, log: (line: string) => void): P
     (out) =>
       tool.release
         ? buildRelease(moduleDir, tool.pkg, tool.release, out, log)
-        : goBuild(moduleDir, out, [tool.pkg], [], log),
+        : goBuild(moduleDir, out, [tool.pkg], ldflags, log),
     log,
   );
   return join(dir, name);

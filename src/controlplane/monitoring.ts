@@ -28,7 +28,13 @@ process.once("exit", () => {
  * Operator attaches (namespace, pod, container, service, endpoint: the exporter's own), and with `honorLabels` false
  * (the default, as in Prometheus) an exporter's label of the same name is kept as `exported_<name>`.
  */
-export type ScrapeJob = { targets: string[]; labels?: Record<string, string>; honorLabels?: boolean };
+export type ScrapeJob = {
+  targets: string[];
+  labels?: Record<string, string>;
+  honorLabels?: boolean;
+  /** Scraped over HTTPS sending it, as the operator's ServiceMonitor scrapes (its certificate not verified). */
+  bearerToken?: string;
+};
 
 export type PrometheusConfig = {
   /**
@@ -38,9 +44,12 @@ export type PrometheusConfig = {
   scrapeJobs?: Record<string, string[] | ScrapeJob>;
   /**
    * Scrape jobs by job name that find their targets as a ServiceMonitor does: the endpoints of a Service's named port,
-   * discovered through the API server (pod IPs, which this machine must route to).
+   * discovered through the API server (pod IPs, which this machine must route to); a bearer token as above.
    */
-  serviceJobs?: Record<string, { kubeconfig: string; namespace: string; service: string; port: string }>;
+  serviceJobs?: Record<
+    string,
+    { kubeconfig: string; namespace: string; service: string; port: string; bearerToken?: string }
+  >;
   /** The content of each rule file (Prometheus' YAML rule groups); evaluated every second. */
   ruleFiles?: string[];
   /** Where Prometheus sends its alerts, firing and resolved: an Alertmanager's URL. */
@@ -107,6 +116,13 @@ export class Prometheus {
   }
 }
 
+/** HTTPS with a bearer token, the target's certificate not verified (the operator's is self-signed). */
+const withToken = (token: string) => ({
+  scheme: "https",
+  authorization: { credentials: token },
+  tls_config: { insecure_skip_verify: true },
+});
+
 // Rule files go in a folder of their own, rewritten whole, so that a reconfiguration drops the rules it omits.
 function writePrometheusConfig(dir: string, config: PrometheusConfig): void {
   const rulesDir = join(dir, "rules");
@@ -127,22 +143,29 @@ function writePrometheusConfig(dir: string, config: PrometheusConfig): void {
           targets: hosts,
           labels,
           honorLabels = false,
+          bearerToken,
         }: ScrapeJob = Array.isArray(targets) ? { targets } : targets;
         return {
           job_name: job,
           honor_labels: honorLabels,
+          ...(bearerToken && withToken(bearerToken)),
           static_configs: [{ targets: hosts, ...(labels && { labels }) }],
         };
       }),
-      ...Object.entries(config.serviceJobs ?? {}).map(([job, { kubeconfig, namespace, service, port }]) => ({
-        job_name: job,
-        kubernetes_sd_configs: [{ role: "endpoints", kubeconfig_file: kubeconfig, namespaces: { names: [namespace] } }],
-        relabel_configs: [
-          { source_labels: ["__meta_kubernetes_service_name"], regex: service, action: "keep" },
-          { source_labels: ["__meta_kubernetes_endpoint_port_name"], regex: port, action: "keep" },
-          { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },
-        ],
-      })),
+      ...Object.entries(config.serviceJobs ?? {}).map(
+        ([job, { kubeconfig, namespace, service, port, bearerToken }]) => ({
+          job_name: job,
+          ...(bearerToken && withToken(bearerToken)),
+          kubernetes_sd_configs: [
+            { role: "endpoints", kubeconfig_file: kubeconfig, namespaces: { names: [namespace] } },
+          ],
+          relabel_configs: [
+            { source_labels: ["__meta_kubernetes_service_name"], regex: service, action: "keep" },
+            { source_labels: ["__meta_kubernetes_endpoint_port_name"], regex: port, action: "keep" },
+            { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },
+          ],
+        }),
+      ),
     ],
     rule_files: ruleFiles,
     ...(alertmanager && {

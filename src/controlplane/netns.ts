@@ -88,6 +88,22 @@ export class NetworkNamespace {
     this.ip("link", "set", this.hostEnd, "up");
   }
 
+  /**
+   * Every TCP connection open now dies silently: its packets are dropped both ways inside the namespace, with no
+   * reset and the link up, while connections opened from now on pass (marked by their SYN; conntrack picks up an
+   * older connection midway and would call it new too). What a peer that vanished, a NAT that forgot a flow or a
+   * firewall that dropped it looks like: only probing finds such a connection dead. Lasts as long as the namespace.
+   * Needs iptables with the conntrack and connmark matches.
+   */
+  blackHoleOpenConnections(): void {
+    for (const chain of ["PREROUTING", "OUTPUT"])
+      this.inside(
+        ...`iptables -t mangle -A ${chain} -p tcp --syn -m conntrack --ctstate NEW -j CONNMARK --set-mark 1`.split(" "),
+      );
+    for (const chain of ["INPUT", "OUTPUT"])
+      this.inside(...`iptables -A ${chain} -p tcp -m connmark ! --mark 1 -j DROP`.split(" "));
+  }
+
   /** Removes the namespace and the pair (deleting one end deletes both); safe to call on a half-made namespace. */
   delete(): void {
     for (const args of [

@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, readFileSync } from "node:fs";
 import { once } from "node:events";
+import { request } from "node:https";
 import { join } from "node:path";
+import { fromFiles } from "../runtime/kubeconfig.ts";
 import { waitUntil } from "../runtime/wait.ts";
 
 const MAIN = join(import.meta.dirname, "..", "cli", `main${import.meta.filename.endsWith(".ts") ? ".ts" : ".js"}`);
@@ -17,6 +19,8 @@ export class OperatorProcess {
   readonly child: ChildProcess;
   /** host:port of every server the operator logged as listening ("metrics", "probes", "alert webhook"), by name. */
   readonly addresses: Record<string, string> = {};
+  /** The bearer token scrape() sends by default: of an identity allowed `get` on /metrics. */
+  metricsToken: string | undefined;
   /** Set once stop() was asked for: an exit after that was wanted. */
   stopRequested = false;
   /** "METHOD path code" of every API write the operator logged (at --log-level debug), in order. */
@@ -68,6 +72,8 @@ export class OperatorProcess {
     env?: NodeJS.ProcessEnv;
     logFile?: string;
     wrapper?: string[];
+    /** Whose token scrape() sends: a kubeconfig of an identity allowed `get` on /metrics (an admin's). */
+    metricsKubeconfig?: string;
   }): Promise<OperatorProcess> {
     const [command, ...wrapperArgs] = [...(opts.wrapper ?? []), opts.node ?? process.execPath];
     // The operator binds port 0 and logs where it listens: ports chosen here and bound there could be taken in
@@ -89,6 +95,10 @@ export class OperatorProcess {
       { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] },
     );
     const op = new OperatorProcess(child, opts.logFile);
+    if (opts.metricsKubeconfig) {
+      const { authorization } = (await fromFiles([opts.metricsKubeconfig]).credentials()).headers;
+      op.metricsToken = authorization?.replace(/^Bearer /, "");
+    }
     await waitUntil(
       "the operator's metrics and probe servers to listen",
       () => {
@@ -102,7 +112,35 @@ export class OperatorProcess {
   }
 
   get metricsUrl(): string {
-    return `http://${this.addresses.metrics}/metrics`;
+    return `https://${this.addresses.metrics}/metrics`;
+  }
+
+  /**
+   * GET /metrics with a bearer token (default metricsToken; none: anonymous), as Prometheus' ServiceMonitor scrapes:
+   * over TLS, the operator's self-signed certificate not verified.
+   */
+  scrape(token: string | undefined = this.metricsToken): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const headers = token ? { authorization: `Bearer ${token}` } : undefined;
+      // A connection of its own each time (no agent): a kept-alive one could be one a fault under test cut.
+      request(this.metricsUrl, { headers, rejectUnauthorized: false, agent: false, timeout: 30_000 }, (res) => {
+        let body = "";
+        res.setEncoding("utf8").on("data", (chunk: string) => (body += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body })).on("error", reject);
+      })
+        .on("timeout", function (this: ReturnType<typeof request>) {
+          this.destroy(new Error("no answer from /metrics within 30 s"));
+        })
+        .on("error", reject)
+        .end();
+    });
+  }
+
+  /** The metrics text, read with metricsToken; an error unless the operator answered 200. */
+  async metricsText(): Promise<string> {
+    const { status, body } = await this.scrape();
+    if (status !== 200) throw new Error(`GET ${this.metricsUrl}: ${status} ${body.trim()}`);
+    return body;
   }
 
   get probeUrl(): string {
@@ -140,7 +178,7 @@ export class OperatorProcess {
   }
 
   async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-    const text = await (await fetch(this.metricsUrl)).text();
+    const text = await this.metricsText();
     let sum = 0;
     for (const line of text.split("\n")) {
       if (!line.startsWith(name)) continue;

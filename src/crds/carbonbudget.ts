@@ -233,7 +233,10 @@ export const carbonBudgetCrd: CrdDefinition = {
             required: ["name"],
             properties: {
               name: str("The ConfigMap's name."),
-              namespace: str("Its namespace (default: the exporter's kube-system)."),
+              namespace: str(
+                "Its namespace (default: the exporter's kube-system). A ConfigMap outside the budget's namespace is " +
+                  "read only when its namespace's owner shares it: label nextgen.itechsmart.io/carbon-intensity=shared.",
+              ),
             },
           },
           static: {

@@ -1,8 +1,25 @@
+import { readFileSync } from "node:fs";
 import { type IncomingMessage, request as httpRequest } from "node:http";
 import { Agent, request as httpsRequest } from "node:https";
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { type KindRef, PodKind, apiVersionOf, resourcePath } from "./kinds.ts";
 import { type Credentials, type KubeConfig, loadKubeConfig } from "./kubeconfig.ts";
 import type { KubeObject } from "./objects.ts";
+import { PREFERRED_GROUPS, negotiatedGroup } from "./tls.ts";
+
+/** What every request says it is: `nextgen-operator/<version>`, as client-go sends `<binary>/<version>`. */
+export const USER_AGENT = `nextgen-operator/${
+  (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version
+}`;
+
+/**
+ * How long a connection may stay silent before TCP probes it: the kernel then sends a probe a second (libuv's
+ * interval) and gives up after ten unanswered, so a watch whose connection died without a reset (a partition that
+ * drops packets, a NAT that forgot it) fails within about 25 s and the informer starts another, instead of waiting
+ * out the watch's timeout (5–10 min). client-go's dialer uses 30 s.
+ */
+export const KEEPALIVE_IDLE_MS = 15_000;
 
 /** An error answered by the API server, carrying its metav1.Status. */
 export class ApiError extends Error {
@@ -47,6 +64,26 @@ const patchContentType: Record<PatchType, string> = {
 
 /** Observes every response, e.g. to count API requests by verb and code. */
 export type ResponseObserver = (method: string, path: string, status: number) => void;
+/** Observes every new TLS connection to the API server: the key-exchange group and protocol it negotiated. */
+export type HandshakeObserver = (group: string, protocol: string) => void;
+
+/**
+ * A keep-alive pool whose sockets send TCP keepalive probes after KEEPALIVE_IDLE_MS of silence, prefer the hybrid
+ * post-quantum key exchange, and report each handshake.
+ */
+class ApiServerAgent extends Agent {
+  private readonly onHandshake: (socket: Socket) => void;
+  constructor(options: ConstructorParameters<typeof Agent>[0], onHandshake: (socket: Socket) => void) {
+    super({ ...options, keepAlive: true, keepAliveMsecs: KEEPALIVE_IDLE_MS, ecdhCurve: PREFERRED_GROUPS });
+    this.onHandshake = onHandshake;
+  }
+
+  override createConnection(...args: Parameters<Agent["createConnection"]>): ReturnType<Agent["createConnection"]> {
+    const socket = super.createConnection(...args) as Socket | undefined;
+    socket?.once("secureConnect", () => this.onHandshake(socket));
+    return socket as ReturnType<Agent["createConnection"]>;
+  }
+}
 
 /**
  * A small REST client over the API server. Where it is and how to authenticate come from ./kubeconfig.ts
@@ -57,6 +94,7 @@ export class KubeClient {
   readonly kubeConfig: KubeConfig;
   readonly fieldManager: string;
   observer: ResponseObserver | undefined;
+  handshakeObserver: HandshakeObserver | undefined;
   /**
    * How long a request (not a watch) waits for its whole answer. A request sent on a kept-alive connection that a
    * partition cut hangs in TCP retransmits, resent at growing intervals long after the network is back; given up
@@ -64,7 +102,7 @@ export class KubeClient {
    */
   requestTimeoutMs = 30_000;
   private auth: { at: number; credentials: Credentials } | undefined;
-  /** The connection pool, built for the client certificate it presents (an exec plugin may renew it). */
+  /** The connection pool, built for the client certificate it presents (rotated files, exec plugins renew it). */
   private pool: { cert?: Buffer; key?: Buffer; agent: Agent } | undefined;
   /** A request got no answer at all (refused, reset, unreachable), and none has been answered since. */
   private outOfReach = false;
@@ -112,13 +150,18 @@ export class KubeClient {
     if (!this.auth || now - this.auth.at > 5_000)
       this.auth = { at: now, credentials: await this.kubeConfig.credentials() };
     const { headers, cert, key } = this.auth.credentials;
-    if (!this.pool || this.pool.cert !== cert || this.pool.key !== key) {
-      // A new certificate gets a new pool; requests in flight on the old one (watches among them) finish there.
+    if (!this.pool || !sameBytes(this.pool.cert, cert) || !sameBytes(this.pool.key, key)) {
+      // A new certificate: the old pool's connections (watches among them) are closed, as client-go closes them
+      // on rotation, so that nothing goes on authenticating with the certificate that was replaced; the
+      // informers start their watches again on the new pool.
+      this.pool?.agent.destroy();
       const { ca, rejectUnauthorized, servername } = this.kubeConfig.tls;
       this.pool = {
         cert,
         key,
-        agent: new Agent({ ca, cert, key, rejectUnauthorized, servername, keepAlive: true, maxSockets: 64 }),
+        agent: new ApiServerAgent({ ca, cert, key, rejectUnauthorized, servername, maxSockets: 64 }, (socket) =>
+          this.handshakeObserver?.(negotiatedGroup(socket), (socket as TLSSocket).getProtocol() ?? "none"),
+        ),
       };
     }
     return { headers, agent: this.pool.agent };
@@ -134,7 +177,11 @@ export class KubeClient {
     const deadline = signal ?? AbortSignal.timeout(this.requestTimeoutMs);
     for (const [k, v] of Object.entries(init.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const connection = await this.connection();
-    const headers: Record<string, string> = { accept: "application/json", ...connection.headers };
+    const headers: Record<string, string> = {
+      accept: "application/json",
+      "user-agent": USER_AGENT,
+      ...connection.headers,
+    };
     const body = init.body === undefined ? undefined : JSON.stringify(init.body);
     if (body !== undefined) {
       headers["content-type"] = init.contentType ?? "application/json";
@@ -330,6 +377,8 @@ export class KubeClient {
     }
   }
 }
+
+const sameBytes = (a: Buffer | undefined, b: Buffer | undefined) => (a && b ? a.equals(b) : a === b);
 
 async function readText(res: IncomingMessage): Promise<string> {
   res.setEncoding("utf8");

@@ -45,6 +45,13 @@ export const DeploymentKind: KindRef = {
   plural: "deployments",
   namespaced: true,
 };
+export const CustomResourceDefinitionKind: KindRef = {
+  group: "apiextensions.k8s.io",
+  version: "v1",
+  kind: "CustomResourceDefinition",
+  plural: "customresourcedefinitions",
+  namespaced: false,
+};
 export const StatefulSetKind: KindRef = {
   group: "apps",
   version: "v1",

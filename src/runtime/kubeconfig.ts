@@ -5,10 +5,19 @@
  *
  * Supported: $KUBECONFIG as a list of files merged as kubectl merges them (the first file to name a cluster, user
  * or context wins, and the first current-context set), ~/.kube/config, the in-cluster service account; clusters'
- * server, certificate-authority(-data), insecure-skip-tls-verify and tls-server-name; users' client-certificate
- * (-data), client-key(-data), token, tokenFile, username/password and exec plugins (client.authentication.k8s.io
- * v1 and v1beta1). Not supported: auth-provider (the removed in-tree gcp/azure/oidc plugins), impersonation and
- * proxy-url; each is refused with an error naming it rather than ignored.
+ * server, certificate-authority(-data), insecure-skip-tls-verify, tls-server-name and disable-compression (this
+ * client never asks for compression); users' client-certificate(-data), client-key(-data) (files read again as they
+ * rotate), token, tokenFile, username/password and exec plugins (client.authentication.k8s.io v1 and v1beta1, never
+ * interactive).
+ *
+ * Strict: what it cannot honour is refused with an error naming the field, never dropped: auth-provider (the removed
+ * in-tree gcp/azure/oidc plugins), impersonation (as, as-uid, as-groups, as-user-extra), proxy-url, an exec plugin
+ * that must be interactive (interactiveMode: Always), and any field a kubeconfig does not define (a misspelt
+ * tokenFile would otherwise send requests anonymously). Combinations client-go refuses are refused here too (its
+ * clientcmd/validation.go and transport/transport.go, v0.37.2): a certificate authority with
+ * insecure-skip-tls-verify, a value given both as data and as a file, a certificate without its key, two ways to
+ * authenticate; and, as client-node refuses, credentials sent to an http:// server unless verification was
+ * explicitly skipped. The README lists each difference from client-node's KubeConfig.
  */
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -41,7 +50,46 @@ interface ExecConfig {
   args?: string[];
   env?: Array<{ name: string; value: string }> | null;
   provideClusterInfo?: boolean;
+  interactiveMode?: string;
 }
+
+/** The fields each kubeconfig entry may have (client-go's clientcmd/api/v1 types); any other is refused. */
+const CLUSTER_FIELDS = [
+  "server",
+  "certificate-authority",
+  "certificate-authority-data",
+  "insecure-skip-tls-verify",
+  "tls-server-name",
+  "proxy-url",
+  "disable-compression",
+  "extensions",
+];
+const USER_FIELDS = [
+  "client-certificate",
+  "client-certificate-data",
+  "client-key",
+  "client-key-data",
+  "token",
+  "tokenFile",
+  "username",
+  "password",
+  "exec",
+  "auth-provider",
+  "as",
+  "as-uid",
+  "as-groups",
+  "as-user-extra",
+  "extensions",
+];
+const EXEC_FIELDS = ["apiVersion", "command", "args", "env", "installHint", "provideClusterInfo", "interactiveMode"];
+/** User fields that ask for something this client does not do: refused rather than silently dropped. */
+const UNHONOURED_USER_FIELDS: Record<string, string> = {
+  "auth-provider": "the in-tree auth providers were removed from client-go; use an exec plugin",
+  as: "impersonation is not supported",
+  "as-uid": "impersonation is not supported",
+  "as-groups": "impersonation is not supported",
+  "as-user-extra": "impersonation is not supported",
+};
 
 interface NamedCluster {
   server?: string;
@@ -50,6 +98,7 @@ interface NamedCluster {
   "insecure-skip-tls-verify"?: boolean;
   "tls-server-name"?: string;
   "proxy-url"?: string;
+  "disable-compression"?: boolean;
   extensions?: Array<{ name: string; extension: unknown }>;
 }
 
@@ -63,8 +112,6 @@ interface NamedUser {
   username?: string;
   password?: string;
   exec?: ExecConfig;
-  "auth-provider"?: { name?: string };
-  as?: string;
 }
 
 /** A kubeconfig file's entries, each remembering the directory of the file it came from (relative paths). */
@@ -228,42 +275,63 @@ function resolveContext(m: Merged, env: NodeJS.ProcessEnv): KubeConfig {
   const cluster = m.clusters.get(context.cluster);
   if (!cluster) throw new Error(`${where}: context ${m.currentContext} names cluster ${context.cluster}, not defined`);
   const c = cluster.value;
-  if (!c.server) throw new Error(`${where}: cluster ${context.cluster} has no server`);
-  if (c["proxy-url"]) throw new Error(`${where}: cluster ${context.cluster} sets proxy-url, which is not supported`);
+  const clusterName = `${where}: cluster ${context.cluster}`;
+  refuseUnknown(c, CLUSTER_FIELDS, clusterName);
+  if (!c.server) throw new Error(`${clusterName} has no server`);
+  if (c["proxy-url"]) throw new Error(`${clusterName} sets proxy-url, which is not supported`);
+  const scheme = URL.canParse(c.server) ? new URL(c.server).protocol : undefined;
+  if (scheme !== "https:" && scheme !== "http:")
+    throw new Error(`${clusterName}: server ${c.server} is not an http(s) URL`);
+  const insecure = c["insecure-skip-tls-verify"] === true;
   const user = context.user ? m.users.get(context.user) : undefined;
   if (context.user && !user)
     throw new Error(`${where}: context ${m.currentContext} names user ${context.user}, not defined`);
   const source = `${where}, context ${m.currentContext}`;
 
-  const ca = pem(c["certificate-authority-data"], c["certificate-authority"], cluster.dir, "certificate-authority");
+  const ca = pem(c, "certificate-authority", cluster.dir, clusterName);
+  if (ca && insecure) {
+    // client-go: "specifying a root certificates file with the insecure flag is not allowed".
+    throw new Error(`${clusterName} sets both a certificate-authority and insecure-skip-tls-verify; choose one`);
+  }
   const tls: TlsSettings = {
-    ...(ca && { ca }),
-    rejectUnauthorized: !c["insecure-skip-tls-verify"],
+    ...(ca && { ca: ca() }),
+    rejectUnauthorized: !insecure,
     ...(c["tls-server-name"] && { servername: c["tls-server-name"] }),
   };
   const server = c.server;
   if (!user) return new KubeConfig({ server, tls, source, credentials: () => Promise.resolve({ headers: {} }) });
 
   const u = user.value;
-  const name = context.user as string;
-  if (u["auth-provider"]) {
-    throw new Error(
-      `${where}: user ${name} uses auth-provider ${u["auth-provider"].name ?? ""}, which is not supported (use an exec plugin)`,
-    );
+  const userName = `${where}: user ${context.user}`;
+  refuseUnknown(u, USER_FIELDS, userName);
+  for (const [field, why] of Object.entries(UNHONOURED_USER_FIELDS)) {
+    if ((u as Record<string, unknown>)[field] !== undefined) throw new Error(`${userName} sets ${field}: ${why}`);
   }
-  if (u.as) throw new Error(`${where}: user ${name} impersonates (as), which is not supported`);
-  const cert = pem(u["client-certificate-data"], u["client-certificate"], user.dir, "client-certificate");
-  const key = pem(u["client-key-data"], u["client-key"], user.dir, "client-key");
-  if (!cert !== !key) throw new Error(`${where}: user ${name} has a client certificate or key without the other`);
+  const methods = [
+    u.token && "token",
+    u.tokenFile && "tokenFile",
+    (u.username !== undefined || u.password !== undefined) && "username/password",
+    u.exec && "exec",
+  ].filter(Boolean);
+  if (methods.length > 1)
+    throw new Error(`${userName} sets ${methods.join(" and ")}; only one way to authenticate is allowed`);
+  const cert = pem(u, "client-certificate", user.dir, userName);
+  const key = pem(u, "client-key", user.dir, userName);
+  if (!cert !== !key) throw new Error(`${userName} has a client-certificate or client-key without the other`);
+  if (scheme === "http:" && !insecure && (methods.length || cert)) {
+    // As client-node refuses: credentials in clear text only when the kubeconfig says verification is skipped.
+    throw new Error(`${userName} would send credentials in clear text to ${server}; use https`);
+  }
+  // Read on every call: client certificate files rotate (client-go reloads them too); the client compares contents.
   const staticCredentials = (headers: Record<string, string>): Credentials => ({
     headers,
-    ...(cert && key && { cert, key }),
+    ...(cert && key && { cert: cert(), key: key() }),
   });
 
   if (u.exec) {
-    const exec = new ExecPlugin(u.exec, user.dir, env, `${where}: user ${name}'s exec plugin`, {
+    const exec = new ExecPlugin(u.exec, user.dir, env, `${userName}'s exec plugin`, {
       server,
-      "certificate-authority-data": ca?.toString("base64"),
+      "certificate-authority-data": tls.ca?.toString("base64"),
       "insecure-skip-tls-verify": c["insecure-skip-tls-verify"],
       "tls-server-name": c["tls-server-name"],
       config: c.extensions?.find((e) => e.name === "client.authentication.k8s.io/exec")?.extension,
@@ -291,23 +359,42 @@ function resolveContext(m: Merged, env: NodeJS.ProcessEnv): KubeConfig {
   }
   let headers: Record<string, string> = {};
   if (u.token) headers = { authorization: `Bearer ${u.token}` };
-  else if (u.username !== undefined) {
-    headers = { authorization: `Basic ${Buffer.from(`${u.username}:${u.password ?? ""}`).toString("base64")}` };
+  else if (u.username !== undefined || u.password !== undefined) {
+    headers = { authorization: `Basic ${Buffer.from(`${u.username ?? ""}:${u.password ?? ""}`).toString("base64")}` };
   }
-  const credentials = staticCredentials(headers);
-  return new KubeConfig({ server, tls, source, credentials: () => Promise.resolve(credentials) });
+  return new KubeConfig({ server, tls, source, credentials: () => Promise.resolve(staticCredentials(headers)) });
 }
 
-/** PEM from inline base64 data, else from a file (relative to its kubeconfig's directory). */
-function pem(data: string | undefined, file: string | undefined, dir: string, what: string): Buffer | undefined {
-  if (data) return Buffer.from(data, "base64");
+function refuseUnknown(entry: object, known: string[], what: string): void {
+  const unknown = Object.keys(entry).filter((k) => !known.includes(k));
+  if (unknown.length)
+    throw new Error(`${what} sets ${unknown.join(", ")}, not a kubeconfig field (${known.join(", ")})`);
+}
+
+/**
+ * A PEM value given inline as base64 `<field>-data` or as the file `<field>` (relative to its kubeconfig's
+ * directory), as a reader: a file is read now, to fail early, and again on each call. Undefined when neither is set.
+ */
+function pem(entry: object, field: string, dir: string, what: string): (() => Buffer) | undefined {
+  const fields = entry as Record<string, string | undefined>;
+  const data = fields[`${field}-data`];
+  const file = fields[field];
+  if (data && file) throw new Error(`${what} sets both ${field} and ${field}-data; choose one`);
+  if (data) {
+    const value = Buffer.from(data, "base64");
+    return () => value;
+  }
   if (!file) return undefined;
   const path = inDir(dir, file);
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new Error(`${what} ${path}: ${(e as Error).message}`, { cause: e });
-  }
+  const read = () => {
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new Error(`${what}: ${field} ${path}: ${(e as Error).message}`, { cause: e });
+    }
+  };
+  read();
+  return read;
 }
 
 const inDir = (dir: string, path: string) => (isAbsolute(path) ? path : join(dir, path));
@@ -341,10 +428,19 @@ class ExecPlugin {
   private current: Promise<ExecResult> | undefined;
 
   constructor(config: ExecConfig, dir: string, env: NodeJS.ProcessEnv, what: string, cluster: Record<string, unknown>) {
+    refuseUnknown(config, EXEC_FIELDS, what);
     if (!config.command) throw new Error(`${what} has no command`);
     if (!config.apiVersion || !EXEC_API_VERSIONS.includes(config.apiVersion)) {
       throw new Error(`${what} asks for apiVersion ${config.apiVersion}; supported: ${EXEC_API_VERSIONS.join(", ")}`);
     }
+    // client-go requires interactiveMode in v1 and defaults it to IfAvailable in v1beta1. The operator has no
+    // terminal: a plugin that must ask a person (Always) cannot work, and is refused now rather than hang later.
+    const mode = config.interactiveMode ?? (config.apiVersion.endsWith("/v1beta1") ? "IfAvailable" : undefined);
+    if (mode === undefined) throw new Error(`${what} sets no interactiveMode (Never or IfAvailable)`);
+    if (mode === "Always") throw new Error(`${what} sets interactiveMode Always, but the operator has no terminal`);
+    if (mode !== "Never" && mode !== "IfAvailable")
+      throw new Error(`${what} sets interactiveMode ${mode}, not Never, IfAvailable or Always`);
+    for (const e of config.env ?? []) if (!e.name) throw new Error(`${what} has an env entry without a name`);
     this.config = config;
     this.dir = dir;
     this.env = env;

@@ -1,5 +1,10 @@
+import { readFileSync } from "node:fs";
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
+import type { TLSSocket } from "node:tls";
+import { join } from "node:path";
 import { Cache } from "./cache.ts";
 import type { KubeClient } from "./client.ts";
 import { Controller, type ControllerDefinition } from "./controller.ts";
@@ -8,8 +13,11 @@ import { Informer } from "./informer.ts";
 import { type KindRef, kindKey } from "./kinds.ts";
 import { DEFAULT_LEADER_TIMINGS, LeaderElector, type LeaderElectionConfig } from "./leader.ts";
 import type { Logger } from "./log.ts";
+import { DelegatedAuth, METRICS_PATH } from "./metrics-auth.ts";
 import { RuntimeMetrics } from "./metrics.ts";
 import type { KubeObject } from "./objects.ts";
+import { selfSignedCertificate } from "./self-signed.ts";
+import { PREFERRED_GROUPS, negotiatedGroup } from "./tls.ts";
 
 export interface ManagerOptions {
   client: KubeClient;
@@ -18,6 +26,13 @@ export interface ManagerOptions {
   namespaces?: string[];
   /** "host:port" or ":port"; "0" turns the server off. */
   metricsAddress: string;
+  /**
+   * Metrics over HTTPS for authenticated and authorized readers only (TokenReview, SubjectAccessReview), as
+   * kubebuilder scaffolds them; false serves them over plain HTTP to anyone who can connect.
+   */
+  metricsSecure?: boolean;
+  /** tls.crt and tls.key to serve metrics with (a mounted Secret); default: a self-signed certificate. */
+  metricsCertDir?: string;
   probeAddress: string;
   leaderElection?: Omit<LeaderElectionConfig, "leaseDurationMs" | "renewDeadlineMs" | "retryPeriodMs"> &
     Partial<typeof DEFAULT_LEADER_TIMINGS>;
@@ -64,6 +79,10 @@ export class Manager {
       this.metrics.restRequests.inc({ method, code: String(status) });
       // Paths name objects, never their contents: a write's line says what changed without leaking key material.
       if (method !== "GET") opts.log.debug("api write", { method, path, code: status });
+    };
+    opts.client.handshakeObserver = (group, protocol) => {
+      this.metrics.tlsHandshakes.inc({ peer: "kube-apiserver", group, protocol });
+      opts.log.debug("tls connection to the API server", { group, protocol });
     };
   }
 
@@ -124,10 +143,7 @@ export class Manager {
   async run(signal: AbortSignal): Promise<StopReason> {
     const log = this.opts.log;
     try {
-      await this.listen("metrics", this.opts.metricsAddress, async (_req, res) => {
-        res.setHeader("content-type", this.metrics.registry.contentType);
-        res.end(await this.metrics.registry.metrics());
-      });
+      await this.listen("metrics", this.opts.metricsAddress, this.metricsHandler(), this.metricsTls());
       await this.listen("probes", this.opts.probeAddress, async (req, res) => {
         const path = (req.url ?? "").split("?")[0];
         if (path === "/healthz") return void res.end("ok");
@@ -181,20 +197,61 @@ export class Manager {
     this.opts.log.info("stopped");
   }
 
-  private async listen(name: string, address: string, handle: RequestHandler): Promise<void> {
+  /** /metrics, behind TokenReview and SubjectAccessReview unless metricsSecure is false. */
+  private metricsHandler(): RequestHandler {
+    const auth = this.opts.metricsSecure === false ? undefined : new DelegatedAuth(this.opts.client);
+    return async (req, res) => {
+      if ((req.url ?? "").split("?")[0] !== METRICS_PATH) return void ((res.statusCode = 404), res.end());
+      const verdict = auth && (await auth.check(req));
+      if (verdict && verdict.status !== 200) {
+        if (verdict.status === 500) this.opts.log.error(verdict.message, { error: verdict.cause });
+        else this.opts.log.debug("metrics request refused", { status: verdict.status, reason: verdict.message });
+        res.statusCode = verdict.status;
+        return void res.end(`${verdict.message}\n`);
+      }
+      res.setHeader("content-type", this.metrics.registry.contentType);
+      res.end(await this.metrics.registry.metrics());
+    };
+  }
+
+  /** The metrics server's certificate: from metricsCertDir, else self-signed at start, as controller-runtime does. */
+  private metricsTls(): { cert: string | Buffer; key: string | Buffer } | undefined {
+    if (this.opts.metricsSecure === false) return undefined;
+    const dir = this.opts.metricsCertDir;
+    if (dir) return { cert: readFileSync(join(dir, "tls.crt")), key: readFileSync(join(dir, "tls.key")) };
+    return selfSignedCertificate([hostname(), "localhost", "127.0.0.1"]);
+  }
+
+  private async listen(
+    name: string,
+    address: string,
+    handle: RequestHandler,
+    tls?: { cert: string | Buffer; key: string | Buffer },
+  ): Promise<void> {
     if (address === "0") return;
     const i = address.lastIndexOf(":");
     const host = address.slice(0, i) || "0.0.0.0";
     const port = Number(address.slice(i + 1));
-    const server = createServer((req, res) => {
+    const serve = (req: IncomingMessage, res: ServerResponse) => {
       handle(req, res).catch((e) => {
         res.statusCode = 500;
         res.end(String(e));
       });
-    });
+    };
+    // TLS 1.2 at least (as controller-runtime's servers), the hybrid post-quantum group preferred.
+    const server = tls
+      ? createTlsServer({ ...tls, minVersion: "TLSv1.2", ecdhCurve: PREFERRED_GROUPS }, serve)
+      : createServer(serve);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, host, () => resolve());
+    });
+    // Which key exchange each client's connection negotiated: a metric by server, a log line by client address.
+    server.on("secureConnection", (socket: TLSSocket) => {
+      const group = negotiatedGroup(socket);
+      const protocol = socket.getProtocol() ?? "none";
+      this.metrics.tlsHandshakes.inc({ peer: `${name} client`, group, protocol });
+      this.opts.log.debug(`tls connection to the ${name} server`, { client: socket.remoteAddress, group, protocol });
     });
     this.servers.push(server);
     const a = server.address() as AddressInfo;

@@ -44,6 +44,13 @@ export class RuntimeMetrics {
     labelNames: ["controller"],
     registers: [this.registry],
   });
+  /** Shows, per peer, that connections negotiate the hybrid post-quantum key exchange (README, TLS). */
+  readonly tlsHandshakes = new Counter({
+    name: "nextgen_tls_handshakes_total",
+    help: "TLS connections opened, by peer and the key-exchange group and protocol they negotiated",
+    labelNames: ["peer", "group", "protocol"],
+    registers: [this.registry],
+  });
   readonly queueDepth = new Gauge({
     name: "workqueue_depth",
     help: "Current depth of workqueue",

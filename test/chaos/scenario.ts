@@ -1,10 +1,11 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as hold } from "node:timers/promises";
 import { expect } from "vitest";
 import { installPrerequisites } from "../../src/cli/install.ts";
 import { ControlPlane, type StartOptions } from "../../src/controlplane/control-plane.ts";
+import type { NetworkNamespace } from "../../src/controlplane/netns.ts";
 import { OperatorProcess } from "../../src/controlplane/operator-process.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
 import { imageNodeOptions } from "../../bench/util.ts";
@@ -61,6 +62,29 @@ export interface Scenario {
 }
 
 /**
+ * The operator inside a network namespace, with its own identity, reaching the API server over the veth pair instead
+ * of the loopback (the control plane serves on the pair's host address too: extraServingIPs).
+ */
+export function operatorInNamespace(netns: NetworkNamespace): (cp: ControlPlane) => OperatorLaunch {
+  return (cp) => {
+    const kubeconfig = join(cp.dir, "operator-netns.kubeconfig");
+    const host = new URL(cp.apiserverUrl).host;
+    const yaml = readFileSync(cp.operatorKubeconfig, "utf8").replace(
+      cp.apiserverUrl,
+      `https://${host.replace("127.0.0.1", netns.hostAddress)}`,
+    );
+    writeFileSync(kubeconfig, yaml, { mode: 0o600 });
+    const inside = netns.namespaceAddress;
+    return {
+      kubeconfig,
+      wrapper: netns.wrapper,
+      // Served on the namespace's address so that the test reads them from the host (later flags win).
+      args: ["--metrics-bind-address", `${inside}:0`, "--health-probe-bind-address", `${inside}:0`],
+    };
+  };
+}
+
+/**
  * Runs one fault against a control plane of its own (etcd, kube-apiserver, controller-manager, scheduler, KWOK),
  * the operator as a real process with its ServiceAccount's identity, and the workload of every kind; measures the
  * time from the fault's end until everything converged, the effects lost or duplicated, and the operator's API
@@ -79,6 +103,7 @@ export async function runScenario(scenario: Scenario): Promise<Figures> {
   const start = async (launch: OperatorLaunch) => {
     const op = await OperatorProcess.start({
       kubeconfig: launch.kubeconfig ?? cp.operatorKubeconfig,
+      metricsKubeconfig: cp.adminKubeconfig,
       args: ["--log-level", "info", ...(launch.args ?? [])],
       wrapper: launch.wrapper,
       env: { NODE_OPTIONS: launch.nodeOptions ?? imageNodeOptions() },

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { ctr } from "../../src/controlplane/real-node.ts";
+import { ctr, REAL_NODE_LABEL } from "../../src/controlplane/real-node.ts";
 import { crds } from "../../src/crds/index.ts";
 import type { KubeClient } from "../../src/runtime/client.ts";
 import { type KindRef, PodKind } from "../../src/runtime/kinds.ts";
@@ -103,4 +103,44 @@ export async function podWhere(
   }
   if (!found) throw new Error(`timed out after ${timeoutMs} ms waiting for a Pod (${JSON.stringify(which)}) ${what}`);
   return found;
+}
+
+export type ProbeOptions = { replicas?: number; memoryLimit?: string };
+
+/** A Deployment of node-probe containers (`image`) on the real node in `namespace` (`args` pick what they do). */
+export function nodeProbeDeployment(
+  namespace: string,
+  image: string,
+  name: string,
+  args: string[],
+  opts: ProbeOptions = {},
+): KubeObject {
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name, namespace },
+    spec: {
+      replicas: opts.replicas ?? 2,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          nodeSelector: { [REAL_NODE_LABEL]: "true" },
+          terminationGracePeriodSeconds: 2,
+          containers: [
+            {
+              name: "probe",
+              image,
+              imagePullPolicy: "Never",
+              args,
+              resources: {
+                requests: { cpu: "50m", memory: opts.memoryLimit ?? "16Mi" },
+                ...(opts.memoryLimit && { limits: { memory: opts.memoryLimit } }),
+              },
+            },
+          ],
+        },
+      },
+    },
+  } as KubeObject;
 }

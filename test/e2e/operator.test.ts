@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { Prometheus } from "../../src/controlplane/monitoring.ts";
 import { ctr, REAL_NODE_LABEL, REAL_NODE_NAME } from "../../src/controlplane/real-node.ts";
 import { ROTATE_ANNOTATION } from "../../src/crds/pqkeyset.ts";
+import { serviceAccountToken } from "../../src/controlplane/service-account.ts";
+import { METRICS_READER_ROLE } from "../../src/manifests/generate.ts";
 import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../../src/runtime/identity.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
 import { findCondition } from "../../src/runtime/conditions.ts";
@@ -12,7 +14,16 @@ import { DeploymentKind, EventKind, type KindRef, LeaseKind, NamespaceKind, PodK
 import type { Condition, KubeObject } from "../../src/runtime/objects.ts";
 import type { HistoryEntry } from "../../src/crds/remediationpolicy.ts";
 import { waitUntil } from "../../src/runtime/wait.ts";
-import { crdKind, type ContainerState, type Pod, containerdTasks, kubectl, podWhere } from "./harness.ts";
+import {
+  crdKind,
+  type ContainerState,
+  type Pod,
+  type ProbeOptions,
+  containerdTasks,
+  kubectl,
+  nodeProbeDeployment,
+  podWhere,
+} from "./harness.ts";
 
 /*
  * The operator as users run it: its image, built from the Dockerfile, in real Pods on the real node, installed with
@@ -74,6 +85,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await admin.delete(crdKind("EdgeNode"), undefined, `real-${namespace}`).catch(() => undefined);
   await admin.delete(NamespaceKind, undefined, namespace).catch(() => undefined);
+  await admin
+    .request("DELETE", `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${namespace}-prometheus`)
+    .catch(() => undefined);
   rmSync(kustomization, { recursive: true, force: true });
   await admin.close();
 });
@@ -157,6 +171,9 @@ describe("installed with kubectl apply -k", () => {
   });
 
   test("Prometheus scrapes it through the metrics Service", async () => {
+    // As with kube-prometheus-stack: Prometheus' own ServiceAccount, bound to the generated metrics-reader role,
+    // scrapes over HTTPS with its token, which the operator has the API server review.
+    const token = await serviceAccountToken(admin, namespace, "prometheus", METRICS_READER_ROLE);
     const prometheus = await Prometheus.start({
       serviceJobs: {
         "nextgen-operator": {
@@ -164,6 +181,7 @@ describe("installed with kubectl apply -k", () => {
           namespace: OPERATOR_NAMESPACE,
           service: "nextgen-operator-metrics",
           port: "metrics",
+          bearerToken: token,
         },
       },
     });
@@ -216,36 +234,8 @@ describe("every kind on real containers", () => {
       actions: [action],
       safety: { maxConcurrent: 1, cooldown: "10s", maxActionsPerHour: 6, minAvailable: "0%" },
     });
-  /** A Deployment of node-probe containers on the real node (`args` pick what they do). */
-  const probeDeployment = (name: string, args: string[], opts: { replicas?: number; memoryLimit?: string } = {}) =>
-    ({
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { name, namespace },
-      spec: {
-        replicas: opts.replicas ?? 2,
-        selector: { matchLabels: { app: name } },
-        template: {
-          metadata: { labels: { app: name } },
-          spec: {
-            nodeSelector: { [REAL_NODE_LABEL]: "true" },
-            terminationGracePeriodSeconds: 2,
-            containers: [
-              {
-                name: "probe",
-                image: images.probe,
-                imagePullPolicy: "Never",
-                args,
-                resources: {
-                  requests: { cpu: "50m", memory: opts.memoryLimit ?? "16Mi" },
-                  ...(opts.memoryLimit && { limits: { memory: opts.memoryLimit } }),
-                },
-              },
-            ],
-          },
-        },
-      },
-    }) as KubeObject;
+  const probeDeployment = (name: string, args: string[], opts: ProbeOptions = {}) =>
+    nodeProbeDeployment(namespace, images.probe, name, args, opts);
 
   test("EdgeNode: the real node is a member, Ready", async () => {
     await applyResource(EdgeNode, `real-${namespace}`, {

@@ -6,6 +6,7 @@ import { type EdgeNode, EdgeNodeKind } from "../../src/crds/edgenode.ts";
 import { type QuantumBackend, QuantumBackendKind, type QuantumBackendSpec } from "../../src/crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind, type QuantumJobSpec } from "../../src/crds/quantumjob.ts";
 import { type RemediationPolicy, RemediationPolicyKind } from "../../src/crds/remediationpolicy.ts";
+import { SHARED_INTENSITY_LABEL } from "../../src/controllers/carbonbudget/intensity.ts";
 import { findCondition } from "../../src/runtime/conditions.ts";
 import {
   ConfigMapKind,
@@ -412,6 +413,28 @@ describe("intensity sources fail safe", () => {
     const corrupt = await waitBudget(ns, "exported", "reported", (b) => condition(b, "Ready")?.status === "False");
     expect(condition(corrupt, "Ready")).toMatchObject({ reason: "ConfigMapInvalid" });
     expect(condition(corrupt, "Ready")?.message).toMatch(/numOfRecords says 288, binaryData.data holds 3 points/);
+
+    // A tenant of another namespace pointing at it learns nothing of it (missing or present read the same) until
+    // the namespace's owner shares it.
+    const tenant = await createNamespace(admin, "cb-tenant");
+    await admin.patch(ConfigMapKind, ns, "carbon-intensity", "merge", { data: { numOfRecords: "3" } });
+    await budget(tenant, "borrowed", {
+      energy: { estimate: { wattsPerCore: "10" } },
+      intensity: { configMap: { name: "carbon-intensity", namespace: ns } },
+    });
+    await budget(tenant, "absent", {
+      energy: { estimate: { wattsPerCore: "10" } },
+      intensity: { configMap: { name: "no-such-configmap", namespace: ns } },
+    });
+    const refused = await waitBudget(tenant, "borrowed", "refused", (b) => condition(b, "Ready")?.status === "False");
+    const absent = await waitBudget(tenant, "absent", "refused", (b) => condition(b, "Ready")?.status === "False");
+    for (const b of [refused, absent]) expect(condition(b, "Ready")?.reason).toBe("ConfigMapNotShared");
+    expect(refused.status?.intensity).toBeUndefined();
+    await admin.patch(ConfigMapKind, ns, "carbon-intensity", "merge", {
+      metadata: { labels: { [SHARED_INTENSITY_LABEL]: "shared" } },
+    });
+    const shared = await waitBudget(tenant, "borrowed", "230 g/kWh", (b) => b.status?.intensity?.gramsPerKWh === 230);
+    expect(condition(shared, "Ready")?.status).toBe("True");
   });
 });
 

@@ -55,6 +55,7 @@ export async function startOperator(
     kubeconfig,
     args: ["--log-level", "debug", ...args],
     logFile,
+    metricsKubeconfig: inject("controlPlane").adminKubeconfig,
     ...launch,
   });
   // An operator that dies under a test says why: its last lines go to the test output.

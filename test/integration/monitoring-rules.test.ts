@@ -77,7 +77,12 @@ beforeAll(async () => {
     NodeKind,
   ]);
   prometheus = await Prometheus.start(
-    { scrapeJobs: { [JOB]: [operator.addresses.metrics as string] }, ruleFiles: [RULES] },
+    {
+      scrapeJobs: {
+        [JOB]: { targets: [operator.addresses.metrics as string], bearerToken: operator.metricsToken as string },
+      },
+      ruleFiles: [RULES],
+    },
     (line) => process.stderr.write(`[monitoring] ${line}\n`),
   );
 
@@ -213,7 +218,7 @@ test("what the objects exercise returns data, and the rules see the budget runni
       intervalMs: 500,
     }).catch(async (e) => {
       const name = expr.replace(/[{ ].*$/, "");
-      const exported = (await (await fetch(operator.metricsUrl)).text()).split("\n").filter((l) => l.includes(name));
+      const exported = (await operator.metricsText()).split("\n").filter((l) => l.includes(name));
       throw new Error(
         `${(e as Error).message}; the operator's scrape: ${await scrapeHealth()}; it exports:\n${exported.join("\n")}`,
       );
@@ -243,7 +248,7 @@ test("what the objects exercise returns data, and the rules see the budget runni
 });
 
 test("every metric has help text, and labels naming objects appear only on the documented per-object series", async () => {
-  const text = await (await fetch(operator.metricsUrl)).text();
+  const text = await operator.metricsText();
   const help = new Map<string, string>();
   const labels = new Map<string, Set<string>>();
   for (const line of text.split("\n")) {

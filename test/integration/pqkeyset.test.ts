@@ -249,7 +249,7 @@ describe("PQKeySet", () => {
     expect(privateBodies.length).toBeGreaterThan(10);
     const statuses = JSON.stringify((await admin.list(PQKeySetKind, { namespace: ns })).items);
     const events = JSON.stringify((await admin.list(EventKind, { namespace: ns })).items);
-    const metrics = await (await fetch(operator.metricsUrl)).text();
+    const metrics = await operator.metricsText();
     for (const body of privateBodies) {
       for (const text of [statuses, events, operator.logs, metrics]) expect(text.includes(body)).toBe(false);
     }

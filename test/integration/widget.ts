@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeClient } from "../../src/runtime/client.ts";
 import { defineController } from "../../src/runtime/controller.ts";
 import { TerminalError } from "../../src/runtime/errors.ts";
-import { ConfigMapKind, type KindRef } from "../../src/runtime/kinds.ts";
+import { ConfigMapKind, CustomResourceDefinitionKind, type KindRef } from "../../src/runtime/kinds.ts";
 import type { Resource } from "../../src/runtime/objects.ts";
 import { Logger } from "../../src/runtime/log.ts";
 import { Manager, type ManagerOptions } from "../../src/runtime/manager.ts";
@@ -65,14 +65,7 @@ export const widgetCrd = {
 };
 
 export async function installWidgetCrd(admin: KubeClient): Promise<void> {
-  const crdKind: KindRef = {
-    group: "apiextensions.k8s.io",
-    version: "v1",
-    kind: "CustomResourceDefinition",
-    plural: "customresourcedefinitions",
-    namespaced: false,
-  };
-  await admin.apply(crdKind, widgetCrd);
+  await admin.apply(CustomResourceDefinitionKind, widgetCrd);
   await waitUntil(
     "the Widget CRD to be established",
     async () => {
@@ -81,7 +74,7 @@ export async function installWidgetCrd(admin: KubeClient): Promise<void> {
         kind: string;
         metadata: { name: string };
         status?: { conditions?: { type: string; status: string }[] };
-      }>(crdKind, undefined, widgetCrd.metadata.name);
+      }>(CustomResourceDefinitionKind, undefined, widgetCrd.metadata.name);
       return crd?.status?.conditions?.some((c) => c.type === "Established" && c.status === "True");
     },
     { timeoutMs: 30_000 },

@@ -50,7 +50,9 @@ describe("run configuration", () => {
   test("defaults, environment, and flags winning over environment", () => {
     const cfg = parseRunConfig([], {});
     expect(cfg).toMatchObject({
-      metricsAddress: ":8080",
+      metricsAddress: ":8443",
+      metricsSecure: true,
+      metricsCertDir: undefined,
       probeAddress: ":8081",
       leaderElect: false,
       namespaces: undefined,
@@ -63,5 +65,10 @@ describe("run configuration", () => {
       logLevel: "warn",
     });
     expect(parseRunConfig(["--concurrency", "x=4"], {})).toMatchObject({ concurrency: { x: 4 } });
+    expect(parseRunConfig(["--metrics-secure=false"], { NEXTGEN_METRICS_CERT_DIR: "/certs" })).toMatchObject({
+      metricsSecure: false,
+      metricsCertDir: "/certs",
+    });
+    expect(() => parseRunConfig(["--metrics-secure", "no"], {})).toThrow(/--metrics-secure must be true or false/);
   });
 });

@@ -4,24 +4,12 @@ import { join } from "node:path";
 import { dump } from "js-yaml";
 import { describe, expect, test } from "vitest";
 import { fromFiles, inClusterConfig, loadKubeConfig } from "../../src/runtime/kubeconfig.ts";
+import { kubeconfigYaml } from "../fixtures/kubeconfig.ts";
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), "kubeconfig-test-"));
-}
-
-/** A kubeconfig of one context, "ctx", joining cluster "c" and user "u". */
-function kubeconfig(cluster: Record<string, unknown>, user?: Record<string, unknown>, extra: object = {}): string {
-  return dump({
-    apiVersion: "v1",
-    kind: "Config",
-    "current-context": "ctx",
-    clusters: [{ name: "c", cluster }],
-    users: user ? [{ name: "u", user }] : [],
-    contexts: [{ name: "ctx", context: { cluster: "c", ...(user && { user: "u" }) } }],
-    ...extra,
-  });
 }
 
 function write(dir: string, name: string, text: string): string {
@@ -36,7 +24,7 @@ describe("kubeconfig files", () => {
     const file = write(
       dir,
       "config",
-      kubeconfig(
+      kubeconfigYaml(
         { server: "https://10.0.0.1:6443/", "certificate-authority-data": b64("CA"), "tls-server-name": "api.local" },
         { "client-certificate-data": b64("CERT"), "client-key-data": b64("KEY") },
       ),
@@ -61,23 +49,32 @@ describe("kubeconfig files", () => {
     const file = write(
       dir,
       "config",
-      kubeconfig(
-        { server: "https://h:6443", "certificate-authority": "ca.pem", "insecure-skip-tls-verify": true },
+      kubeconfigYaml(
+        { server: "https://h:6443", "certificate-authority": "ca.pem" },
         { "client-certificate": "cert.pem", "client-key": join(dir, "key.pem"), token: "abc" },
       ),
     );
     const kc = fromFiles([file]);
     expect(kc.tls.ca?.toString()).toBe("CA-FILE");
-    expect(kc.tls.rejectUnauthorized).toBe(false);
     const creds = await kc.credentials();
     expect(creds.headers).toEqual({ authorization: "Bearer abc" });
     expect(creds.cert?.toString()).toBe("CERT-FILE");
     expect(creds.key?.toString()).toBe("KEY-FILE");
+    // Rotated in place (cert-manager's csi-driver, a kubelet's client certificate): the next call reads the new pair.
+    write(dir, "cert.pem", "CERT-ROTATED");
+    write(dir, "key.pem", "KEY-ROTATED");
+    const rotated = await kc.credentials();
+    expect(rotated.cert?.toString()).toBe("CERT-ROTATED");
+    expect(rotated.key?.toString()).toBe("KEY-ROTATED");
   });
 
   test("username and password are sent as basic authentication", async () => {
     const dir = tempDir();
-    const file = write(dir, "config", kubeconfig({ server: "https://h" }, { username: "admin", password: "s3cret" }));
+    const file = write(
+      dir,
+      "config",
+      kubeconfigYaml({ server: "https://h" }, { username: "admin", password: "s3cret" }),
+    );
     expect((await fromFiles([file]).credentials()).headers).toEqual({
       authorization: `Basic ${b64("admin:s3cret")}`,
     });
@@ -86,7 +83,7 @@ describe("kubeconfig files", () => {
   test("a tokenFile is read again on every call, so a rotated token is picked up", async () => {
     const dir = tempDir();
     const token = write(dir, "token", "first\n");
-    const kc = fromFiles([write(dir, "config", kubeconfig({ server: "https://h" }, { tokenFile: token }))]);
+    const kc = fromFiles([write(dir, "config", kubeconfigYaml({ server: "https://h" }, { tokenFile: token }))]);
     expect((await kc.credentials()).headers.authorization).toBe("Bearer first");
     writeFileSync(token, "second");
     expect((await kc.credentials()).headers.authorization).toBe("Bearer second");
@@ -122,7 +119,7 @@ describe("kubeconfig files", () => {
     const dir = tempDir();
     const noContext = write(dir, "a", dump({ clusters: [{ name: "c", cluster: { server: "https://h" } }] }));
     expect(() => fromFiles([noContext])).toThrow(/sets no current-context/);
-    const noServer = write(dir, "b", kubeconfig({}));
+    const noServer = write(dir, "b", kubeconfigYaml({}));
     expect(() => fromFiles([noServer])).toThrow(/cluster c has no server/);
     const unknownUser = write(
       dir,
@@ -134,9 +131,9 @@ describe("kubeconfig files", () => {
       }),
     );
     expect(() => fromFiles([unknownUser])).toThrow(/names user nobody, not defined/);
-    const authProvider = write(dir, "d", kubeconfig({ server: "https://h" }, { "auth-provider": { name: "gcp" } }));
-    expect(() => fromFiles([authProvider])).toThrow(/auth-provider gcp, which is not supported/);
-    const missingCa = write(dir, "e", kubeconfig({ server: "https://h", "certificate-authority": "nope.pem" }));
+    const authProvider = write(dir, "d", kubeconfigYaml({ server: "https://h" }, { "auth-provider": { name: "gcp" } }));
+    expect(() => fromFiles([authProvider])).toThrow(/user u sets auth-provider: .*use an exec plugin/);
+    const missingCa = write(dir, "e", kubeconfigYaml({ server: "https://h", "certificate-authority": "nope.pem" }));
     expect(() => fromFiles([missingCa])).toThrow(/certificate-authority .*nope\.pem/);
     expect(() => fromFiles([join(dir, "absent")])).toThrow(/kubeconfig .*absent/);
   });
@@ -154,15 +151,15 @@ describe("resolution order", () => {
   test("an explicit path first, then $KUBECONFIG, then ~/.kube/config, then the service account", () => {
     const home = tempDir();
     const sa = inCluster();
-    const explicit = write(tempDir(), "config", kubeconfig({ server: "https://explicit" }));
-    const fromEnv = write(tempDir(), "config", kubeconfig({ server: "https://env" }));
+    const explicit = write(tempDir(), "config", kubeconfigYaml({ server: "https://explicit" }));
+    const fromEnv = write(tempDir(), "config", kubeconfigYaml({ server: "https://env" }));
     const all = { ...env, KUBECONFIG: fromEnv };
     expect(loadKubeConfig(explicit, all, home, sa).server).toBe("https://explicit");
     expect(loadKubeConfig(undefined, all, home, sa).server).toBe("https://env");
     expect(loadKubeConfig(undefined, env, home, sa).server).toBe("https://10.96.0.1:443");
     const kube = join(home, ".kube");
     mkdirSync(kube);
-    write(kube, "config", kubeconfig({ server: "https://home" }));
+    write(kube, "config", kubeconfigYaml({ server: "https://home" }));
     expect(loadKubeConfig(undefined, env, home, sa).server).toBe("https://home");
   });
 
@@ -212,7 +209,7 @@ console.log(JSON.stringify({ apiVersion: info.apiVersion, kind: "ExecCredential"
     return write(
       dir,
       "config",
-      kubeconfig(
+      kubeconfigYaml(
         {
           server: "https://h",
           "certificate-authority-data": b64("CA"),
@@ -224,6 +221,7 @@ console.log(JSON.stringify({ apiVersion: info.apiVersion, kind: "ExecCredential"
             command: process.execPath,
             args: [script, "--flag"],
             env: [{ name: "EXTRA", value: "yes" }],
+            ...(apiVersion.endsWith("/v1") && { interactiveMode: "Never" }),
             ...extra,
           },
         },

@@ -11,6 +11,13 @@ import type { KubeObject } from "../../runtime/objects.ts";
 
 /** Where the exporter writes its ConfigMap unless a budget says otherwise. */
 const EXPORTER_NAMESPACE = "kube-system";
+/**
+ * The label with which whoever owns a namespace shares a ConfigMap of it as an intensity source with budgets of
+ * every other namespace (e.g. `kubectl -n kube-system label configmap carbon-intensity
+ * nextgen.itechsmart.io/carbon-intensity=shared`). Without it a budget reads only its own namespace's ConfigMaps:
+ * the operator reads every namespace, and a tenant must not learn through it what another namespace holds.
+ */
+export const SHARED_INTENSITY_LABEL = "nextgen.itechsmart.io/carbon-intensity";
 
 export interface BudgetSource {
   type: IntensitySourceType;
@@ -56,7 +63,18 @@ export function budgetSource(budget: CarbonBudget, cache: Cache, now: number): S
   }
   if (spec.configMap) {
     const cmNs = spec.configMap.namespace ?? EXPORTER_NAMESPACE;
-    const cm = cache.get<ConfigMap>(ConfigMapKind, cmNs, spec.configMap.name);
+    const found = cache.get<ConfigMap>(ConfigMapKind, cmNs, spec.configMap.name);
+    const shared = cmNs === ns || found?.metadata.labels?.[SHARED_INTENSITY_LABEL] === "shared";
+    const cm = shared ? found : undefined;
+    if (!cm && cmNs !== ns)
+      // Missing and not shared read the same: whether another namespace holds such a ConfigMap is not told.
+      return {
+        ok: false,
+        reason: "ConfigMapNotShared",
+        message:
+          `ConfigMap ${cmNs}/${spec.configMap.name} is not shared with other namespaces: its namespace's owner ` +
+          `shares it with the label ${SHARED_INTENSITY_LABEL}=shared.`,
+      };
     if (!cm)
       return {
         ok: false,
