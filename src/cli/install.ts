@@ -36,10 +36,8 @@ export async function applyObjects(
   }
 }
 
-/** Installs what the operator needs before it starts: its namespace, the CRDs (until established) and its RBAC. */
-export async function installPrerequisites(client: KubeClient, root: string, timeoutMs = 60_000): Promise<void> {
-  await applyObjects(client, [{ apiVersion: "v1", kind: "Namespace", metadata: { name: OPERATOR_NAMESPACE } }]);
-  const crds = await readManifests(join(root, "config/crd"));
+/** Server-side applies CustomResourceDefinitions and waits until the API server serves each (Established). */
+export async function applyCrds(client: KubeClient, crds: KubeObject[], timeoutMs = 60_000): Promise<void> {
   await applyObjects(client, crds);
   for (const crd of crds) {
     await waitUntil(
@@ -54,5 +52,11 @@ export async function installPrerequisites(client: KubeClient, root: string, tim
       { timeoutMs },
     );
   }
+}
+
+/** Installs what the operator needs before it starts: its namespace, the CRDs (until established) and its RBAC. */
+export async function installPrerequisites(client: KubeClient, root: string, timeoutMs = 60_000): Promise<void> {
+  await applyObjects(client, [{ apiVersion: "v1", kind: "Namespace", metadata: { name: OPERATOR_NAMESPACE } }]);
+  await applyCrds(client, await readManifests(join(root, "config/crd")), timeoutMs);
   await applyObjects(client, await readManifests(join(root, "config/rbac")));
 }
