@@ -128,12 +128,13 @@ export class ArgoCD {
         "argocd-application-controller",
         argocd,
         [
-          ...["--kubeconfig", kubeconfig, "--namespace", ARGOCD_NAMESPACE],
+          ...["--namespace", ARGOCD_NAMESPACE],
           ...["--redis", redisAddress, "--repo-server", `127.0.0.1:${repoPort}`, "--repo-server-plaintext"],
           ...["--metrics-port", String(controllerMetrics), "--logformat", "text"],
         ],
-        // The shard is read from the host name's ordinal, as in its StatefulSet.
-        { ...common, HOSTNAME: "argocd-application-controller-0" },
+        // KUBECONFIG: its own client and, with ARGOCD_FAKE_IN_CLUSTER, the in-cluster destination's (Argo CD's
+        // Cluster.RESTConfig reads the variable, not --kubeconfig). One replica: no sharding.
+        { ...common, KUBECONFIG: kubeconfig },
       );
       await healthy(controller, controllerMetrics);
       log(`Argo CD running: application-controller, repo-server and Redis (logs in ${dir})`);

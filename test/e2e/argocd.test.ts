@@ -72,9 +72,21 @@ beforeAll(async () => {
 }, 3_600_000); // a fresh machine builds Argo CD first: tens of minutes
 
 afterAll(async () => {
-  for (const app of ["web", "failing", "samples", "install"])
-    await admin.delete(ApplicationKind, ARGOCD_NAMESPACE, app).catch(() => undefined);
+  // What a failed test left: deleted (cascading, the operator's resources before the operator) while Argo CD runs,
+  // or else without cascade, so that no Application is left for the next run with a finalizer nobody removes.
+  for (const name of ["web", "failing", "samples", "install"]) {
+    if (!(await admin.delete(ApplicationKind, ARGOCD_NAMESPACE, name))) continue;
+    await waitUntil(`Application ${name} to be gone`, async () => !(await getApp(name)), { timeoutMs: 120_000 }).catch(
+      () =>
+        admin
+          .patch(ApplicationKind, ARGOCD_NAMESPACE, name, "merge", { metadata: { finalizers: null } })
+          .catch(() => 0),
+    );
+  }
   await argocd?.stop();
+  // The namespaces CreateNamespace made: Argo CD does not track them, so deleting an Application leaves them.
+  for (const namespace of [SAMPLES, WORKLOADS])
+    await admin.delete(NamespaceKind, undefined, namespace).catch(() => undefined);
   rmSync(repo, { recursive: true, force: true });
   await admin.close();
 });
@@ -180,7 +192,7 @@ function commit(dir: string, message: string): void {
 }
 
 /** An Application of a path of the repository, synced automatically with pruning and self-heal, as users run them. */
-function application(name: string, path: string, namespace: string, spec: Record<string, unknown> = {}): Application {
+function application(name: string, path: string, namespace: string, rule?: typeof REPLICAS_RULE): Application {
   return {
     apiVersion: "argoproj.io/v1alpha1",
     kind: "Application",
@@ -190,24 +202,28 @@ function application(name: string, path: string, namespace: string, spec: Record
       project: "default",
       source: { repoURL: `file://${repo}`, targetRevision: "main", path },
       destination: { server: "https://kubernetes.default.svc", namespace },
-      syncPolicy: {
-        automated: { prune: true, selfHeal: true },
-        syncOptions: ["CreateNamespace=true"],
-        retry: { limit: 10, backoff: { duration: "5s", factor: 2, maxDuration: "1m" } },
-      },
-      ...spec,
+      syncPolicy: syncPolicy(rule?.syncOptions ?? []),
+      ...(rule && { ignoreDifferences: rule.ignoreDifferences }),
     },
+  };
+}
+
+function syncPolicy(syncOptions: string[]) {
+  return {
+    automated: { prune: true, selfHeal: true },
+    syncOptions: ["CreateNamespace=true", ...syncOptions],
+    retry: { limit: 10, backoff: { duration: "5s", factor: 2, maxDuration: "1m" } },
   };
 }
 
 /**
  * The rule for a workload whose replicas the operator changes (a CarbonBudget's cap or suspension, a
- * RemediationPolicy's scale-up): Argo CD neither diffs nor applies spec.replicas. config/argocd/application-workload.yaml
- * ships it; README.md says why.
+ * RemediationPolicy's scale-up): Argo CD neither diffs nor applies spec.replicas. As config/argocd/README.md tells
+ * users and config/argocd/application-workload.yaml ships it.
  */
 const REPLICAS_RULE = {
   ignoreDifferences: [{ group: "apps", kind: "Deployment", jsonPointers: ["/spec/replicas"] }],
-  syncOptions: ["CreateNamespace=true", "RespectIgnoreDifferences=true"],
+  syncOptions: ["RespectIgnoreDifferences=true"],
 };
 
 const getApp = (name: string) => admin.get<Application>(ApplicationKind, ARGOCD_NAMESPACE, name);
@@ -407,10 +423,9 @@ describe("GitOps with a real Argo CD", () => {
   });
 
   test("without the rule, self-heal reverts the cap and the operator caps again: the fight shows", async () => {
-    await admin.patch(ApplicationKind, ARGOCD_NAMESPACE, "web", "json", [
-      { op: "remove", path: "/spec/ignoreDifferences" },
-      { op: "replace", path: "/spec/syncPolicy/syncOptions", value: ["CreateNamespace=true"] },
-    ]);
+    await admin.patch(ApplicationKind, ARGOCD_NAMESPACE, "web", "merge", {
+      spec: { ignoreDifferences: null, syncPolicy: syncPolicy([]) },
+    });
     // Watched closely: both writers act within seconds, so the reverted count may hold only briefly.
     const seen: number[] = [CAP];
     await waitUntil(
@@ -429,7 +444,9 @@ describe("GitOps with a real Argo CD", () => {
     log(`web's sync history: ${app?.status?.history?.length} entries, ${selfHeals} automated`);
     expect(app?.status?.history?.length).toBeGreaterThan(1);
     // The rule back: the fight stops.
-    await admin.patch(ApplicationKind, ARGOCD_NAMESPACE, "web", "merge", { spec: REPLICAS_RULE });
+    await admin.patch(ApplicationKind, ARGOCD_NAMESPACE, "web", "merge", {
+      spec: { ignoreDifferences: REPLICAS_RULE.ignoreDifferences, syncPolicy: syncPolicy(REPLICAS_RULE.syncOptions) },
+    });
   });
 
   test("deleting the Applications prunes everything and the operator's finalizers let go", async () => {
