@@ -31,32 +31,21 @@ if obj.status.conditions ~= nil then
     end
   end
 end
+local function report(status, condition)
+  hs.status = status
+  hs.message = condition.message
+  return hs
+end
 if ready ~= nil then
-  if ready.status == "True" then
-    hs.status = "Healthy"
-  elseif ready.status == "False" then
-    hs.status = "Degraded"
-  else
-    hs.status = "Progressing"
-  end
-  hs.message = ready.message
-  return hs
+  if ready.status == "True" then return report("Healthy", ready) end
+  if ready.status == "False" then return report("Degraded", ready) end
+  return report("Progressing", ready)
 end
-if failed ~= nil and failed.status == "True" then
-  hs.status = "Degraded"
-  hs.message = failed.message
-  return hs
-end
+if failed ~= nil and failed.status == "True" then return report("Degraded", failed) end
 if complete ~= nil then
-  if complete.status == "True" then
-    hs.status = "Healthy"
-  elseif complete.reason == "Cancelled" then
-    hs.status = "Degraded"
-  else
-    hs.status = "Progressing"
-  end
-  hs.message = complete.message
-  return hs
+  if complete.status == "True" then return report("Healthy", complete) end
+  if complete.reason == "Cancelled" then return report("Degraded", complete) end
+  return report("Progressing", complete)
 end
 hs.status = "Progressing"
 hs.message = "Waiting for the Ready condition"
