@@ -103,8 +103,10 @@ export class ArgoCD {
       });
       const redisAddress = `127.0.0.1:${redisPort}`;
       // Where Argo CD's components keep TLS and SSH known hosts (empty: the repository is a local path) and clones.
+      // No GPG: the controller asks the repo-server to verify commit signatures unless it is off in both.
       const common = {
         ARGOCD_FAKE_IN_CLUSTER: "true",
+        ARGOCD_GPG_ENABLED: "false",
         ARGOCD_TLS_DATA_PATH: mkdir(join(dir, "tls")),
         ARGOCD_SSH_DATA_PATH: mkdir(join(dir, "ssh")),
         TMPDIR: mkdir(join(dir, "tmp")),
@@ -117,10 +119,12 @@ export class ArgoCD {
         [
           ...["--address", "127.0.0.1", "--port", String(repoPort)],
           ...["--metrics-address", "127.0.0.1", "--metrics-port", String(repoMetrics)],
-          ...["--redis", redisAddress, "--disable-tls", "--logformat", "text"],
+          // TLS as installed: a certificate it makes itself, which the controller accepts without verifying (its
+          // default); --disable-tls would have to undo the default mTLS client CA path too.
+          ...["--redis", redisAddress, "--logformat", "text"],
         ],
-        // It runs the kustomize Argo CD's images ship, found on PATH as there; no GPG verification.
-        { ...common, PATH: `${dirname(kustomize)}:${process.env.PATH}`, ARGOCD_GPG_ENABLED: "false" },
+        // It runs the kustomize Argo CD's images ship, found on PATH as there.
+        { ...common, PATH: `${dirname(kustomize)}:${process.env.PATH}` },
       );
       await healthy(repoServer, repoMetrics);
       const controller = startComponent(
@@ -129,7 +133,7 @@ export class ArgoCD {
         argocd,
         [
           ...["--namespace", ARGOCD_NAMESPACE],
-          ...["--redis", redisAddress, "--repo-server", `127.0.0.1:${repoPort}`, "--repo-server-plaintext"],
+          ...["--redis", redisAddress, "--repo-server", `127.0.0.1:${repoPort}`],
           ...["--metrics-port", String(controllerMetrics), "--logformat", "text"],
         ],
         // KUBECONFIG: its own client and, with ARGOCD_FAKE_IN_CLUSTER, the in-cluster destination's (Argo CD's
