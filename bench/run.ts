@@ -3,6 +3,7 @@ import { benchAnomaly } from "./anomaly.ts";
 import { benchCarbon } from "./carbon.ts";
 import { benchCarbonDeferral } from "./carbon-deferral.ts";
 import { benchEdgeNodes } from "./edgenode.ts";
+import { benchErrorModel } from "./error-model.ts";
 import { benchPQKeySets } from "./pqkeyset.ts";
 import { benchQuantum } from "./quantum.ts";
 import { benchRemediation } from "./remediation.ts";
@@ -25,6 +26,7 @@ const localBenches: Record<string, () => Promise<Record<string, string | number>
   {
     anomaly: benchAnomaly,
     "carbon-deferral": benchCarbonDeferral,
+    "error-model": benchErrorModel,
     simulators: benchSimulators,
   };
 /** Run only when named: it needs a GPU node (and downloads Aer's CUDA build). */

@@ -6,7 +6,7 @@ import { type FakeElectricityMaps, startElectricityMaps } from "../controlplane/
 import { KwokNodes, POD_FAULT_LABEL } from "../controlplane/kwok.ts";
 import { OperatorProcess } from "../controlplane/operator-process.ts";
 import { crds } from "../crds/index.ts";
-import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../manifests/generate.ts";
+import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../runtime/identity.ts";
 import { KubeClient } from "../runtime/client.ts";
 import { findCondition } from "../runtime/conditions.ts";
 import type { Condition, KubeObject } from "../runtime/objects.ts";

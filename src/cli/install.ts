@@ -5,7 +5,7 @@ import type { KubeClient } from "../runtime/client.ts";
 import { Discovery } from "../runtime/discovery.ts";
 import type { KubeObject } from "../runtime/objects.ts";
 import { waitUntil } from "../runtime/wait.ts";
-import { OPERATOR_NAMESPACE } from "../manifests/generate.ts";
+import { OPERATOR_NAMESPACE } from "../runtime/identity.ts";
 
 /** The YAML documents of a file or of every .yaml file in a folder (kustomization files excepted). */
 export async function readManifests(path: string): Promise<KubeObject[]> {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { controlPlaneCommand } from "../controlplane/cli.ts";
+import { controlPlaneCommand } from "./control-plane.ts";
 import { UsageError } from "./args.ts";
 import { demoCommand } from "./demo.ts";
 import { imageCommand } from "./image.ts";

@@ -5,7 +5,7 @@ import { controllers } from "../controllers/index.ts";
 import { alertStore } from "../controllers/remediationpolicy/controller.ts";
 import { remediationMetrics } from "../controllers/remediationpolicy/metrics.ts";
 import { alertWebhookHandler } from "../remediation/alerts.ts";
-import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../manifests/generate.ts";
+import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../runtime/identity.ts";
 import { KubeClient } from "../runtime/client.ts";
 import { LOG_LEVELS, type LogLevel, Logger } from "../runtime/log.ts";
 import { Manager } from "../runtime/manager.ts";

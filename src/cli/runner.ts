@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { CircuitError, type Noise, Simulator } from "../quantum/simulator.ts";
+import type { Noise } from "../quantum/simulation.ts";
+import { CircuitError, Simulator } from "../quantum/simulator.ts";
 import {
   type RunnerResult,
   TERMINATION_MESSAGE_MAX_BYTES,

@@ -1,3 +1,4 @@
+import { LANGUAGE_FEATURES, type LanguageFeature, QISKIT_FEATURES } from "../quantum/circuit.ts";
 import { PRECISIONS, type Precision, STATE_VECTOR_SHARE } from "../quantum/placement.ts";
 import type { Condition, Resource } from "../runtime/objects.ts";
 import {
@@ -54,7 +55,12 @@ export interface QuantumBackendSpec {
     gpuMemory?: string | number;
   };
   siteRef?: { name: string };
-  capabilities: { maxQubits: number; maxShots: number; basisGates?: string[] };
+  capabilities: {
+    maxQubits: number;
+    maxShots: number;
+    basisGates?: string[];
+    languageFeatures?: LanguageFeature[];
+  };
   calibration?: Calibration;
   capacity: { maxConcurrentJobs: number };
   cost?: { perShot?: number; perSecond?: number; currency: string };
@@ -296,6 +302,16 @@ export const quantumBackendCrd: CrdDefinition = {
             type: "array",
             description: "The gates the device runs natively (informational; QPUs need circuits in these gates).",
             items: str("A gate name."),
+          },
+          languageFeatures: {
+            type: "array",
+            description:
+              "The OpenQASM 3 features the runner accepts; placement sends no job using another one here. Default: " +
+              "every feature for the QDK (Embedded, and Job mode with this operator's image); Qiskit's " +
+              `(${QISKIT_FEATURES.join(", ")}) for IBMQuantum; none of them for any other image (say what ` +
+              "it runs: the GPU runner takes Qiskit's).",
+            "x-kubernetes-list-type": "set",
+            items: { type: "string", enum: [...LANGUAGE_FEATURES], description: "An OpenQASM 3 feature." },
           },
         },
       },

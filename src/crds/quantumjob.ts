@@ -1,5 +1,6 @@
 import type { Condition, Resource } from "../runtime/objects.ts";
 import type { LabelSelector } from "../runtime/labels.ts";
+import { LANGUAGE_FEATURES, type LanguageFeature } from "../quantum/circuit.ts";
 import { PRECISIONS, type Precision } from "../quantum/placement.ts";
 import { BACKEND_TYPES, type BackendType } from "./quantumbackend.ts";
 import {
@@ -46,6 +47,8 @@ export interface QuantumJobStatus {
   phase?: JobPhase;
   qubits?: number;
   gates?: { singleQubit: number; twoQubit: number; multiQubit: number; measurements: number; total: number };
+  depth?: number;
+  languageFeatures?: LanguageFeature[];
   circuitHash?: string;
   placement?: { backend?: string; site?: string; score?: number; reasons: string[]; fallbackUsed: boolean };
   attempts?: number;
@@ -231,10 +234,12 @@ export const quantumJobCrd: CrdDefinition = {
         enum: [...JOB_PHASES],
         description: "Pending, Queued, Scheduled, Running, Succeeded, Failed or Cancelled.",
       },
-      qubits: int("Qubits the circuit declares."),
+      qubits: int("Qubits the circuit allocates, as the QDK compiler counts them."),
       gates: {
         type: "object",
-        description: "Gate counts from parsing the circuit.",
+        description:
+          "Gate applications as the QDK compiler unrolls the circuit (loops, gate definitions and subroutines " +
+          "expanded); for a circuit whose operations depend on what it measures, those of one simulated run.",
         properties: {
           singleQubit: int("Single-qubit gates."),
           twoQubit: int("Two-qubit gates."),
@@ -243,7 +248,14 @@ export const quantumJobCrd: CrdDefinition = {
           total: int("All gates."),
         },
       },
-      circuitHash: str("sha256 of the circuit's source."),
+      depth: int("Layers of the compiler's circuit: operations on disjoint qubits share one."),
+      languageFeatures: {
+        type: "array",
+        description:
+          "The OpenQASM 3 features the circuit uses that some runner lacks; placement needs a runner with them.",
+        items: { type: "string", enum: [...LANGUAGE_FEATURES], description: "An OpenQASM 3 feature." },
+      },
+      circuitHash: str("sha256 of the circuit's source: the counts above are the compiler's for this source."),
       placement: {
         type: "object",
         description: "Where the job was placed, and why.",

@@ -5,8 +5,8 @@
  *
  * Template variables: `datasource` (any Prometheus); `job`, the operator's scrape job (default JOB, the one the
  * rules select); `namespace`, the namespaces of the per-object metrics; and one variable per kind whose metrics
- * name objects, as its label is spelled differently on each: `pqkeyset` (label `name`), `carbonbudget` (`budget`)
- * and `remediationpolicy` (`policy`). A single `resource` variable could not tell one kind's objects from another's.
+ * name objects, as its label is spelled differently on each: `pqkeyset` (label `name`), `carbonbudget` (`budget`),
+ * `remediationpolicy` (`policy`) and `quantumbackend` (`backend`, cluster-scoped: not filtered by namespace). A single `resource` variable could not tell one kind's objects from another's.
  * Every variable is filtered by the ones before it; namespace and the kinds' variables are multi-valued with All.
  *
  * Every target selects `job="$job"`, and `namespace=~"$namespace"` where the operator itself exports a namespace
@@ -272,6 +272,7 @@ function edgeNodeRow(): RowSpec {
 }
 
 function quantumRow(): RowSpec {
+  const backends = `backend=~"$quantumbackend"`;
   const finished = (extra = "") => `sum(${rate(`nextgen_quantumjob_finished_total{${job}${extra}}`, "1h")})`;
   return {
     title: "Quantum",
@@ -316,6 +317,33 @@ function quantumRow(): RowSpec {
         targets: [
           t(quantile(0.5, "nextgen_quantum_placement_decision_seconds", job, []), "p50"),
           t(quantile(0.99, "nextgen_quantum_placement_decision_seconds", job, []), "p99"),
+        ],
+      },
+      {
+        title: "Backends: queued and running jobs",
+        description: "QuantumJobs queued for and running on each backend, against the jobs it runs at once.",
+        type: "timeseries",
+        unit: "short",
+        width: 12,
+        min: 0,
+        targets: [
+          t(`max by (backend) (nextgen_quantumbackend_queued_jobs{${job}, ${backends}})`, "{{backend}} queued"),
+          t(`max by (backend) (nextgen_quantumbackend_running_jobs{${job}, ${backends}})`, "{{backend}} running"),
+          t(`max by (backend) (nextgen_quantumbackend_capacity_jobs{${job}, ${backends}})`, "{{backend}} capacity"),
+        ],
+      },
+      {
+        title: "Backends not Ready",
+        description: "QuantumBackends that are Unavailable (placement sends them no work; alert when jobs wait).",
+        type: "stat",
+        unit: "short",
+        width: 12,
+        thresholds: [{ value: 1, color: "red" }],
+        targets: [
+          t(
+            `count(max by (backend) (nextgen_quantumbackend_ready{${job}, ${backends}}) == 0) or vector(0)`,
+            "not Ready",
+          ),
         ],
       },
     ],
@@ -665,6 +693,9 @@ function variables(): object[] {
       { multi: true },
     ),
     queryVariable("carbonbudget", "CarbonBudget", `label_values(nextgen_carbon_budget_grams{${scoped}}, budget)`, {
+      multi: true,
+    }),
+    queryVariable("quantumbackend", "QuantumBackend", `label_values(nextgen_quantumbackend_ready{${job}}, backend)`, {
       multi: true,
     }),
     queryVariable(

@@ -227,6 +227,16 @@ export function ruleGroups(): RuleGroup[] {
             "{{ $value | humanizeDuration }} (deferral by a CarbonBudget counts too).",
         ),
         alert(
+          "NextgenQuantumBackendUnavailableWithQueue",
+          "warning",
+          `max by (backend) (nextgen_quantumbackend_queued_jobs{${job}}) > 0 and ` +
+            `max by (backend) (nextgen_quantumbackend_ready{${job}}) == 0`,
+          "15m",
+          "QuantumBackend {{ $labels.backend }} is not Ready and has jobs queued.",
+          "QuantumBackend {{ $labels.backend }} has been Unavailable for 15 minutes with {{ $value }} QuantumJob(s) " +
+            "queued for it: they wait until it is Ready again.",
+        ),
+        alert(
           "NextgenRemediationStorm",
           "warning",
           `sum by (namespace, policy) (increase(nextgen_remediation_actions_total{${job},result="Held"}[15m])) > 0`,

@@ -3,6 +3,8 @@
  * one line per backend saying why it won, lost or was rejected. Pure: the caller gathers the candidates.
  */
 
+import type { LanguageFeature } from "./circuit.ts";
+
 export type Strategy = "Fidelity" | "Latency" | "Cost" | "Carbon" | "Balanced";
 
 /** What a strategy weighs; each is normalised across the feasible backends to [0,1], 1 the best. */
@@ -29,6 +31,8 @@ export interface BackendCandidate {
   /** Draw while running, for the carbon estimate (DEFAULT_POWER_WATTS by type when not given). */
   powerWatts?: number;
   capabilities: { maxQubits: number; maxShots: number };
+  /** The OpenQASM features its runner accepts. */
+  languageFeatures: readonly LanguageFeature[];
   /** QPUs; simulators are exact unless they simulate noise. */
   calibration?: Calibration;
   /** Simulators: the memory their state vector lives in, and its precision. */
@@ -43,6 +47,8 @@ export interface PlacementRequest {
   qubits: number;
   shots: number;
   gates: { singleQubit: number; twoQubit: number; measurements: number };
+  /** The OpenQASM features the circuit uses that some runner lacks. */
+  features?: readonly LanguageFeature[];
   strategy: Strategy;
   /** spec.backend.name */
   pinned?: string;
@@ -209,6 +215,8 @@ function rejections(req: PlacementRequest, b: BackendCandidate, fallback: boolea
   if (!b.ready) out.push(b.notReadyReason ? `not Ready (${b.notReadyReason})` : "not Ready");
   if (b.site && !b.site.online) out.push(`site ${b.site.name} is not Online`);
   if (req.qubits > b.capabilities.maxQubits) out.push(`needs ${req.qubits} qubits, has ${b.capabilities.maxQubits}`);
+  const lacking = missingFeatures(req.features, b);
+  if (lacking.length) out.push(`its runner does not take ${lacking.join(", ")} (spec.capabilities.languageFeatures)`);
   if (req.shots > b.capabilities.maxShots) {
     out.push(`needs ${req.shots} shots, allows ${b.capabilities.maxShots}`);
   }
@@ -230,6 +238,11 @@ function rejections(req: PlacementRequest, b: BackendCandidate, fallback: boolea
     else if (qv < req.minQuantumVolume) out.push(`quantum volume ${qv} is below ${req.minQuantumVolume}`);
   }
   return out;
+}
+
+/** The features a circuit uses that a backend's runner does not take. */
+function missingFeatures(features: readonly LanguageFeature[] | undefined, b: BackendCandidate) {
+  return (features ?? []).filter((f) => !b.languageFeatures.includes(f));
 }
 
 /** The feasible backends' estimates and scores, best first. */

@@ -1,6 +1,6 @@
 import { topCounts } from "./counts.ts";
 import { formatBytes } from "./placement.ts";
-import type { SimulationResult } from "./simulator.ts";
+import type { SimulationResult } from "./simulation.ts";
 
 /**
  * The runner contract's output: the one JSON document a runner (`nextgen-operator runner`, or any image that

@@ -1,14 +1,15 @@
 import { readFile } from "node:fs/promises";
 import { parentPort } from "node:worker_threads";
-import { type ICompiler, type ProgramConfig, QscEventTarget, getCompiler, loadWasmModule } from "qsharp-lang";
+import {
+  type ICompiler,
+  type ProgramConfig,
+  QdkDiagnostics,
+  QscEventTarget,
+  getCompiler,
+  loadWasmModule,
+} from "qsharp-lang";
 import { qdkResultToBitstring } from "./counts.ts";
-import type { Diagnostic, Noise, SimulationResult } from "./simulator.ts";
-
-export type SimulatorRequest =
-  { kind: "run"; source: string; shots: number; noise?: Noise } | { kind: "check"; source: string };
-
-export type SimulatorReply =
-  { kind: "result"; result: SimulationResult } | { kind: "invalid"; diagnostics: Diagnostic[] };
+import type { CircuitCounts, Diagnostic, SimulationResult, SimulatorReply, SimulatorRequest } from "./simulation.ts";
 
 /** A failed Result event's value: a VS Code-style diagnostic (0-based positions) with every error in errors. */
 interface FailureValue {
@@ -49,13 +50,16 @@ function toDiagnostics(failure: FailureValue): Diagnostic[] {
   return out;
 }
 
-async function simulate(request: SimulatorRequest): Promise<SimulatorReply> {
+const programOf = (source: string): ProgramConfig => ({
+  sources: [["circuit.qasm", source]],
+  languageFeatures: [],
+  projectType: "openqasm",
+});
+
+/** Runs the program; zero shots checks that it compiles. */
+async function simulate(request: Extract<SimulatorRequest, { kind: "run" }>): Promise<SimulatorReply> {
   const qdk = await loadCompiler();
-  const program: ProgramConfig = {
-    sources: [["circuit.qasm", request.source]],
-    languageFeatures: [],
-    projectType: "openqasm",
-  };
+  const program = programOf(request.source);
   const counts: Record<string, number> = {};
   let shots = 0;
   let failedShots = 0;
@@ -74,14 +78,11 @@ async function simulate(request: SimulatorRequest): Promise<SimulatorReply> {
   });
   const started = performance.now();
   try {
-    // Zero shots compiles with the same profile as a run and simulates nothing: the cheapest complete check
-    // (getAst and getHir report no errors, getQir compiles for a restricted profile that rejects valid programs).
-    const shotsToRun = request.kind === "run" ? request.shots : 0;
-    if (request.kind === "run" && request.noise) {
+    if (request.noise) {
       const { pauli, qubitLoss } = request.noise;
-      await qdk.runWithNoise(program, "", shotsToRun, pauli, qubitLoss ?? 0, events);
+      await qdk.runWithNoise(program, "", request.shots, pauli, qubitLoss ?? 0, events);
     } else {
-      await qdk.run(program, "", shotsToRun, events);
+      await qdk.run(program, "", request.shots, events);
     }
   } catch (e) {
     // A program that does not compile fails with one Result event that carries the diagnostics, then rejects.
@@ -94,8 +95,80 @@ async function simulate(request: SimulatorRequest): Promise<SimulatorReply> {
   return { kind: "result", result };
 }
 
+/** An operation of the compiler's circuit; a group (groupByScope) holds its operations in children. */
+interface CircuitOperation {
+  kind: "unitary" | "measurement" | "ket";
+  targets?: unknown[];
+  controls?: unknown[];
+  qubits?: unknown[];
+  children?: Array<{ components: CircuitOperation[] }>;
+}
+
+/**
+ * More operations than this and the compiler stops drawing: far more than any device runs in one shot, and the
+ * circuit it returns (one object per operation) stays within the worker's memory.
+ */
+const MAX_OPERATIONS = 1_000_000;
+
+/**
+ * The compiler's circuit of the program, counted. Classical evaluation unrolls loops and calls with everything the
+ * program computes before it runs; a program whose operations depend on what it measures cannot be evaluated so,
+ * and is counted as one simulated run executed it instead.
+ */
+async function count(source: string): Promise<SimulatorReply> {
+  // Zero shots compiles with the same profile as a run and simulates nothing: the cheapest complete check (getAst
+  // and getHir report no errors, getQir compiles for a restricted profile that rejects valid programs, and
+  // getCircuit's classical evaluation stops at the first measurement-dependent branch, which a run takes).
+  const checked = await simulate({ kind: "run", source, shots: 0 });
+  if (checked.kind === "invalid") return checked;
+  const qdk = await loadCompiler();
+  const program = { ...programOf(source), profile: "unrestricted" as const };
+  const config = { maxOperations: MAX_OPERATIONS, sourceLocations: false, groupByScope: false };
+  let exact = true;
+  let group;
+  try {
+    group = await qdk.getCircuit(program, { ...config, generationMethod: "classicalEval" });
+  } catch (e) {
+    if (!(e instanceof QdkDiagnostics)) throw e;
+    exact = false;
+    try {
+      group = await qdk.getCircuit(program, { ...config, generationMethod: "simulate" });
+    } catch (again) {
+      // It compiles but cannot run (an index out of range once a loop has run): located as the compiler says.
+      if (!(again instanceof QdkDiagnostics) || !again.diagnostics[0]) throw again;
+      return {
+        kind: "invalid",
+        diagnostics: toDiagnostics({ ...again.diagnostics[0].diagnostic, errors: again.diagnostics }),
+      };
+    }
+  }
+  const circuit = group.circuits[0];
+  const counts: CircuitCounts = {
+    qubits: circuit?.qubits.length ?? 0,
+    gates: { singleQubit: 0, twoQubit: 0, multiQubit: 0, measurements: 0, total: 0 },
+    depth: circuit?.componentGrid.length ?? 0,
+    exact,
+  };
+  const add = (operations: CircuitOperation[]) => {
+    for (const op of operations) {
+      if (op.children?.length) for (const column of op.children) add(column.components);
+      else if (op.kind === "measurement") counts.gates.measurements += op.qubits?.length ?? 1;
+      else if (op.kind === "unitary") {
+        const width = (op.targets?.length ?? 0) + (op.controls?.length ?? 0);
+        if (width === 1) counts.gates.singleQubit++;
+        else if (width === 2) counts.gates.twoQubit++;
+        else if (width > 2) counts.gates.multiQubit++;
+        // A global phase acts on no qubit: no gate a device runs.
+        if (width > 0) counts.gates.total++;
+      }
+    }
+  };
+  for (const column of circuit?.componentGrid ?? []) add(column.components as CircuitOperation[]);
+  return { kind: "counts", counts };
+}
+
 parentPort?.on("message", (request: SimulatorRequest) => {
-  simulate(request).then(
+  (request.kind === "count" ? count(request.source) : simulate(request)).then(
     (value) => parentPort?.postMessage({ ok: true, value }),
     (e: unknown) => parentPort?.postMessage({ ok: false, error: e instanceof Error ? e.message : String(e) }),
   );

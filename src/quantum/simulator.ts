@@ -1,43 +1,13 @@
 import { WorkerPool, siblingModule } from "../runtime/worker-pool.ts";
-import type { SimulatorReply, SimulatorRequest } from "./simulator-worker.ts";
-
-/** The QDK simulator's noise: Pauli X, Y, Z probabilities applied per qubit after every gate and measurement. */
-export interface Noise {
-  pauli: [number, number, number];
-  /** Probability that a qubit is lost; its measurements then read "-". */
-  qubitLoss?: number;
-}
-
-export interface SimulationRequest {
-  /** An OpenQASM 3 (or 2) program. */
-  source: string;
-  shots: number;
-  noise?: Noise;
-}
-
-export interface SimulationResult {
-  /** Shots that produced a result. */
-  shots: number;
-  /**
-   * Bitstring → count in Qiskit order: c[n-1] first, several registers joined by " " with the last-declared first.
-   * Only bit-typed outputs count.
-   */
-  counts: Record<string, number>;
-  /** Shots that hit a runtime error (an index out of range, say); the others still count. */
-  failedShots: number;
-  /** The first runtime error's message, if any. */
-  shotError?: string;
-  /** Time spent compiling and simulating in the worker, without waiting for a thread. */
-  durationMs: number;
-}
-
-/** A compiler diagnostic; line and column are 1-based. */
-export interface Diagnostic {
-  code: string;
-  message: string;
-  line: number;
-  column: number;
-}
+import type {
+  CircuitCounts,
+  Diagnostic,
+  Noise,
+  SimulationRequest,
+  SimulationResult,
+  SimulatorReply,
+  SimulatorRequest,
+} from "./simulation.ts";
 
 /** A program that does not compile; the message locates the first diagnostic. */
 export class CircuitError extends Error {
@@ -82,20 +52,32 @@ export class Simulator {
       { kind: "run", source: req.source, shots: req.shots, noise: req.noise },
       { signal },
     );
-    if (reply.kind === "invalid") throw new CircuitError(reply.diagnostics);
-    return reply.result;
+    return answer(reply, "result").result;
   }
 
-  /** Compiles without running: [] when valid, else the diagnostics. */
-  async check(source: string, opts: { timeoutMs?: number } = {}): Promise<Diagnostic[]> {
+  /**
+   * The compiler's counts of a program (qubits, gates by width, measurements, depth); CircuitError when it does not
+   * compile or cannot run.
+   */
+  async count(source: string, opts: { timeoutMs?: number } = {}): Promise<CircuitCounts> {
     const signal = opts.timeoutMs === undefined ? undefined : AbortSignal.timeout(opts.timeoutMs);
-    const reply = await this.pool.run({ kind: "check", source }, { signal });
-    return reply.kind === "invalid" ? reply.diagnostics : [];
+    const reply = await this.pool.run({ kind: "count", source }, { signal });
+    return answer(reply, "counts").counts;
   }
 
   close(): Promise<void> {
     return this.pool.close();
   }
+}
+
+/** The reply of the kind asked for; CircuitError when the program does not compile. */
+function answer<K extends SimulatorReply["kind"]>(
+  reply: SimulatorReply,
+  kind: K,
+): Extract<SimulatorReply, { kind: K }> {
+  if (reply.kind === "invalid") throw new CircuitError(reply.diagnostics);
+  if (reply.kind !== kind) throw new Error(`the simulator worker answered ${reply.kind}, not ${kind}`);
+  return reply as Extract<SimulatorReply, { kind: K }>;
 }
 
 /**

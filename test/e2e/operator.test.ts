@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { Prometheus } from "../../src/controlplane/monitoring.ts";
 import { REAL_NODE_LABEL, REAL_NODE_NAME } from "../../src/controlplane/real-node.ts";
 import { ROTATE_ANNOTATION } from "../../src/crds/pqkeyset.ts";
-import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../../src/manifests/generate.ts";
+import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../../src/runtime/identity.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
 import { findCondition } from "../../src/runtime/conditions.ts";
 import { DeploymentKind, EventKind, type KindRef, LeaseKind, NamespaceKind, PodKind } from "../../src/runtime/kinds.ts";

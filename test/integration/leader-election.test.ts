@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../../src/manifests/generate.ts";
+import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../../src/runtime/identity.ts";
 import { LeaseKind } from "../../src/runtime/kinds.ts";
 import type { KubeObject } from "../../src/runtime/objects.ts";
 import { cluster, startOperator, waitUntil } from "./harness.ts";

@@ -40,7 +40,7 @@ let prometheus: Prometheus;
 let ns: string;
 
 /** Labels that name one object; allowed only on the per-object series the README lists, one per object. */
-const OBJECT_LABELS = ["name", "budget", "policy", "site", "pod", "uid", "key"];
+const OBJECT_LABELS = ["name", "budget", "policy", "site", "backend", "pod", "uid", "key"];
 const PER_OBJECT: Record<string, string[]> = {
   nextgen_pqkeyset_next_rotation_timestamp_seconds: ["name"],
   nextgen_edgenode_probe_duration_seconds: ["site"],
@@ -50,6 +50,10 @@ const PER_OBJECT: Record<string, string[]> = {
   nextgen_carbon_budget_grams: ["budget"],
   nextgen_carbon_energy_kwh: ["budget"],
   nextgen_carbon_intensity_stale: ["budget"],
+  nextgen_quantumbackend_queued_jobs: ["backend"],
+  nextgen_quantumbackend_running_jobs: ["backend"],
+  nextgen_quantumbackend_capacity_jobs: ["backend"],
+  nextgen_quantumbackend_ready: ["backend"],
   // These `name` labels are controllers' and the Lease's names: as many as the operator has controllers.
   workqueue_depth: ["name"],
   workqueue_adds_total: ["name"],
@@ -193,6 +197,10 @@ test("what the objects exercise returns data, and the rules see the budget runni
     "nextgen_quantum_placement_decision_seconds_count",
     "nextgen_quantumjob_queue_wait_seconds_count",
     'nextgen_quantumjob_finished_total{phase="Succeeded"}',
+    `nextgen_quantumbackend_ready{backend="mon-sim-${suffix}"} == 1`,
+    `nextgen_quantumbackend_capacity_jobs{backend="mon-sim-${suffix}"}`,
+    `nextgen_quantumbackend_queued_jobs{backend="mon-sim-${suffix}"}`,
+    `nextgen_quantumbackend_running_jobs{backend="mon-sim-${suffix}"}`,
     "nextgen_carbon_consumed_grams",
     "nextgen_carbon_projected_grams",
     "nextgen_carbon_budget_grams",

@@ -9,9 +9,10 @@ import { EdgeNodeKind } from "../../src/crds/edgenode.ts";
 import { type QuantumBackend, QuantumBackendKind, type QuantumBackendSpec } from "../../src/crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind, type QuantumJobSpec } from "../../src/crds/quantumjob.ts";
 import { ensureGpuRunnerPython } from "../../src/controlplane/assets.ts";
+import { QISKIT_FEATURES } from "../../src/quantum/circuit.ts";
 import { JobKind, NodeKind, PodKind, SecretKind } from "../../src/runtime/kinds.ts";
 import { type FakeIbmQuantum, startFakeIbmQuantum } from "../fakes/ibm-quantum-server.ts";
-import { BELL, ghz } from "../fixtures/circuits.ts";
+import { BELL, FEATURE_PROGRAMS, ghz } from "../fixtures/circuits.ts";
 import { type KubeObject, cluster, createNamespace, deleteAfterFile, startOperator, waitUntil } from "./harness.ts";
 
 const { admin, operatorKubeconfig } = cluster();
@@ -75,11 +76,13 @@ const near = (count: number, shots: number, p: number) =>
   Math.abs(count - shots * p) <= 5 * Math.sqrt(shots * p * (1 - p));
 
 const embedded = `sim-${suffix}`;
+/** A label on the backends a placement test chooses between. */
+const RUNNER_TEST = "test.nextgen.itechsmart.io/runner-test";
 
 beforeAll(async () => {
   ns = await createNamespace(admin, "quantum");
   ibm = await startFakeIbmQuantum();
-  await backend("sim", { execution: { mode: "Embedded" } });
+  await backend("sim", { execution: { mode: "Embedded" } }, { [RUNNER_TEST]: suffix });
   operator = await startOperator(operatorKubeconfig);
   deleteAfterFile(admin, FILE, [QuantumJobKind, QuantumBackendKind, EdgeNodeKind, NodeKind]);
 });
@@ -371,18 +374,23 @@ describe("Job mode with the GPU runner (runners/gpu: Qiskit Aer, run here on the
     await createSite(site);
     await nodes.register(`a100-${suffix}`, { labels: { [SITE_KEY]: site }, allocatable: { "nvidia.com/gpu": "1" } });
     // A 16 GiB GPU in single precision: 2^30 amplitudes of 8 B (8 GiB) fit in 90% of it, 2^31 (16 GiB) do not.
-    await backend("aer-gpu", {
-      execution: {
-        mode: "Job",
-        image: "ghcr.io/itechsmart/nextgen-gpu-runner:0.1.0",
-        precision: "Single",
-        gpuMemory: "16Gi",
-        resources: { limits: { "nvidia.com/gpu": 1, memory: "4Gi" } },
-        tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
+    await backend(
+      "aer-gpu",
+      {
+        execution: {
+          mode: "Job",
+          image: "ghcr.io/itechsmart/nextgen-gpu-runner:0.1.0",
+          precision: "Single",
+          gpuMemory: "16Gi",
+          resources: { limits: { "nvidia.com/gpu": 1, memory: "4Gi" } },
+          tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
+        },
+        // What the runner's importer converts, as test/unit/gpu-runner.test.ts checks.
+        capabilities: { maxQubits: 34, languageFeatures: QISKIT_FEATURES },
+        siteRef: { name: site },
       },
-      capabilities: { maxQubits: 34 },
-      siteRef: { name: site },
-    });
+      { [RUNNER_TEST]: suffix },
+    );
   });
 
   test("the backend's qubits follow from its GPU memory, and says so", async () => {
@@ -445,21 +453,44 @@ describe("Job mode with the GPU runner (runners/gpu: Qiskit Aer, run here on the
     expect(result?.device).toMatch(/^CPU .+, \d+ threads?$/);
   });
 
-  test("what the runner refuses fails the job without retries, with the runner's reason", async () => {
+  test("a for-loop job goes to a runner that takes loops; pinned to one that does not, it is Unschedulable", async () => {
+    // The loop indexes q by its variable, which Qiskit's importer cannot convert (test/unit/gpu-runner.test.ts).
+    await qjob("loop-anywhere", {
+      shots: 10,
+      circuit: { openqasm: FEATURE_PROGRAMS.ForLoops },
+      backend: { fallbackToSimulator: false, selector: { matchLabels: { [RUNNER_TEST]: suffix } } },
+    });
+    const placed = await waitJob("loop-anywhere", "placed", (x) => condition(x, "Scheduled")?.status === "True");
+    expect(placed.status?.languageFeatures).toEqual(["ForLoops"]);
+    // The compiler's counts: the loop unrolled.
+    expect(placed.status?.gates).toMatchObject({ singleQubit: 1, twoQubit: 2, measurements: 3 });
+    expect(placed.status?.placement?.backend).toBe(embedded);
+    expect(placed.status?.placement?.reasons).toContain(
+      `${aer}: rejected: its runner does not take ForLoops (spec.capabilities.languageFeatures)`,
+    );
+    await waitJob("loop-anywhere", "succeeded", (x) => x.status?.phase === "Succeeded");
+
     await qjob("loop-on-aer", {
       shots: 10,
-      // Valid OpenQASM 3 that the embedded simulator runs; Qiskit's importer cannot convert the loop.
-      circuit: { openqasm: SLOW },
+      circuit: { openqasm: FEATURE_PROGRAMS.ForLoops },
       backend: { name: aer, fallbackToSimulator: false },
     });
-    const scheduled = await waitJob("loop-on-aer", "a Job", (x) => x.status?.jobRef !== undefined);
-    const python = await ensureGpuRunnerPython(() => {});
-    const pod = await runnerPod(scheduled.status?.jobRef?.name as string);
-    expect(await runAsKubelet(pod, [python, "runners/gpu/runner.py"])).toBe(3);
-    const failed = await waitJob("loop-on-aer", "failed", (x) => x.status?.phase === "Failed");
-    expect(failed.status?.attempts).toBe(1);
-    expect(condition(failed, "Failed")?.reason).toBe("InvalidCircuit");
-    expect(failed.status?.lastError).toMatch(/^InvalidCircuit: the Qiskit importer cannot convert it: /);
+    const pending = await waitJob(
+      "loop-on-aer",
+      "unschedulable",
+      (x) => condition(x, "Scheduled")?.reason === "UnsupportedLanguageFeatures",
+    );
+    expect(condition(pending, "Scheduled")?.message).toMatch(
+      /^The backends that could run it lack OpenQASM features it uses \(ForLoops\): rewrite it without them or add a backend whose runner has them\. /,
+    );
+    expect(pending.status?.phase).toBe("Pending");
+    expect(
+      await admin.list(JobKind, { namespace: ns, labelSelector: "nextgen.itechsmart.io/quantumjob=loop-on-aer" }),
+    ).toMatchObject({
+      items: [],
+    });
+    // It would wait for ever: the file's last test wants every job finished.
+    await admin.delete(QuantumJobKind, ns, "loop-on-aer");
   });
 });
 

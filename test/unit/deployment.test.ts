@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { loadAll } from "js-yaml";
 import { describe, expect, test } from "vitest";
 import { DEFAULT_RUNNER_IMAGE } from "../../src/controllers/quantumjob/batch-job.ts";
-import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT } from "../../src/manifests/generate.ts";
+import { OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT } from "../../src/runtime/identity.ts";
 
 // config/manager and the Dockerfile are hand-written; these checks keep the hardening from being edited away.
 const ROOT = join(import.meta.dirname, "..", "..");

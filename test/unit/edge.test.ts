@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { memberHealth, msUntilNextExpiry, percentile, sitePhase } from "../../src/edge/health.ts";
 import { type SiteRecord, checkHierarchy, owningSite, rollup } from "../../src/edge/hierarchy.ts";
-import { formatQuantity, parseQuantity, sumResources } from "../../src/edge/quantity.ts";
+import { formatQuantity, parseQuantity, sumResources } from "../../src/runtime/quantity.ts";
 
 const now = Date.parse("2026-11-25T12:00:00Z");
 const ago = (s: number) => new Date(now - s * 1000).toISOString();

@@ -4,10 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ensureGpuRunnerPython } from "../../src/controlplane/assets.ts";
+import { LANGUAGE_FEATURES, type LanguageFeature, QISKIT_FEATURES } from "../../src/quantum/circuit.ts";
 import { TERMINATION_MESSAGE_MAX_BYTES, parseRunnerResult } from "../../src/quantum/runner-result.ts";
-import { type Noise, Simulator } from "../../src/quantum/simulator.ts";
+import type { Noise } from "../../src/quantum/simulation.ts";
+import { Simulator } from "../../src/quantum/simulator.ts";
 import {
   BELL,
+  FEATURE_PROGRAMS,
   ghz,
   qasm,
   qftPhaseEstimation,
@@ -140,6 +143,22 @@ describe("the runner contract", () => {
     expect(r.code).toBe(3);
     expect(r.doc).toEqual({ error: { reason: "InvalidCircuit", message } });
     expect(parseRunnerResult(r.text)).toEqual({ error: { reason: "InvalidCircuit", message } });
+  });
+
+  test("it runs the language features QISKIT_FEATURES names and refuses the others; the QDK runs them all", async () => {
+    const runsOnAer: LanguageFeature[] = [];
+    for (const feature of LANGUAGE_FEATURES) {
+      const r = await run(FEATURE_PROGRAMS[feature], 10);
+      if (r.code === 0) runsOnAer.push(feature);
+      // Refused, never a crash: the importer's InvalidCircuit, or Aer's SimulationFailed for a gate it does not know.
+      else
+        expect(r.doc.error?.reason, `${feature}: ${JSON.stringify(r.doc)}`).toMatch(
+          /^(InvalidCircuit|SimulationFailed)$/,
+        );
+      // The embedded runner takes every feature (Embedded and the QDK runner image default to all of them).
+      expect((await qdk.run({ source: FEATURE_PROGRAMS[feature], shots: 10 })).failedShots).toBe(0);
+    }
+    expect(runsOnAer).toEqual(QISKIT_FEATURES);
   });
 
   test.each([

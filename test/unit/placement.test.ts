@@ -1,4 +1,5 @@
 import { describe, expect, test } from "vitest";
+import { LANGUAGE_FEATURES, QISKIT_FEATURES } from "../../src/quantum/circuit.ts";
 import {
   type BackendCandidate,
   type PlacementRequest,
@@ -25,6 +26,7 @@ function fleet(): BackendCandidate[] {
       ready: true,
       selected: true,
       capabilities: { maxQubits: 27, maxShots: 100_000 },
+      languageFeatures: QISKIT_FEATURES,
       calibration: { singleQubitError: 2e-4, twoQubitError: 5e-3, readoutError: 1e-2, quantumVolume: 128 },
       secondsPerShot: 0.002,
       capacity: { maxConcurrentJobs: 1, running: 0, queued: 0, remoteQueue: 5 },
@@ -36,6 +38,7 @@ function fleet(): BackendCandidate[] {
       ready: true,
       selected: true,
       capabilities: { maxQubits: 20, maxShots: 20_000 },
+      languageFeatures: QISKIT_FEATURES,
       calibration: { singleQubitError: 1e-3, twoQubitError: 2e-2, readoutError: 3e-2, quantumVolume: 32 },
       secondsPerShot: 0.001,
       capacity: { maxConcurrentJobs: 1, running: 0, queued: 0, remoteQueue: 2 },
@@ -50,6 +53,7 @@ function fleet(): BackendCandidate[] {
       carbonIntensity: 450,
       powerWatts: 300,
       capabilities: { maxQubits: 24, maxShots: 1_000_000 },
+      languageFeatures: LANGUAGE_FEATURES,
       memory: { bytes: 64 * GiB, precision: "Double", holder: "the runner's memory limit" },
       secondsPerShot: 0.002,
       capacity: { maxConcurrentJobs: 4, running: 1, queued: 0 },
@@ -63,6 +67,7 @@ function fleet(): BackendCandidate[] {
       carbonIntensity: 30,
       powerWatts: 700,
       capabilities: { maxQubits: 32, maxShots: 1_000_000 },
+      languageFeatures: QISKIT_FEATURES,
       memory: { bytes: 80 * GiB, precision: "Single", holder: "GPU memory (spec.execution.gpuMemory)" },
       secondsPerShot: 0.0002,
       capacity: { maxConcurrentJobs: 2, running: 0, queued: 0 },
@@ -75,6 +80,7 @@ function fleet(): BackendCandidate[] {
       notReadyReason: "MissingCredentials: Secret ibm-credentials not found",
       selected: true,
       capabilities: { maxQubits: 127, maxShots: 100_000 },
+      languageFeatures: LANGUAGE_FEATURES,
       capacity: { maxConcurrentJobs: 1, running: 0, queued: 0 },
     },
     {
@@ -84,6 +90,7 @@ function fleet(): BackendCandidate[] {
       selected: true,
       site: { name: "edge-b", online: false, latencyMs: 1 },
       capabilities: { maxQubits: 30, maxShots: 1_000_000 },
+      languageFeatures: LANGUAGE_FEATURES,
       capacity: { maxConcurrentJobs: 1, running: 0, queued: 0 },
     },
   ];
@@ -320,6 +327,28 @@ describe("placement", () => {
     );
   });
 
+  test("a circuit goes only where its runner takes every language feature it uses, a fallback included", () => {
+    const decision = place(request({ strategy: "Fidelity", features: ["Conditionals", "ForLoops"] }), fleet());
+    expect(decision.chosen?.name).toBe("sim-cpu");
+    for (const name of ["qpu-alpha", "qpu-beta", "sim-gpu"])
+      expect(reasonFor(decision.reasons, name)).toBe(
+        `${name}: rejected: its runner does not take ForLoops (spec.capabilities.languageFeatures)`,
+      );
+    // Features Qiskit runs keep the whole fleet open.
+    const convertible = place(request({ strategy: "Fidelity", features: ["GateModifiers", "WhileLoops"] }), fleet());
+    expect(reasonFor(convertible.reasons, "qpu-alpha")).toMatch(/^qpu-alpha: (won|scored)/);
+
+    const onlyGpu = withBackend("sim-cpu", { selected: false });
+    const fallback = place(
+      request({ types: ["QPU"], maxErrorRate: 0.01, fallbackToSimulator: true, features: ["Subroutines"] }),
+      onlyGpu,
+    );
+    expect(fallback.chosen).toBeUndefined();
+    expect(reasonFor(fallback.reasons, "sim-gpu")).toBe(
+      "sim-gpu: rejected: its runner does not take Subroutines (spec.capabilities.languageFeatures)",
+    );
+  });
+
   test("no feasible backend: nothing chosen and every backend explained", () => {
     const decision = place(request({ qubits: 40, fallbackToSimulator: true }), fleet());
     expect(decision.chosen).toBeUndefined();
@@ -363,6 +392,7 @@ describe("placement", () => {
       selected: true,
       carbonIntensity,
       capabilities: { maxQubits: 30, maxShots: 1_000_000 },
+      languageFeatures: LANGUAGE_FEATURES,
       capacity: { maxConcurrentJobs: 1, running: 0, queued: 0 },
     });
     const scores = (backends: BackendCandidate[]) =>

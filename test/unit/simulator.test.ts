@@ -1,13 +1,102 @@
 import { afterAll, describe, expect, test } from "vitest";
 import { qdkResultToBitstring, topCountEntries, topCounts } from "../../src/quantum/counts.ts";
 import { CircuitError, Simulator, noiseFromCalibration } from "../../src/quantum/simulator.ts";
-import { BELL, dense, ghz, qasm } from "../fixtures/circuits.ts";
+import {
+  BELL,
+  FEATURE_PROGRAMS,
+  LOOP_AND_GATE,
+  dense,
+  ghz,
+  qasm,
+  qftPhaseEstimation,
+  randomCircuit,
+  teleportation,
+} from "../fixtures/circuits.ts";
 
 /** |observed − expected| in standard deviations of a binomial(n, p) count. */
 const sigmas = (observed: number, n: number, p: number) => Math.abs(observed - n * p) / Math.sqrt(n * p * (1 - p));
 
 const simulator = new Simulator({ threads: 2 });
 afterAll(() => simulator.close());
+
+/**
+ * Counts of a flat program (one gate or measurement per statement, no loops or definitions, one register q of n
+ * qubits), read off its text: the width of a call is its operands, a whole-register operand is n calls.
+ */
+function flatCounts(source: string, n: number) {
+  const counts = { singleQubit: 0, twoQubit: 0, multiQubit: 0, measurements: 0, total: 0 };
+  for (const line of source.split("\n")) {
+    if (/^c = measure q;$/.test(line)) counts.measurements += n;
+    const call = /^(\w+)(?:\([^)]*\))? (q(?:\[\d+\])?(?:, q\[\d+\])*);$/.exec(line);
+    if (!call) continue;
+    const operands = (call[2] as string).split(", ");
+    const [times, width] = operands[0] === "q" ? [n, 1] : [1, operands.length];
+    if (width === 1) counts.singleQubit += times;
+    else if (width === 2) counts.twoQubit += times;
+    else counts.multiQubit += times;
+    counts.total += times;
+  }
+  return counts;
+}
+
+describe("the compiler's counts", () => {
+  test("flat corpus circuits: what their text says", async () => {
+    const corpus: Array<[string, number]> = [
+      [BELL, 2],
+      [ghz(5), 5],
+      [dense(6), 6],
+      [qftPhaseEstimation(4, 3.3), 4],
+      ...[1, 2, 3].map((seed): [string, number] => [randomCircuit(5, 6, seed), 5]),
+    ];
+    for (const [source, n] of corpus) {
+      const counts = await simulator.count(source);
+      expect(counts.gates).toEqual(flatCounts(source, n));
+      expect(counts).toMatchObject({ qubits: n, exact: true });
+    }
+    // h, cx, then both measurements side by side.
+    expect((await simulator.count(BELL)).depth).toBe(3);
+  });
+
+  test("loops with a variable bound and defined gates are unrolled", async () => {
+    expect(await simulator.count(LOOP_AND_GATE)).toEqual({
+      qubits: 2,
+      gates: { singleQubit: 4, twoQubit: 2, multiQubit: 0, measurements: 2, total: 6 },
+      depth: 7,
+      exact: true,
+    });
+    const bell = { singleQubit: 1, twoQubit: 1, multiQubit: 0, measurements: 2, total: 2 };
+    expect((await simulator.count(FEATURE_PROGRAMS.GateDefinitions)).gates).toEqual(bell);
+    expect((await simulator.count(FEATURE_PROGRAMS.Subroutines)).gates).toEqual(bell);
+    expect((await simulator.count(FEATURE_PROGRAMS.ForLoops)).gates).toMatchObject({ singleQubit: 1, twoQubit: 2 });
+    expect((await simulator.count(FEATURE_PROGRAMS.GateModifiers)).gates).toMatchObject({
+      singleQubit: 2,
+      twoQubit: 1,
+    });
+  });
+
+  test("a circuit that branches on what it measures is counted as one run went: not exact", async () => {
+    const counts = await simulator.count(teleportation(1.2));
+    expect(counts).toMatchObject({ qubits: 3, exact: false });
+    expect(counts.gates.measurements).toBe(3);
+    // ry, h, cx, cx, h, then the corrections that run took (none, one or both).
+    expect(counts.gates.singleQubit - 3).toBeGreaterThanOrEqual(0);
+    expect(counts.gates.singleQubit - 3).toBeLessThanOrEqual(2);
+    expect(counts.gates.twoQubit).toBe(2);
+  });
+
+  test("an undefined gate and an index a loop runs past are errors located in the source", async () => {
+    const undefinedGate = await simulator.count(qasm(2, "h q[0];\nswapish q[0], q[1];")).catch((e: unknown) => e);
+    expect(undefinedGate).toBeInstanceOf(CircuitError);
+    expect((undefinedGate as CircuitError).diagnostics[0]).toMatchObject({
+      code: "Qdk.Qasm.Lowerer.UndefinedSymbol",
+      line: 6,
+      column: 1,
+    });
+    const pastTheEnd = await simulator.count(qasm(2, "for uint i in [0:2] { h q[i]; }")).catch((e: unknown) => e);
+    expect(pastTheEnd).toBeInstanceOf(CircuitError);
+    expect((pastTheEnd as CircuitError).message).toMatch(/^line 5, column \d+: .*index out of range/);
+  });
+});
 
 describe("QDK results as Qiskit bitstrings", () => {
   test("registers are written c[n-1] first, the last-declared register first, non-bit outputs left out", () => {
@@ -78,15 +167,15 @@ describe("the simulator", () => {
     expect(sigmas(errors, shots, (1 - 0.9 ** 4) / 2)).toBeLessThan(5);
   });
 
-  test("a program that does not compile: CircuitError with the 1-based position of the bad token; check agrees", async () => {
+  test("a program that does not compile: CircuitError with the 1-based position of the bad token; count agrees", async () => {
     const bad = qasm(2, "h q[0];\ncx q[0], q[1];\nc = measure qq;");
     const expected = { code: "Qdk.Qasm.Lowerer.UndefinedSymbol", message: "undefined symbol: qq", line: 7, column: 13 };
     const error = await simulator.run({ source: bad, shots: 10 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CircuitError);
     expect((error as CircuitError).message).toBe("line 7, column 13: undefined symbol: qq");
     expect((error as CircuitError).diagnostics).toEqual([expected]);
-    expect(await simulator.check(bad)).toEqual([expected]);
-    expect(await simulator.check(BELL)).toEqual([]);
+    const counting = await simulator.count(bad).catch((e: unknown) => e);
+    expect((counting as CircuitError).diagnostics).toEqual([expected]);
   });
 
   test("a runtime error in some shots is reported with the shots that succeeded", async () => {

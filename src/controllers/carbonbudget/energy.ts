@@ -1,7 +1,7 @@
 import { type PodDraw, estimateWatts } from "../../carbon/accounting.ts";
 import type { CarbonBudget } from "../../crds/carbonbudget.ts";
-import { parseQuantity } from "../../edge/quantity.ts";
-import { instantQuery } from "../../remediation/prometheus.ts";
+import { parseQuantity } from "../../runtime/quantity.ts";
+import { instantQuery } from "../../prometheus/query.ts";
 import type { Cache } from "../../runtime/cache.ts";
 import { PodKind } from "../../runtime/kinds.ts";
 import type { KubeObject } from "../../runtime/objects.ts";

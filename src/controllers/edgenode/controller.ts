@@ -9,7 +9,7 @@ import {
 } from "../../edge/hierarchy.ts";
 import { type MemberHealth, memberHealth, msUntilNextExpiry, percentile, sitePhase } from "../../edge/health.ts";
 import { Prober } from "../../edge/prober.ts";
-import { parseQuantity, sumResources } from "../../edge/quantity.ts";
+import { parseQuantity, sumResources } from "../../runtime/quantity.ts";
 import type { Cache } from "../../runtime/cache.ts";
 import { type ReconcileContext, defineController } from "../../runtime/controller.ts";
 import { LeaseKind, NODE_LEASE_NAMESPACE, NodeKind } from "../../runtime/kinds.ts";

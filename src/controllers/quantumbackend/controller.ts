@@ -1,6 +1,6 @@
 import type { EdgeNode } from "../../crds/edgenode.ts";
 import { EdgeNodeKind } from "../../crds/edgenode.ts";
-import { parseQuantity } from "../../edge/quantity.ts";
+import { parseQuantity } from "../../runtime/quantity.ts";
 import { type Calibration, INVALID_SPEC, type QuantumBackend, QuantumBackendKind } from "../../crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind } from "../../crds/quantumjob.ts";
 import { ProviderError, type RemoteBackendStatus } from "../../quantum/providers/provider.ts";
@@ -10,6 +10,7 @@ import { jsonEqual } from "../../runtime/conditions.ts";
 import { SecretKind } from "../../runtime/kinds.ts";
 import { addQuantumJobIndexes, backendLoad } from "../quantumjob/indexes.ts";
 import { memoryQuantityProblem, qubitCapacity } from "./memory.ts";
+import { quantumBackendMetrics } from "./metrics.ts";
 import { INCOMPLETE_REMOTE_SPEC, credentialsRef, forgetRemote, remoteAccess } from "./remote.ts";
 
 const SITE_INDEX = "quantumbackend-site";
@@ -81,7 +82,8 @@ export const quantumBackendController = defineController<QuantumBackend>({
       },
     },
   ],
-  setup(cache) {
+  metrics: quantumBackendMetrics,
+  setup(cache, { registry }) {
     const informer = cache.informer<QuantumBackend>(QuantumBackendKind);
     informer.addIndex(SITE_INDEX, (b) => (b.spec.siteRef ? [b.spec.siteRef.name] : []));
     informer.addIndex(SECRET_INDEX, (b) => {
@@ -95,6 +97,7 @@ export const quantumBackendController = defineController<QuantumBackend>({
       readings.delete(b.metadata.name);
       loadWrittenAt.delete(b.metadata.name);
       forgetRemote(b.metadata.name);
+      quantumBackendMetrics(registry).forget(b.metadata.name);
     });
   },
 
@@ -102,7 +105,8 @@ export const quantumBackendController = defineController<QuantumBackend>({
     const name = backend.metadata.name;
     if (backend.metadata.deletionTimestamp) return; // going away: nothing to ask its provider
     const status = ctx.status(backend);
-    const loadDueInMs = writeLoad(ctx, backend);
+    const load = backendLoad(ctx.cache, name);
+    const loadDueInMs = writeLoad(ctx, backend, load);
 
     const problem = specProblem(backend) ?? siteProblem(backend, ctx.cache) ?? (await deviceProblem(ctx, backend));
     const reading = readings.get(name);
@@ -126,6 +130,12 @@ export const quantumBackendController = defineController<QuantumBackend>({
       if (problem) ctx.events.warning(backend, problem.reason, note);
       else ctx.events.normal(backend, "Ready", note);
     }
+    quantumBackendMetrics(ctx.registry).record(name, {
+      queued: load.queued,
+      running: load.running,
+      capacity: backend.spec.capacity.maxConcurrentJobs,
+      ready: !problem,
+    });
     const refreshInMs =
       backend.spec.execution.mode !== "Remote"
         ? undefined
@@ -138,9 +148,12 @@ export const quantumBackendController = defineController<QuantumBackend>({
 });
 
 /** Sets the backend's load in its status if it changed and may be written now; else answers when it may. */
-function writeLoad(ctx: ReconcileContext, backend: QuantumBackend): number | undefined {
+function writeLoad(
+  ctx: ReconcileContext,
+  backend: QuantumBackend,
+  load: ReturnType<typeof backendLoad>,
+): number | undefined {
   const name = backend.metadata.name;
-  const load = backendLoad(ctx.cache, name);
   const { running, queued, queueHead } = backend.status ?? {};
   if (jsonEqual({ running, queued, queueHead }, load)) return undefined;
   const dueInMs = (loadWrittenAt.get(name) ?? -Infinity) + LOAD_WRITE_INTERVAL_MS - ctx.now.getTime();

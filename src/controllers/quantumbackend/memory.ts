@@ -1,5 +1,5 @@
 import type { QuantumBackend } from "../../crds/quantumbackend.ts";
-import { parseQuantity } from "../../edge/quantity.ts";
+import { parseQuantity } from "../../runtime/quantity.ts";
 import {
   type StateVectorMemory,
   qubitsThatFit,

@@ -1,5 +1,5 @@
 import { INVALID_SPEC, type QuantumBackend } from "../../crds/quantumbackend.ts";
-import { OPERATOR_NAMESPACE } from "../../manifests/generate.ts";
+import { OPERATOR_NAMESPACE } from "../../runtime/identity.ts";
 import { type QpuProvider, providers } from "../../quantum/providers/index.ts";
 import type { Cache } from "../../runtime/cache.ts";
 import { SecretKind } from "../../runtime/kinds.ts";

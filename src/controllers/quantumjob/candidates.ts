@@ -1,7 +1,9 @@
 import { type EdgeNode, EdgeNodeKind } from "../../crds/edgenode.ts";
 import { type QuantumBackend, QuantumBackendKind } from "../../crds/quantumbackend.ts";
 import type { QuantumJob } from "../../crds/quantumjob.ts";
+import { LANGUAGE_FEATURES, type LanguageFeature } from "../../quantum/circuit.ts";
 import type { BackendCandidate } from "../../quantum/placement.ts";
+import { providers } from "../../quantum/providers/index.ts";
 import type { Cache } from "../../runtime/cache.ts";
 import { matchesSelector } from "../../runtime/labels.ts";
 import { gridSignals } from "../carbonbudget/grid-signals.ts";
@@ -42,6 +44,7 @@ export function candidates(cache: Cache, job: QuantumJob): BackendCandidate[] {
       carbonIntensity: gridIntensity ?? b.spec.carbon?.intensityGramsPerKWh,
       powerWatts: b.spec.carbon?.powerWatts,
       capabilities: { maxQubits: b.spec.capabilities.maxQubits, maxShots: b.spec.capabilities.maxShots },
+      languageFeatures: runnerFeatures(b),
       calibration: b.status?.calibration ?? b.spec.calibration,
       memory: stateVectorMemory(b),
       capacity: {
@@ -52,4 +55,17 @@ export function candidates(cache: Cache, job: QuantumJob): BackendCandidate[] {
       cost: b.spec.cost,
     };
   });
+}
+
+/**
+ * The OpenQASM features a backend's runner accepts: as declared, else as known for the runners this project ships
+ * (the QDK takes them all; a provider says what its service takes), else none of them: an image nobody described
+ * gets only circuits every runner runs.
+ */
+function runnerFeatures(b: QuantumBackend): readonly LanguageFeature[] {
+  const exec = b.spec.execution;
+  if (b.spec.capabilities.languageFeatures) return b.spec.capabilities.languageFeatures;
+  if (exec.mode === "Embedded" || (exec.mode === "Job" && !exec.image)) return LANGUAGE_FEATURES;
+  if (exec.mode === "Remote" && exec.provider) return providers[exec.provider]?.languageFeatures ?? [];
+  return [];
 }

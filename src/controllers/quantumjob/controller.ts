@@ -1,10 +1,11 @@
 import { CarbonBudgetKind } from "../../crds/carbonbudget.ts";
 import { type QuantumBackend, QuantumBackendKind } from "../../crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind, type QuantumJobStatus } from "../../crds/quantumjob.ts";
-import { analyzeCircuit } from "../../quantum/circuit.ts";
+import { circuitHash, languageFeatures } from "../../quantum/circuit.ts";
 import { type PlacementDecision, type PlacementRequest, place } from "../../quantum/placement.ts";
 import { ProviderError } from "../../quantum/providers/provider.ts";
-import { type Noise, noiseFromCalibration } from "../../quantum/simulator.ts";
+import type { Noise } from "../../quantum/simulation.ts";
+import { CircuitError, noiseFromCalibration } from "../../quantum/simulator.ts";
 import { type ReconcileContext, type ReconcileResult, defineController } from "../../runtime/controller.ts";
 import { findCondition, jsonEqual } from "../../runtime/conditions.ts";
 import { ConfigMapKind, JobKind } from "../../runtime/kinds.ts";
@@ -14,7 +15,7 @@ import { admit, release } from "./admission.ts";
 import { batchJobExecutor } from "./batch-job.ts";
 import { candidates } from "./candidates.ts";
 import { jobTiming } from "./deferral.ts";
-import { checkCircuit, embeddedExecutor, startEmbedded } from "./embedded.ts";
+import { countCircuit, embeddedExecutor, startEmbedded } from "./embedded.ts";
 import type { Executor, Observation, Run } from "./execution.ts";
 import {
   FINISHED,
@@ -240,22 +241,9 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
 
   const circuit = loadCircuit(ctx, job);
   if ("reason" in circuit) return void waitFor(ctx, job, circuit.reason, circuit.message);
-  const analysis = analyze(circuit.source);
-  if (!analysis.ok)
-    return void fail(
-      ctx,
-      job,
-      "InvalidCircuit",
-      `line ${analysis.line}, column ${analysis.column}: ${analysis.message}`,
-    );
-  const stats = analysis.stats;
-  if (job.status?.circuitHash !== stats.hash) {
-    const diagnostics = await checkCircuit(circuit.source);
-    const first = diagnostics[0];
-    if (first)
-      return void fail(ctx, job, "InvalidCircuit", `line ${first.line}, column ${first.column}: ${first.message}`);
-  }
-  status.set({ qubits: stats.qubits, gates: stats.gates, circuitHash: stats.hash });
+  const facts = await circuitFacts(job, circuit.source);
+  if (facts instanceof CircuitError) return void fail(ctx, job, "InvalidCircuit", facts.message);
+  status.set(facts);
 
   const noise = noiseFor(ctx, job);
   if (noise && "reason" in noise) return void waitFor(ctx, job, noise.reason, noise.message);
@@ -281,9 +269,10 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
   }
 
   const request: PlacementRequest = {
-    qubits: stats.qubits,
+    qubits: facts.qubits,
     shots: job.spec.shots,
-    gates: stats.gates,
+    gates: facts.gates,
+    features: facts.languageFeatures,
     strategy: job.spec.placement.strategy,
     pinned: job.spec.backend.name,
     // A device's noise is simulated: only a simulator can take such a job.
@@ -310,7 +299,18 @@ async function schedule(ctx: ReconcileContext, job: QuantumJob): Promise<Reconci
   const chosen = decision.chosen;
   if (!chosen) {
     status.set({ phase: "Pending", placement: { reasons: decision.reasons, fallbackUsed: false } });
-    status.condition("Scheduled", "False", "Unschedulable", `No backend can run it. ${decision.reasons.join("; ")}`);
+    // Features the only obstacle: placement would choose a backend if its runner took them.
+    const onlyFeatures = facts.languageFeatures.length > 0 && !!place({ ...request, features: [] }, all).chosen;
+    if (onlyFeatures)
+      status.condition(
+        "Scheduled",
+        "False",
+        "UnsupportedLanguageFeatures",
+        `The backends that could run it lack OpenQASM features it uses (${facts.languageFeatures.join(", ")}): ` +
+          `rewrite it without them or add a backend whose runner has them. ${decision.reasons.join("; ")}`,
+      );
+    else
+      status.condition("Scheduled", "False", "Unschedulable", `No backend can run it. ${decision.reasons.join("; ")}`);
     return;
   }
   const backend = backendNamed(ctx, chosen.name) as QuantumBackend;
@@ -588,12 +588,31 @@ function submitFailed(ctx: ReconcileContext, job: QuantumJob, backend: string, e
   throw e;
 }
 
-/** analyzeCircuit, with anything it cannot digest (pathological nesting) reported as an invalid circuit. */
-function analyze(source: string): ReturnType<typeof analyzeCircuit> {
+type CircuitFacts = Required<Pick<QuantumJobStatus, "qubits" | "gates" | "depth" | "languageFeatures" | "circuitHash">>;
+
+/**
+ * What placement needs of the circuit: the compiler's counts, kept in status with the hash of the source they are
+ * of (a circuit is compiled once, not on every reconcile), and the language features it uses. A CircuitError when
+ * it does not compile.
+ */
+async function circuitFacts(job: QuantumJob, source: string): Promise<CircuitFacts | CircuitError> {
+  const hash = circuitHash(source);
+  const { qubits, gates, depth, circuitHash: known } = job.status ?? {};
+  const features = languageFeatures(source);
+  if (known === hash && qubits !== undefined && gates && depth !== undefined)
+    return { qubits, gates, depth, languageFeatures: features, circuitHash: hash };
   try {
-    return analyzeCircuit(source);
+    const counts = await countCircuit(source);
+    return {
+      qubits: counts.qubits,
+      gates: counts.gates,
+      depth: counts.depth,
+      languageFeatures: features,
+      circuitHash: hash,
+    };
   } catch (e) {
-    return { ok: false, line: 1, column: 1, message: `the circuit could not be parsed (${String(e)})` };
+    if (e instanceof CircuitError) return e;
+    throw e;
   }
 }
 

@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
-import { CircuitError, type Diagnostic, Simulator } from "../../quantum/simulator.ts";
+import type { CircuitCounts } from "../../quantum/simulation.ts";
+import { CircuitError, Simulator } from "../../quantum/simulator.ts";
 import type { Executor, Observation } from "./execution.ts";
 
 /**
@@ -12,8 +13,8 @@ let checker: Simulator | undefined;
 let enqueue: ((key: string) => void) | undefined;
 
 /**
- * Starts the simulator's worker threads for the controller's lifetime: runs get their own threads, and checking a
- * new circuit (a compile, milliseconds) gets one of its own, so it never waits behind an hour-long run. Answers the
+ * Starts the simulator's worker threads for the controller's lifetime: runs get their own threads, and counting a
+ * new circuit (a compile and the compiler's circuit) gets one of its own, so it never waits behind an hour-long run. Answers the
  * function that stops them, aborting what still runs.
  */
 export function startEmbedded(enqueueKey: (key: string) => void): () => Promise<void> {
@@ -27,11 +28,11 @@ export function startEmbedded(enqueueKey: (key: string) => void): () => Promise<
   };
 }
 
-/** The QDK compiler's diagnostics for a circuit ([] when it compiles), from a worker thread. */
-export function checkCircuit(source: string): Promise<Diagnostic[]> {
+/** The QDK compiler's counts of a circuit, from a worker thread; CircuitError when it does not compile or run. */
+export function countCircuit(source: string): Promise<CircuitCounts> {
   if (!checker) throw new Error("the embedded simulator is not running");
-  // A compile takes milliseconds; one that hangs must not hold up every other job's check.
-  return checker.check(source, { timeoutMs: CHECK_TIMEOUT_MS });
+  // Counting takes a second or less; one that hangs must not hold up every other job's check.
+  return checker.count(source, { timeoutMs: CHECK_TIMEOUT_MS });
 }
 
 const CHECK_TIMEOUT_MS = 30_000;

@@ -1,7 +1,7 @@
 import type { QuantumBackend } from "../../crds/quantumbackend.ts";
 import type { QuantumJob } from "../../crds/quantumjob.ts";
 import type { Precision } from "../../quantum/placement.ts";
-import type { Noise } from "../../quantum/simulator.ts";
+import type { Noise } from "../../quantum/simulation.ts";
 import type { ReconcileContext } from "../../runtime/controller.ts";
 
 /** One attempt at running a job's circuit on a backend. */

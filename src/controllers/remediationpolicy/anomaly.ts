@@ -2,8 +2,8 @@ import { FEATURE_WINDOW_SECONDS, type PodObservation, featureRows } from "../../
 import { AnomalyModel, type DefaultModelName, ModelInvalidError, loadDefaultModel } from "../../anomaly/model.ts";
 import type { ModelRef, RemediationPolicy } from "../../crds/remediationpolicy.ts";
 import type { PodHistory } from "../../remediation/pod-history.ts";
-import { instantQuery } from "../../remediation/prometheus.ts";
-import { parseQuantity } from "../../edge/quantity.ts";
+import { instantQuery } from "../../prometheus/query.ts";
+import { parseQuantity } from "../../runtime/quantity.ts";
 import type { Cache } from "../../runtime/cache.ts";
 import { ConfigMapKind } from "../../runtime/kinds.ts";
 import type { KubeObject } from "../../runtime/objects.ts";

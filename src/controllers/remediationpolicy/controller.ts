@@ -26,7 +26,7 @@ import {
   minAvailableCount,
 } from "../../remediation/ladder.ts";
 import { PodHistory, Sustained } from "../../remediation/pod-history.ts";
-import { instantQuery, rangeQuery } from "../../remediation/prometheus.ts";
+import { instantQuery, rangeQuery } from "../../prometheus/query.ts";
 import type { Cache } from "../../runtime/cache.ts";
 import { type ReconcileContext, defineController } from "../../runtime/controller.ts";
 import {

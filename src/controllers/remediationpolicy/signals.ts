@@ -2,7 +2,7 @@ import { parseDuration } from "../../crds/duration.ts";
 import type { ModelRef, RemediationPolicy, Trigger, TriggerState } from "../../crds/remediationpolicy.ts";
 import type { AlertStore } from "../../remediation/alerts.ts";
 import type { PodHistory, Sustained } from "../../remediation/pod-history.ts";
-import type { QueryResult, RangeResult } from "../../remediation/prometheus.ts";
+import type { QueryResult, RangeResult } from "../../prometheus/query.ts";
 import { forecastCrossing } from "../../anomaly/forecast.ts";
 import type { ScoreResult } from "./anomaly.ts";
 import { objectKey } from "../../runtime/objects.ts";

@@ -4,6 +4,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { jittered } from "../../runtime/backoff.ts";
+import { QISKIT_FEATURES } from "../circuit.ts";
 import {
   type Calibration,
   type ProviderConfig,
@@ -45,6 +46,9 @@ export interface IbmBackendProperties {
 
 export const ibmQuantum: ProviderFactory = {
   requiredCredentials: ["apiKey", "serviceCRN"],
+  // Qiskit Runtime turns an OpenQASM 3 submission into a circuit with Qiskit's importer, as the GPU runner does
+  // (whose features test/unit/gpu-runner.test.ts checks); the service itself is not reachable from the tests.
+  languageFeatures: QISKIT_FEATURES,
   create: (cfg) => new IbmQuantumProvider(cfg),
 };
 

@@ -2,6 +2,7 @@
  * The remote QPU provider interface: what the operator needs from a cloud quantum service, with no Kubernetes in
  * it. A second provider implements QpuProvider in one new file and registers its factory in index.ts.
  */
+import type { LanguageFeature } from "../circuit.ts";
 
 export type RemoteJobState = "Queued" | "Running" | "Completed" | "Failed" | "Cancelled";
 
@@ -99,5 +100,7 @@ export class ProviderError extends Error {
 export interface ProviderFactory {
   /** Secret keys it needs. */
   requiredCredentials: string[];
+  /** The OpenQASM features its service accepts: placement sends it no circuit using another one. */
+  languageFeatures: readonly LanguageFeature[];
   create(cfg: ProviderConfig): QpuProvider;
 }

@@ -1,4 +1,7 @@
-/** Kubernetes resource quantities ("4", "3500m", "16Gi", "1e3") as numbers in base units, and back. */
+/**
+ * Kubernetes resource quantities ("4", "3500m", "16Gi", "1e3") as numbers in base units, and back. Beside the runtime
+ * because every kind that reads a resource list needs them (EdgeNode, CarbonBudget, QuantumBackend, RemediationPolicy).
+ */
 const suffixes: Record<string, number> = {
   m: 1e-3,
   "": 1,

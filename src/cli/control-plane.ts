@@ -1,8 +1,15 @@
 import { join } from "node:path";
-import { parse, UsageError } from "../cli/args.ts";
-import { cacheRoot, ensureAssets, ensureGpuRunnerPython, ensureTool, pinnedVersions, TOOL_NAMES } from "./assets.ts";
-import { ControlPlane, controlPlaneEnv } from "./control-plane.ts";
-import { ensureRealNodeAssets, POD_CIDR, REAL_NODE_NAME } from "./real-node.ts";
+import { parse, UsageError } from "./args.ts";
+import {
+  cacheRoot,
+  ensureAssets,
+  ensureGpuRunnerPython,
+  ensureTool,
+  pinnedVersions,
+  TOOL_NAMES,
+} from "../controlplane/assets.ts";
+import { ControlPlane, controlPlaneEnv } from "../controlplane/control-plane.ts";
+import { ensureRealNodeAssets, POD_CIDR, REAL_NODE_NAME } from "../controlplane/real-node.ts";
 
 // A function: the pinned versions are read from hack/, which the operator image does not carry.
 const overview = () => `Usage: nextgen-operator control-plane <up|down|env|assets> [--dir DIR] [--k8s-version VERSION]

@@ -1,4 +1,7 @@
-/** Queries against Prometheus' HTTP API (instant and range), with every failure named, never guessed at. */
+/**
+ * Queries against Prometheus' HTTP API (instant and range), with every failure named, never guessed at. Its own folder:
+ * RemediationPolicy and CarbonBudget both query Prometheus, and neither owns the client.
+ */
 
 export interface Sample {
   labels: Record<string, string>;
