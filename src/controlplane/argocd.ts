@@ -5,7 +5,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
-import { applyCrds, applyObjects, readManifests } from "../cli/install.ts";
+import { applyCrds, applyObjects, readManifests } from "../runtime/install.ts";
 import { KubeClient } from "../runtime/client.ts";
 import type { KindRef } from "../runtime/kinds.ts";
 import type { KubeObject } from "../runtime/objects.ts";

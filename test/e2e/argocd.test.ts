@@ -15,7 +15,7 @@ import {
 import { REAL_NODE_LABEL } from "../../src/controlplane/real-node.ts";
 import { FIELD_MANAGER } from "../../src/cli/run.ts";
 import { crds } from "../../src/crds/index.ts";
-import { OPERATOR_NAMESPACE } from "../../src/manifests/generate.ts";
+import { OPERATOR_NAMESPACE } from "../../src/runtime/identity.ts";
 import { MAX_REPLICAS_ANNOTATION } from "../../src/controllers/shared/replicas.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
 import { DeploymentKind, type KindRef, NamespaceKind, SecretKind } from "../../src/runtime/kinds.ts";

@@ -1,11 +1,11 @@
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { loadAll } from "js-yaml";
-import type { KubeClient } from "../runtime/client.ts";
-import { Discovery } from "../runtime/discovery.ts";
-import type { KubeObject } from "../runtime/objects.ts";
-import { waitUntil } from "../runtime/wait.ts";
-import { OPERATOR_NAMESPACE } from "../runtime/identity.ts";
+import type { KubeClient } from "./client.ts";
+import { Discovery } from "./discovery.ts";
+import type { KubeObject } from "./objects.ts";
+import { waitUntil } from "./wait.ts";
+import { OPERATOR_NAMESPACE } from "./identity.ts";
 
 /** The YAML documents of a file or of every .yaml file in a folder (kustomization files excepted). */
 export async function readManifests(path: string): Promise<KubeObject[]> {
