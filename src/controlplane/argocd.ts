@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -79,13 +79,21 @@ export class ArgoCD {
    */
   static async start(kubeconfig: string, log: (line: string) => void = () => {}): Promise<ArgoCD> {
     const [argocd, kustomize] = [await ensureTool("argocd", log), await ensureTool("kustomize", log)];
+    const source = await moduleSource(ARGOCD_MODULE, "github.com/argoproj/argo-cd/v3");
     const client = KubeClient.load(kubeconfig, "nextgen-argocd-setup");
     try {
-      await install(client);
+      await install(client, source);
     } finally {
       await client.close();
     }
     const dir = mkdtempSync(join(tmpdir(), "nextgen-argocd-"));
+    // The scripts Argo CD's image puts on PATH beside the binary (its Dockerfile): the repo-server runs
+    // git-verify-wrapper.sh on every revision it generates manifests for, signatures verified or not.
+    const bin = mkdir(join(dir, "bin"));
+    for (const script of ["git-verify-wrapper.sh", "gpg-wrapper.sh"]) {
+      copyFileSync(join(source, "hack", script), join(bin, script));
+      chmodSync(join(bin, script), 0o755);
+    }
     const components: Component[] = [];
     const argocdRunning = new ArgoCD(components, dir);
     try {
@@ -124,7 +132,7 @@ export class ArgoCD {
           ...["--redis", redisAddress, "--logformat", "text"],
         ],
         // It runs the kustomize Argo CD's images ship, found on PATH as there.
-        { ...common, PATH: `${dirname(kustomize)}:${process.env.PATH}` },
+        { ...common, PATH: `${bin}:${dirname(kustomize)}:${process.env.PATH}` },
       );
       await healthy(repoServer, repoMetrics);
       const controller = startComponent(
@@ -162,8 +170,7 @@ export class ArgoCD {
 }
 
 /** The CRDs, the settings the components read, and the project every Application of the tests belongs to. */
-async function install(client: KubeClient): Promise<void> {
-  const source = await moduleSource(ARGOCD_MODULE, "github.com/argoproj/argo-cd/v3");
+async function install(client: KubeClient, source: string): Promise<void> {
   await applyObjects(client, [{ apiVersion: "v1", kind: "Namespace", metadata: { name: ARGOCD_NAMESPACE } }]);
   await applyCrds(client, await readManifests(join(source, "manifests/crds")));
   const metadata = (name: string) => ({ name, namespace: ARGOCD_NAMESPACE, labels: PART_OF });
