@@ -143,6 +143,9 @@ export class ArgoCD {
           ...["--namespace", ARGOCD_NAMESPACE],
           ...["--redis", redisAddress, "--repo-server", `127.0.0.1:${repoPort}`],
           ...["--metrics-port", String(controllerMetrics), "--logformat", "text"],
+          // Argo CD 3 keeps each resource's health out of the Application's status (argocd-server's resource tree
+          // serves it from Redis); without argocd-server, the status is where health is read.
+          "--persist-resource-health",
         ],
         // KUBECONFIG: its own client and, with ARGOCD_FAKE_IN_CLUSTER, the in-cluster destination's (Argo CD's
         // Cluster.RESTConfig reads the variable, not --kubeconfig). One replica: no sharding.
