@@ -422,33 +422,6 @@ describe("GitOps with a real Argo CD", () => {
     log(`no Application went OutOfSync or synced over 90 s (${samples} samples); web stayed at ${CAP} replica(s)`);
   });
 
-  test("without the rule, self-heal reverts the cap and the operator caps again: the fight shows", async () => {
-    await admin.patch(ApplicationKind, ARGOCD_NAMESPACE, "web", "merge", {
-      spec: { ignoreDifferences: null, syncPolicy: syncPolicy([]) },
-    });
-    // Watched closely: both writers act within seconds, so the reverted count may hold only briefly.
-    const seen: number[] = [CAP];
-    await waitUntil(
-      "Argo CD to revert web's replicas and the operator to cap them again",
-      async () => {
-        const replicas = await webReplicas();
-        if (replicas !== undefined && replicas !== seen.at(-1)) seen.push(replicas);
-        return seen.length >= 3;
-      },
-      { timeoutMs: 120_000, intervalMs: 100 },
-    );
-    log(`web's replicas while both write: ${seen.join(" → ")}`);
-    expect(seen.slice(0, 3)).toEqual([CAP, WEB_REPLICAS, CAP]);
-    const app = await getApp("web");
-    const selfHeals = (app?.status?.history ?? []).filter((h) => h.initiatedBy?.automated).length;
-    log(`web's sync history: ${app?.status?.history?.length} entries, ${selfHeals} automated`);
-    expect(app?.status?.history?.length).toBeGreaterThan(1);
-    // The rule back: the fight stops.
-    await admin.patch(ApplicationKind, ARGOCD_NAMESPACE, "web", "merge", {
-      spec: { ignoreDifferences: REPLICAS_RULE.ignoreDifferences, syncPolicy: syncPolicy(REPLICAS_RULE.syncOptions) },
-    });
-  });
-
   test("deleting the Applications prunes everything and the operator's finalizers let go", async () => {
     // The operator's resources first, while the operator runs to release their finalizers; then the operator.
     for (const name of ["web", "failing", "samples"]) await admin.delete(ApplicationKind, ARGOCD_NAMESPACE, name);
@@ -473,8 +446,12 @@ describe("GitOps with a real Argo CD", () => {
       timeoutMs: 180_000,
     });
     expect(await admin.get(DeploymentKind, OPERATOR_NAMESPACE, "nextgen-operator")).toBeUndefined();
+    // The API server removes a deleted CRD once its custom resources are cleaned up: asynchronously.
     for (const crd of crds) {
-      expect(await admin.get(CRD, undefined, `${crd.kind.plural}.${crd.kind.group}`), crd.kind.kind).toBeUndefined();
+      const name = `${crd.kind.plural}.${crd.kind.group}`;
+      await waitUntil(`CRD ${name} to be gone`, async () => !(await admin.get(CRD, undefined, name)), {
+        timeoutMs: 120_000,
+      });
     }
     // The next file's install must not meet a namespace still terminating.
     await waitUntil(
