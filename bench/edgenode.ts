@@ -1,4 +1,4 @@
-import { installPrerequisites } from "../src/cli/install.ts";
+import { installPrerequisites } from "../src/runtime/install.ts";
 import type { ControlPlane } from "../src/controlplane/control-plane.ts";
 import { KwokNodes } from "../src/controlplane/kwok.ts";
 import { type EdgeNode, EdgeNodeKind } from "../src/crds/edgenode.ts";

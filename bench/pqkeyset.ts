@@ -1,4 +1,4 @@
-import { installPrerequisites } from "../src/cli/install.ts";
+import { installPrerequisites } from "../src/runtime/install.ts";
 import type { ControlPlane } from "../src/controlplane/control-plane.ts";
 import { type PQKeySet, PQKeySetKind } from "../src/crds/pqkeyset.ts";
 import { KubeClient } from "../src/runtime/client.ts";

@@ -1,5 +1,5 @@
 import { writeFileSync } from "node:fs";
-import { installPrerequisites } from "../src/cli/install.ts";
+import { installPrerequisites } from "../src/runtime/install.ts";
 import type { ControlPlane } from "../src/controlplane/control-plane.ts";
 import { type QuantumBackend, QuantumBackendKind, type QuantumBackendSpec } from "../src/crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind, type QuantumJobSpec } from "../src/crds/quantumjob.ts";

@@ -1,4 +1,4 @@
-import { installPrerequisites } from "../src/cli/install.ts";
+import { installPrerequisites } from "../src/runtime/install.ts";
 import type { ControlPlane } from "../src/controlplane/control-plane.ts";
 import { KwokNodes, POD_FAULT_LABEL } from "../src/controlplane/kwok.ts";
 import { type RemediationPolicy, RemediationPolicyKind } from "../src/crds/remediationpolicy.ts";

@@ -1,12 +1,10 @@
 // Test tools built from the Go module proxy, independent of the Kubernetes minor under test: KWOK (simulated
-// kubelets: Nodes, Leases and Pods driven by Stages) and the Lua VM Argo CD runs health checks in.
+// kubelets: Nodes, Leases and Pods driven by Stages) and node-probe, the program of the real node's test image.
 module github.com/itechsmart/nextgen-operator/hack/tools
 
 go 1.26.0
 
 tool sigs.k8s.io/kwok/cmd/kwok
-
-require github.com/yuin/gopher-lua v1.1.2
 
 require (
 	cel.dev/expr v0.25.1 // indirect

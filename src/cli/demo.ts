@@ -12,7 +12,7 @@ import { findCondition } from "../runtime/conditions.ts";
 import type { Condition, KubeObject } from "../runtime/objects.ts";
 import { waitUntil } from "../runtime/wait.ts";
 import { parse } from "./args.ts";
-import { applyObjects, installPrerequisites, readManifests } from "./install.ts";
+import { applyObjects, installPrerequisites, readManifests } from "../runtime/install.ts";
 
 export const demoHelp = `Usage: nextgen-operator demo [--once] [--timeout SECONDS]
 

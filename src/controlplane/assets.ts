@@ -58,13 +58,16 @@ type Release = {
 };
 
 /**
- * Test tools that do not depend on the Kubernetes minor: from the Go module in hack/tools, KWOK and the runner of
- * Argo CD health checks in Argo CD's Lua VM; from hack/monitoring, Prometheus (and its promtool) and Alertmanager,
- * each in a module of its own (their go.mod says why). Each is built on its own, so a test needing one never waits for the others.
+ * Test tools that do not depend on the Kubernetes minor: from the Go module in hack/tools, KWOK; from hack/monitoring,
+ * Prometheus (and its promtool) and Alertmanager, each in a module of its own (their go.mod says why); from
+ * hack/argocd, Argo CD (one binary for every component), the runner of health checks in Argo CD's own code, and the
+ * kustomize its repo-server runs. Each is built on its own, so a test needing one never waits for the others.
  */
 const TOOLS = {
   kwok: { module: "tools", pkg: "sigs.k8s.io/kwok/cmd/kwok" },
-  "argocd-health": { module: "tools", pkg: "./argocd-health", sources: ["argocd-health/main.go"] },
+  argocd: { module: "argocd", pkg: "github.com/argoproj/argo-cd/v3/cmd" },
+  "argocd-health-check": { module: "argocd", pkg: "./health-check", sources: ["health-check/main.go"] },
+  kustomize: { module: "argocd/kustomize", pkg: "sigs.k8s.io/kustomize/kustomize/v5" },
   // The program of the real node's test image (src/controlplane/images.ts).
   "node-probe": { module: "tools", pkg: "./node-probe", sources: ["node-probe/main.go"] },
   prometheus: {
@@ -259,7 +262,7 @@ function buildKubernetes(
     `Kubernetes ${version} ${what}`,
     join(cacheRoot(), folder, `v${version}-${buildKey(moduleDir, sources, [...packages, ...ldflags])}`),
     binaries,
-    (out) => goBuild(moduleDir, out, packages, ldflags, log),
+    (out) => goBuild(moduleDir, `${out}/`, packages, ldflags, log),
     log,
   );
 }
@@ -278,8 +281,8 @@ export async function ensureTool(name: ToolName, log: (line: string) => void): P
     [name],
     (out) =>
       tool.release
-        ? buildRelease(moduleDir, tool.pkg, tool.release, out, log)
-        : goBuild(moduleDir, out, [tool.pkg], ldflags, log),
+        ? buildRelease(moduleDir, tool.pkg, tool.release, join(out, name), log)
+        : goBuild(moduleDir, join(out, name), [tool.pkg], ldflags, log),
     log,
   );
   return join(dir, name);
@@ -348,7 +351,7 @@ async function buildRelease(
         `Not built: ${release.module}'s module lacks what its release generates here.\n`,
       );
     }
-    await goBuild(copy, out, [pkg], ldflags, log);
+    await goBuild(copy, out, [pkg], ldflags, log, goEnv(moduleDir));
   } finally {
     rmSync(copy, { recursive: true, force: true });
   }
@@ -357,7 +360,7 @@ async function buildRelease(
 /** The folder of `module`, as `moduleDir`'s go.sum pins it, in the module cache; downloaded if need be. */
 export async function moduleSource(moduleDir: string, module: string): Promise<string> {
   const output: string[] = [];
-  await run("go", ["mod", "download", "-json", module], moduleDir, goEnv(), (line) => output.push(line));
+  await run("go", ["mod", "download", "-json", module], moduleDir, goEnv(moduleDir), (line) => output.push(line));
   const { Dir } = JSON.parse(output.join("\n")) as { Dir: string };
   return Dir;
 }
@@ -453,22 +456,25 @@ function holderAlive(lock: string): boolean {
   }
 }
 
-/** `go build` of `packages` in `moduleDir` into `out`, logging progress: modules fetched, packages compiled. */
+/**
+ * `go build` of `packages` in `moduleDir` into `output` (a file, or a folder ending in "/" for several packages),
+ * logging progress: modules fetched, packages compiled.
+ */
 async function goBuild(
   moduleDir: string,
-  out: string,
+  output: string,
   packages: string[],
   ldflags: string[],
   log: (line: string) => void,
+  env = goEnv(moduleDir),
 ): Promise<void> {
-  const env = goEnv();
   log(`downloading the Go modules ${moduleDir}/go.sum pins`);
   await run("go", ["mod", "download"], moduleDir, env, () => {});
   let compiled = 0;
   const every = 200;
   await run(
     "go",
-    ["build", "-v", "-trimpath", `-ldflags=-s -w ${ldflags.join(" ")}`, "-o", `${out}/`, ...packages],
+    ["build", "-v", "-trimpath", `-ldflags=-s -w ${ldflags.join(" ")}`, "-o", output, ...packages],
     moduleDir,
     env,
     // -v names each package as it is compiled: a count is progress enough on a build of a few thousand.
@@ -478,8 +484,13 @@ async function goBuild(
   );
 }
 
-function goEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, CGO_ENABLED: "0", GOFLAGS: GO_FLAGS };
+/**
+ * The environment of the go command in one of our modules (under hack/). A module whose code needs a newer Go than
+ * the one installed names it in a `toolchain` line (hack/argocd); the go command fetches it from the module proxy.
+ */
+function goEnv(moduleDir: string): NodeJS.ProcessEnv {
+  const toolchain = /^toolchain (go\S+)$/m.exec(readFileSync(join(moduleDir, "go.mod"), "utf8"))?.[1];
+  return { ...process.env, CGO_ENABLED: "0", GOFLAGS: GO_FLAGS, ...(toolchain && { GOTOOLCHAIN: toolchain }) };
 }
 
 const NOT_FOUND: Record<string, string> = {

@@ -36,6 +36,12 @@ export type ScrapeJob = {
   bearerToken?: string;
 };
 
+/** Kills `child` when this process exits without having stopped it. */
+export function killOnExit(child: ChildProcess): void {
+  live.add(child);
+  child.once("exit", () => live.delete(child));
+}
+
 export type PrometheusConfig = {
   /**
    * Scrape jobs by job name, each listing the host:port of its targets (or a ScrapeJob); scraped every second at
@@ -278,8 +284,7 @@ class ServerProcess {
     const dir = mkdtempSync(join(tmpdir(), `nextgen-${name}-`));
     const args = [...configure(dir), "--web.listen-address=127.0.0.1:0", "--log.format=json"];
     const child = spawn(bin, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
-    live.add(child);
-    child.once("exit", () => live.delete(child));
+    killOnExit(child);
     // "close" comes after the last line of output, which the error below should include.
     const closed = new AbortController();
     child.once("close", () => closed.abort());
@@ -325,7 +330,7 @@ class ServerProcess {
 }
 
 /** SIGTERM, then SIGKILL if it has not exited after STOP_GRACE_MS. */
-async function terminate(child: ChildProcess): Promise<void> {
+export async function terminate(child: ChildProcess): Promise<void> {
   // No pid: it never started, so there is no exit to wait for.
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, "exit");

@@ -190,7 +190,9 @@ export type RemediationPolicy = Resource<RemediationPolicySpec, RemediationPolic
 export const MAX_HISTORY = 50;
 export const MAX_INCIDENTS = 100;
 
-const empty = (description: string): Schema => ({ type: "object", description, properties: {} });
+// An action without parameters: `{}`. No `properties: {}`: the API server drops an empty map from a stored CRD, and
+// Argo CD then shows the CRD OutOfSync with Git for ever (test/e2e/argocd.test.ts).
+const empty = (description: string): Schema => ({ type: "object", description });
 
 const modelRefSchema: Schema = {
   type: "object",

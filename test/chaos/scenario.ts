@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as hold } from "node:timers/promises";
 import { expect } from "vitest";
-import { installPrerequisites } from "../../src/cli/install.ts";
+import { installPrerequisites } from "../../src/runtime/install.ts";
 import { ControlPlane, type StartOptions } from "../../src/controlplane/control-plane.ts";
 import type { NetworkNamespace } from "../../src/controlplane/netns.ts";
 import { OperatorProcess } from "../../src/controlplane/operator-process.ts";

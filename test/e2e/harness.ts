@@ -1,4 +1,6 @@
 import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
 import { ctr, REAL_NODE_LABEL } from "../../src/controlplane/real-node.ts";
 import { crds } from "../../src/crds/index.ts";
 import type { KubeClient } from "../../src/runtime/client.ts";
@@ -26,6 +28,49 @@ export type Pod = KubeObject & {
     }[];
   };
 };
+
+/** The name a user's `kustomize edit set image` would give: another registry's, to prove the override is what runs. */
+export const IMAGE_OVERRIDE = {
+  name: "ghcr.io/itechsmart/nextgen-operator",
+  newName: "localhost/nextgen-operator",
+  newTag: "e2e",
+};
+
+/**
+ * Writes into `dir` a user's overlay of config/default (at `configDefault`): what `kustomize edit set image` writes,
+ * nothing else. Tags the operator's image on the node with the override's name, as a user would have pushed it under
+ * their own: the node holds it, so nothing is pulled.
+ */
+export async function writeInstallOverlay(
+  dir: string,
+  configDefault: string,
+  node: { containerdSocket: string },
+  operatorImage: string,
+): Promise<void> {
+  writeFileSync(
+    join(dir, "kustomization.yaml"),
+    [
+      "apiVersion: kustomize.config.k8s.io/v1beta1",
+      "kind: Kustomization",
+      "resources:",
+      // kustomize takes a base outside the overlay's folder, but only by a relative path.
+      `  - ${relative(dir, configDefault)}`,
+      "images:",
+      `  - name: ${IMAGE_OVERRIDE.name}`,
+      `    newName: ${IMAGE_OVERRIDE.newName}`,
+      `    newTag: ${IMAGE_OVERRIDE.newTag}`,
+      "",
+    ].join("\n"),
+  );
+  await ctr(
+    node.containerdSocket,
+    "images",
+    "tag",
+    "--force",
+    operatorImage,
+    `${IMAGE_OVERRIDE.newName}:${IMAGE_OVERRIDE.newTag}`,
+  );
+}
 
 /** The KindRef of one of the operator's kinds. */
 export function crdKind(kind: string): KindRef {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
-import { readManifests } from "../../src/cli/install.ts";
+import { readManifests } from "../../src/runtime/install.ts";
 import { ctr } from "../../src/controlplane/real-node.ts";
 import type { HeldReplicas } from "../../src/crds/carbonbudget.ts";
 import { ROTATE_ANNOTATION } from "../../src/crds/pqkeyset.ts";

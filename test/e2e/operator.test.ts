@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { Prometheus } from "../../src/controlplane/monitoring.ts";
-import { ctr, REAL_NODE_LABEL, REAL_NODE_NAME } from "../../src/controlplane/real-node.ts";
+import { REAL_NODE_LABEL, REAL_NODE_NAME } from "../../src/controlplane/real-node.ts";
 import { ROTATE_ANNOTATION } from "../../src/crds/pqkeyset.ts";
 import { serviceAccountToken } from "../../src/controlplane/service-account.ts";
 import { METRICS_READER_ROLE } from "../../src/manifests/generate.ts";
@@ -20,9 +20,11 @@ import {
   type Pod,
   type ProbeOptions,
   containerdTasks,
+  IMAGE_OVERRIDE,
   kubectl,
   nodeProbeDeployment,
   podWhere,
+  writeInstallOverlay,
 } from "./harness.ts";
 
 /*
@@ -36,8 +38,6 @@ const images = inject("images");
 const node = inject("realNode");
 const admin = KubeClient.load(info.adminKubeconfig, "nextgen-e2e");
 const ROOT = resolve(import.meta.dirname, "../..");
-/** The name a user's `kustomize edit set image` would give: another registry's, to prove the override is what runs. */
-const OVERRIDE = { name: "ghcr.io/itechsmart/nextgen-operator", newName: "localhost/nextgen-operator", newTag: "e2e" };
 const DEPLOYMENT = "nextgen-operator";
 const namespace = `e2e-${Date.now().toString(36)}`;
 const operatorSelector = "app.kubernetes.io/name=nextgen-operator,app.kubernetes.io/component=manager";
@@ -53,31 +53,7 @@ let kustomization: string;
 
 beforeAll(async () => {
   kustomization = mkdtempSync(join(tmpdir(), "nextgen-install-"));
-  // What `kustomize edit set image` writes into a user's overlay of config/default: nothing else.
-  writeFileSync(
-    join(kustomization, "kustomization.yaml"),
-    [
-      "apiVersion: kustomize.config.k8s.io/v1beta1",
-      "kind: Kustomization",
-      "resources:",
-      // kustomize takes a base outside the overlay's folder, but only by a relative path.
-      `  - ${relative(kustomization, join(ROOT, "config/default"))}`,
-      "images:",
-      `  - name: ${OVERRIDE.name}`,
-      `    newName: ${OVERRIDE.newName}`,
-      `    newTag: ${OVERRIDE.newTag}`,
-      "",
-    ].join("\n"),
-  );
-  // The image as a user would have pushed it under their own name; the node holds it, so nothing is pulled.
-  await ctr(
-    node.containerdSocket,
-    "images",
-    "tag",
-    "--force",
-    images.operator,
-    `${OVERRIDE.newName}:${OVERRIDE.newTag}`,
-  );
+  await writeInstallOverlay(kustomization, join(ROOT, "config/default"), node, images.operator);
   kubectl(node.kubectl, info.adminKubeconfig, "apply", "--server-side", "-k", kustomization);
   await admin.create(NamespaceKind, { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
 }, 600_000);
@@ -126,7 +102,7 @@ describe("installed with kubectl apply -k", () => {
     await deploymentAvailable(1);
     const [pod] = await operatorPods();
     expect(pod?.spec?.nodeName).toBe(REAL_NODE_NAME);
-    expect(pod?.spec?.containers?.[0]?.image).toBe(`${OVERRIDE.newName}:${OVERRIDE.newTag}`);
+    expect(pod?.spec?.containers?.[0]?.image).toBe(`${IMAGE_OVERRIDE.newName}:${IMAGE_OVERRIDE.newTag}`);
     expect(pod?.status?.containerStatuses?.[0]?.ready).toBe(true);
     const runningAt = Date.parse(pod?.status?.containerStatuses?.[0]?.state.running?.startedAt as string);
     const readyAt = Date.parse(findCondition(pod?.status?.conditions, "Ready")?.lastTransitionTime as string);

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { load, loadAll } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { readManifests } from "../../src/cli/install.ts";
+import { readManifests } from "../../src/runtime/install.ts";
 import { ensureNodeAssets, selectVersion } from "../../src/controlplane/assets.ts";
 import { crds } from "../../src/crds/index.ts";
 import { NamespaceKind } from "../../src/runtime/kinds.ts";

@@ -1,5 +1,5 @@
 import type { TestProject } from "vitest/node";
-import { installPrerequisites } from "../../src/cli/install.ts";
+import { installPrerequisites } from "../../src/runtime/install.ts";
 import { ControlPlane } from "../../src/controlplane/control-plane.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
 

@@ -1,7 +1,7 @@
 import { chmod, copyFile, cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { readManifests } from "../../src/cli/install.ts";
+import { readManifests } from "../../src/runtime/install.ts";
 import { type PQKeySet, PQKeySetKind } from "../../src/crds/pqkeyset.ts";
 import { QuantumJobKind } from "../../src/crds/quantumjob.ts";
 import { CarbonBudgetKind } from "../../src/crds/carbonbudget.ts";

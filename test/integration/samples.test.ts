@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { expect, test } from "vitest";
-import { readManifests } from "../../src/cli/install.ts";
+import { readManifests } from "../../src/runtime/install.ts";
 import { Discovery } from "../../src/runtime/discovery.ts";
 import { cluster } from "./harness.ts";
 

@@ -1,11 +1,11 @@
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { loadAll } from "js-yaml";
-import type { KubeClient } from "../runtime/client.ts";
-import { Discovery } from "../runtime/discovery.ts";
-import type { KubeObject } from "../runtime/objects.ts";
-import { waitUntil } from "../runtime/wait.ts";
-import { OPERATOR_NAMESPACE } from "../runtime/identity.ts";
+import type { KubeClient } from "./client.ts";
+import { Discovery } from "./discovery.ts";
+import type { KubeObject } from "./objects.ts";
+import { waitUntil } from "./wait.ts";
+import { OPERATOR_NAMESPACE } from "./identity.ts";
 
 /** The YAML documents of a file or of every .yaml file in a folder (kustomization files excepted). */
 export async function readManifests(path: string): Promise<KubeObject[]> {
@@ -36,10 +36,8 @@ export async function applyObjects(
   }
 }
 
-/** Installs what the operator needs before it starts: its namespace, the CRDs (until established) and its RBAC. */
-export async function installPrerequisites(client: KubeClient, root: string, timeoutMs = 60_000): Promise<void> {
-  await applyObjects(client, [{ apiVersion: "v1", kind: "Namespace", metadata: { name: OPERATOR_NAMESPACE } }]);
-  const crds = await readManifests(join(root, "config/crd"));
+/** Server-side applies CustomResourceDefinitions and waits until the API server serves each (Established). */
+export async function applyCrds(client: KubeClient, crds: KubeObject[], timeoutMs = 60_000): Promise<void> {
   await applyObjects(client, crds);
   for (const crd of crds) {
     await waitUntil(
@@ -54,5 +52,11 @@ export async function installPrerequisites(client: KubeClient, root: string, tim
       { timeoutMs },
     );
   }
+}
+
+/** Installs what the operator needs before it starts: its namespace, the CRDs (until established) and its RBAC. */
+export async function installPrerequisites(client: KubeClient, root: string, timeoutMs = 60_000): Promise<void> {
+  await applyObjects(client, [{ apiVersion: "v1", kind: "Namespace", metadata: { name: OPERATOR_NAMESPACE } }]);
+  await applyCrds(client, await readManifests(join(root, "config/crd")), timeoutMs);
   await applyObjects(client, await readManifests(join(root, "config/rbac")));
 }
