@@ -73,7 +73,16 @@ test("the real Prometheus scrapes with the reader's token over TLS 1.3 with X255
     timeoutMs: 60_000,
     intervalMs: 500,
   });
-  expect(await up("stranger")).toBe(0);
+  // Each job is scraped on its own schedule: the stranger's first scrape may come after the reader's.
+  const stranger = await waitUntil(
+    "Prometheus to have scraped with the stranger's token",
+    async () => {
+      const value = await up("stranger");
+      return value === undefined ? undefined : { value };
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
+  expect(stranger.value).toBe(0);
   // Seen from the operator's side: every connection of its metrics clients, Prometheus' among them.
   const scraped = await p.query('nextgen_tls_handshakes_total{job="reader",peer="metrics client"}');
   expect(Object.fromEntries(scraped.map((s) => [`${s.labels.group} ${s.labels.protocol}`, s.value > 0]))).toEqual({
