@@ -3,6 +3,12 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { controllers } from "../controllers/index.ts";
 import { alertStore, nodeGateLimits } from "../controllers/remediationpolicy/controller.ts";
+import {
+  ALLOWED_ENDPOINTS_FLAG,
+  type AllowedEndpoint,
+  allowedEndpoints,
+  parseAllowedEndpoints,
+} from "../controllers/shared/endpoints.ts";
 import { remediationMetrics } from "../controllers/remediationpolicy/metrics.ts";
 import { parseDuration } from "../crds/duration.ts";
 import { alertWebhookHandler } from "../remediation/alerts.ts";
@@ -38,6 +44,10 @@ Flags (each also read from the environment variable in brackets; a flag wins):
                                      cordoned them (default "10%", rounded up) [NEXTGEN_MAX_UNSCHEDULABLE_NODES]
   --node-storm-threshold P%          drainNode stops while this share of Nodes or more is not Ready (default "30%")
                                      [NEXTGEN_NODE_STORM_THRESHOLD]
+  --allowed-endpoints URL,...        the only URLs CarbonBudgets and RemediationPolicies may have the operator send requests
+                                     to: prefixes scheme://host[:port|:*][/path] (no port: the scheme's default; * any);
+                                     repeatable; default: none, so an object naming a URL is reported EndpointNotAllowed
+                                     [NEXTGEN_ALLOWED_ENDPOINTS, comma-separated]
   --log-level LEVEL                  ${LOG_LEVELS.join(" | ")} (default "info") [NEXTGEN_LOG_LEVEL]
   -h, --help                         show this help`;
 
@@ -57,6 +67,8 @@ export interface RunConfig {
   alertWebhook?: { address: string; tokenFile: string; expiryMs: number };
   /** Bounds on RemediationPolicy's node actions. */
   nodeGate: { maxUnschedulable: string; stormThreshold: string };
+  /** Where tenants' objects may have the operator send requests (src/controllers/shared/endpoints.ts). */
+  allowedEndpoints: AllowedEndpoint[];
   logLevel: LogLevel;
 }
 
@@ -77,6 +89,7 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
     "alert-webhook-expiry": { type: "string" },
     "max-unschedulable-nodes": { type: "string" },
     "node-storm-threshold": { type: "string" },
+    "allowed-endpoints": { type: "string", multiple: true },
   });
   if (values.help) return "help";
   const list = (v: string | undefined) =>
@@ -159,8 +172,19 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
         values["node-storm-threshold"] ?? env.NEXTGEN_NODE_STORM_THRESHOLD ?? "30%",
       ),
     },
+    allowedEndpoints: endpoints(
+      values["allowed-endpoints"]?.flatMap((v) => list(v) ?? []) ?? list(env.NEXTGEN_ALLOWED_ENDPOINTS) ?? [],
+    ),
     logLevel: logLevel as LogLevel,
   };
+}
+
+function endpoints(entries: string[]): AllowedEndpoint[] {
+  try {
+    return parseAllowedEndpoints(entries);
+  } catch (e) {
+    throw new UsageError(`run: ${ALLOWED_ENDPOINTS_FLAG}: ${(e as Error).message}`);
+  }
 }
 
 function duration(flag: string, v: string): number {
@@ -214,6 +238,7 @@ export async function runCommand(args: string[]): Promise<number> {
   });
   for (const c of controllers) manager.add(c);
   Object.assign(nodeGateLimits, cfg.nodeGate);
+  allowedEndpoints.push(...cfg.allowedEndpoints);
   const hook = cfg.alertWebhook;
   if (hook) {
     alertStore.expireAfterMs = hook.expiryMs;
@@ -237,7 +262,12 @@ export async function runCommand(args: string[]): Promise<number> {
   };
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
-  log.info("starting", { identity, namespaces: cfg.namespaces ?? "all", leaderElect: cfg.leaderElect });
+  log.info("starting", {
+    identity,
+    namespaces: cfg.namespaces ?? "all",
+    leaderElect: cfg.leaderElect,
+    allowedEndpoints: cfg.allowedEndpoints.map((a) => a.entry),
+  });
   const reason = await manager.run(stop.signal);
   await client.close();
   return reason === "signal" ? 0 : 1;
