@@ -37,7 +37,9 @@ Flags (each also read from the environment variable in brackets; a flag wins):
   --concurrency NAME=N               MaxConcurrentReconciles of one controller; repeatable [NEXTGEN_CONCURRENCY, comma-separated]
   --alert-webhook-token-file PATH    serve Alertmanager's webhook (POST /alerts) for RemediationPolicy alert triggers,
                                      guarded by the bearer token in this file (a mounted Secret) [NEXTGEN_ALERT_WEBHOOK_TOKEN_FILE]
-  --alert-webhook-bind-address ADDR  where the webhook listens (default ":8082") [NEXTGEN_ALERT_WEBHOOK_BIND_ADDRESS]
+  --alert-webhook-bind-address ADDR  where the webhook listens, over HTTPS (default ":8082") [NEXTGEN_ALERT_WEBHOOK_BIND_ADDRESS]
+  --alert-webhook-cert-dir DIR       tls.crt and tls.key for the webhook (a mounted Secret); default: self-signed
+                                     [NEXTGEN_ALERT_WEBHOOK_CERT_DIR]
   --alert-webhook-expiry DURATION    a firing alert the webhook has not repeated for this long is dropped: above
                                      Alertmanager's repeat_interval + group_interval (default "4h10m") [NEXTGEN_ALERT_WEBHOOK_EXPIRY]
   --max-unschedulable-nodes N|P%     RemediationPolicy drainNode never leaves more Nodes unschedulable than this, whoever
@@ -64,7 +66,7 @@ export interface RunConfig {
   namespaces?: string[];
   concurrency: Record<string, number>;
   /** The Alertmanager webhook: served only when a token file is given. */
-  alertWebhook?: { address: string; tokenFile: string; expiryMs: number };
+  alertWebhook?: { address: string; tokenFile: string; expiryMs: number; certDir?: string };
   /** Bounds on RemediationPolicy's node actions. */
   nodeGate: { maxUnschedulable: string; stormThreshold: string };
   /** Where tenants' objects may have the operator send requests (src/controllers/shared/endpoints.ts). */
@@ -87,6 +89,7 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
     "alert-webhook-token-file": { type: "string" },
     "alert-webhook-bind-address": { type: "string" },
     "alert-webhook-expiry": { type: "string" },
+    "alert-webhook-cert-dir": { type: "string" },
     "max-unschedulable-nodes": { type: "string" },
     "node-storm-threshold": { type: "string" },
     "allowed-endpoints": { type: "string", multiple: true },
@@ -159,6 +162,7 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
             "--alert-webhook-expiry",
             values["alert-webhook-expiry"] ?? env.NEXTGEN_ALERT_WEBHOOK_EXPIRY ?? "4h10m",
           ),
+          certDir: values["alert-webhook-cert-dir"] ?? env.NEXTGEN_ALERT_WEBHOOK_CERT_DIR,
         }
       : undefined,
     nodeGate: {
@@ -248,7 +252,7 @@ export async function runCommand(args: string[]): Promise<number> {
       () => readToken(hook.tokenFile),
       (outcome) => requests.inc({ outcome }),
     );
-    manager.serve("alert webhook", hook.address, handle);
+    manager.serve("alert webhook", hook.address, handle, hook.certDir);
   }
 
   const stop = new AbortController();
