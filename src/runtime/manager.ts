@@ -76,8 +76,7 @@ export class Manager {
   private elector: LeaderElector | undefined;
   private state: "starting" | "standby" | "leading" | "stopping" = "starting";
   private readonly addresses: Record<string, string> = {};
-  private readonly endpoints: Array<{ name: string; address: string; handle: RequestHandler; certDir?: string }> =
-    [];
+  private readonly endpoints: Array<{ name: string; address: string; handle: RequestHandler; certDir?: string }> = [];
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
