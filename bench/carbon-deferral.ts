@@ -117,6 +117,8 @@ function figuresFor(label: string, seen: IntensityPoint[], truth: IntensityPoint
   }
   const savedPerKWh = mean(atOnce) - mean(deferred);
   return {
+    // The floor is the best any schedule could do: every job at its window's true minimum.
+    [`${label}: ratio = deferred / each window's minimum (the floor)`]: (mean(deferred) / mean(best)).toFixed(3),
     [`${label}: mean g/kWh deferred (as bestStart chose)`]: mean(deferred).toFixed(1),
     [`${label}: mean g/kWh at once (at arrival)`]: mean(atOnce).toFixed(1),
     [`${label}: mean g/kWh of each window's minimum (best possible)`]: mean(best).toFixed(1),

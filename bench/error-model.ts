@@ -82,6 +82,7 @@ export async function benchErrorModel(): Promise<Record<string, string | number>
           predicted: predicted.toFixed(3),
           [`simulated (${SHOTS} shots)`]: right.toFixed(3),
           "predicted − simulated": (predicted - right).toFixed(3),
+          ratio: "n/a (accuracy, not time)",
         });
       }
   } finally {

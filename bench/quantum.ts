@@ -3,6 +3,7 @@ import { installPrerequisites } from "../src/runtime/install.ts";
 import type { ControlPlane } from "../src/controlplane/control-plane.ts";
 import { type QuantumBackend, QuantumBackendKind, type QuantumBackendSpec } from "../src/crds/quantumbackend.ts";
 import { type QuantumJob, QuantumJobKind, type QuantumJobSpec } from "../src/crds/quantumjob.ts";
+import { EMBEDDED_RUN_THREADS } from "../src/controllers/quantumjob/embedded.ts";
 import { LANGUAGE_FEATURES, QISKIT_FEATURES, languageFeatures } from "../src/quantum/circuit.ts";
 import { type BackendCandidate, type PlacementRequest, place } from "../src/quantum/placement.ts";
 import { Simulator } from "../src/quantum/simulator.ts";
@@ -17,9 +18,9 @@ import { inParallel, startImageOperator } from "./util.ts";
 const NAMESPACE = "bench-quantum";
 const BACKEND = "bench-sim";
 const SLOTS = 4;
-const LATENCY_JOBS = 200;
+const LATENCY_JOBS = Number(process.env.BENCH_QUANTUM_LATENCY_JOBS ?? 200);
 const LATENCY_SHOTS = 1000;
-const BURST_JOBS = 1000;
+const BURST_JOBS = Number(process.env.BENCH_QUANTUM_BURST_JOBS ?? 1000);
 const BURST_SHOTS = 100;
 /** The bench client's connection pool (KubeClient keeps 64): the burst is created as fast as it can send. */
 const CREATE_CONCURRENCY = 64;
@@ -47,12 +48,13 @@ function percentile(sorted: number[], p: number): number {
 
 /**
  * The QuantumJob controller against the operator as shipped: apply-to-Succeeded latency of Bell jobs one after
- * another, then a burst of small jobs on one backend of 4 slots (time, API writes, peak RSS). Then what needs no
- * cluster: placement across 100 backends, the compiler's counts of a circuit and the feature scan, and the largest
+ * another, then a burst of small jobs on one backend of 4 slots (time, API writes, peak RSS), each beside its floor
+ * measured in the same run just before. Then what needs no cluster: placement across 100 backends, the compiler's counts of a circuit and the feature scan, and the largest
  * GHZ circuit the embedded simulator completes within 10 s.
  */
 export async function benchQuantum(cp: ControlPlane): Promise<Record<string, string | number>> {
-  const cluster = await benchControllers(cp);
+  const floor = await simulationFloor();
+  const cluster = await benchControllers(cp, floor);
   const placement = await benchPlacement();
   const largest = await largestGhz();
   const ghzRow = `largest GHZ (${GHZ_SHOTS} shots, 1 thread) the simulator completes within ${GHZ_LIMIT_MS / 1000} s`;
@@ -65,7 +67,41 @@ export async function benchQuantum(cp: ControlPlane): Promise<Record<string, str
   };
 }
 
-async function benchControllers(cp: ControlPlane): Promise<Record<string, string | number>> {
+interface SimulationFloor {
+  /** Bell, LATENCY_SHOTS shots, LATENCY_JOBS runs one after another: each run's ms, ascending. */
+  latencies: number[];
+  /** Bell, BURST_SHOTS shots, BURST_JOBS runs with SLOTS in flight: s from the first to the last. */
+  burstSeconds: number;
+}
+
+/**
+ * The floor of the jobs below: the same simulations run directly in the Simulator the embedded backend runs (the
+ * same worker, as many threads as the operator gives it), with the same parallelism (one run at a time for the
+ * latency, the backend's SLOTS in flight for the burst), and nothing else: no API server, no controller, no queue.
+ */
+async function simulationFloor(): Promise<SimulationFloor> {
+  const simulator = new Simulator({ threads: EMBEDDED_RUN_THREADS });
+  try {
+    // One run per thread first, so the measured ones find the worker threads started, as the operator's warm-up job does.
+    await inParallel(EMBEDDED_RUN_THREADS, EMBEDDED_RUN_THREADS, () =>
+      simulator.run({ source: BELL, shots: LATENCY_SHOTS }),
+    );
+    const latencies: number[] = [];
+    for (let i = 0; i < LATENCY_JOBS; i++) {
+      const start = performance.now();
+      await simulator.run({ source: BELL, shots: LATENCY_SHOTS });
+      latencies.push(performance.now() - start);
+    }
+    latencies.sort((a, b) => a - b);
+    const burstStart = performance.now();
+    await inParallel(BURST_JOBS, SLOTS, () => simulator.run({ source: BELL, shots: BURST_SHOTS }));
+    return { latencies, burstSeconds: (performance.now() - burstStart) / 1000 };
+  } finally {
+    await simulator.close();
+  }
+}
+
+async function benchControllers(cp: ControlPlane, floor: SimulationFloor): Promise<Record<string, string | number>> {
   const admin = KubeClient.load(cp.adminKubeconfig, "bench-client");
   await installPrerequisites(admin, process.cwd());
   await admin.create(NamespaceKind, { apiVersion: "v1", kind: "Namespace", metadata: { name: NAMESPACE } });
@@ -155,11 +191,19 @@ async function benchControllers(cp: ControlPlane): Promise<Record<string, string
   await admin.close();
   const bell = `Bell (${LATENCY_SHOTS} shots) apply-to-Succeeded over ${LATENCY_JOBS} jobs one after another`;
   const many = `${BURST_JOBS} Bell jobs (${BURST_SHOTS} shots) created at once, 1 backend of ${SLOTS} slots`;
+  const direct = `the same runs directly in the Simulator (${EMBEDDED_RUN_THREADS} threads)`;
   return {
+    [`${bell}: ratio = operator / floor, p50`]: (percentile(latencies, 50) / percentile(floor.latencies, 50)).toFixed(
+      2,
+    ),
     [`${bell}: p50 ms`]: percentile(latencies, 50).toFixed(0),
     [`${bell}: p99 ms`]: percentile(latencies, 99).toFixed(0),
     [`${bell}: max ms`]: (latencies.at(-1) as number).toFixed(0),
+    [`${bell}: floor (${direct}, one at a time): p50 ms`]: percentile(floor.latencies, 50).toFixed(0),
+    [`${bell}: floor: p99 ms`]: percentile(floor.latencies, 99).toFixed(0),
+    [`${many}: ratio = operator / floor (target <= 1.5)`]: (burstSeconds / floor.burstSeconds).toFixed(2),
     [`${many}: first create to all Succeeded s`]: burstSeconds.toFixed(1),
+    [`${many}: floor (${direct}, ${SLOTS} in flight) s`]: floor.burstSeconds.toFixed(1),
     [`${many}: jobs/s`]: (BURST_JOBS / burstSeconds).toFixed(1),
     [`${many}: operator API writes`]: burstWrites,
     [`${many}: operator API writes per job`]: (burstWrites / BURST_JOBS).toFixed(2),

@@ -129,7 +129,7 @@ export async function benchSimulators(): Promise<Record<string, string | number>
       "QDK note": fromQdk.note,
       "Aer CPU s": ok(fromAer) ? Number(fromAer.seconds.toFixed(2)) : outcome(fromAer),
       "Aer peak": ok(fromAer) ? gib(fromAer.peakBytes) : "",
-      "QDK / Aer":
+      "ratio = QDK / Aer (the floor: the fastest runner here)":
         ok(fromAer) && fromQdk.seconds !== undefined ? Number((fromQdk.seconds / fromAer.seconds).toFixed(1)) : "",
     });
     if (!ok(fromAer)) break;

@@ -12,6 +12,9 @@ let simulator: Simulator | undefined;
 let checker: Simulator | undefined;
 let enqueue: ((key: string) => void) | undefined;
 
+/** The simulator's worker threads for runs: one core left to the operator's main thread, between 2 and 8. */
+export const EMBEDDED_RUN_THREADS = Math.max(2, Math.min(8, availableParallelism() - 1));
+
 /**
  * Starts the simulator's worker threads for the controller's lifetime: runs get their own threads, and counting a
  * new circuit (a compile and the compiler's circuit) gets one of its own, so it never waits behind an hour-long run. Answers the
@@ -19,7 +22,7 @@ let enqueue: ((key: string) => void) | undefined;
  */
 export function startEmbedded(enqueueKey: (key: string) => void): () => Promise<void> {
   enqueue = enqueueKey;
-  const sim = (simulator = new Simulator({ threads: Math.max(2, Math.min(8, availableParallelism() - 1)) }));
+  const sim = (simulator = new Simulator({ threads: EMBEDDED_RUN_THREADS }));
   const check = (checker = new Simulator({ threads: 1 }));
   return async () => {
     for (const run of runs.values()) run.abort.abort();
