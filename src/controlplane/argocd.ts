@@ -52,17 +52,27 @@ export type ResourceStatus = {
 };
 export type Application = KubeObject & {
   spec: Record<string, unknown>;
+  /** A sync requested and not yet finished. */
+  operation?: Record<string, unknown>;
   status?: {
     sync?: { status: string; revision?: string };
     health?: Health;
     resources?: ResourceStatus[];
     conditions?: { type: string; message: string }[];
-    operationState?: { phase: string; message?: string; startedAt: string; finishedAt?: string };
+    operationState?: {
+      phase: string;
+      message?: string;
+      startedAt: string;
+      finishedAt?: string;
+      /** The operation; a self-heal's counts the self-heals since the last sync that was not one. */
+      operation?: { sync?: { autoHealAttemptsCount?: number }; initiatedBy?: { automated?: boolean } };
+    };
     history?: { id: number; revision: string; deployedAt: string; initiatedBy?: { automated?: boolean } }[];
   };
 };
 
-type Component = { name: string; child: ChildProcess; lines: string[] };
+type ComponentName = "redis" | "argocd-repo-server" | "argocd-application-controller";
+type Component = { name: ComponentName; child: ChildProcess; lines: string[]; followers: Set<(line: string) => void> };
 
 export class ArgoCD {
   private readonly components: Component[];
@@ -161,8 +171,15 @@ export class ArgoCD {
   }
 
   /** The last lines a component wrote, for a failing test's message. */
-  output(component: "redis" | "argocd-repo-server" | "argocd-application-controller"): string {
+  output(component: ComponentName): string {
     return this.components.find((c) => c.name === component)?.lines.join("\n") ?? "";
+  }
+
+  /** Calls `follower` with each line the component writes from now on, until the returned function is called. */
+  follow(component: ComponentName, follower: (line: string) => void): () => void {
+    const followers = this.components.find((c) => c.name === component)?.followers;
+    followers?.add(follower);
+    return () => followers?.delete(follower);
   }
 
   async stop(): Promise<void> {
@@ -196,7 +213,7 @@ async function install(client: KubeClient, source: string): Promise<void> {
 
 function startComponent(
   components: Component[],
-  name: string,
+  name: ComponentName,
   bin: string,
   args: string[],
   env: Record<string, string>,
@@ -207,11 +224,12 @@ function startComponent(
     stdio: ["ignore", "pipe", "pipe"],
   });
   killOnExit(child);
-  const component = { name, child, lines: [] as string[] };
+  const component: Component = { name, child, lines: [], followers: new Set() };
   for (const stream of [child.stdout!, child.stderr!]) {
     createInterface({ input: stream }).on("line", (line) => {
       component.lines.push(line);
       if (component.lines.length > OUTPUT_LINES) component.lines.shift();
+      for (const follower of component.followers) follower(line);
     });
   }
   components.push(component);

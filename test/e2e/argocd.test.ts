@@ -264,8 +264,25 @@ function shown(app: Application): string[] {
   );
 }
 
-async function webReplicas(): Promise<number | undefined> {
-  return (await admin.get<Deployment>(DeploymentKind, WORKLOADS, "web"))?.spec.replicas;
+/**
+ * Every count web is given from `from` on, from a watch: the operator and Argo CD each act within milliseconds of
+ * the other's write, which a poll misses. stop() resolves to the watch's error, if it failed.
+ */
+function watchReplicas(from: Deployment): { seen: number[]; stop: () => Promise<unknown> } {
+  const seen = [from.spec.replicas];
+  const watching = new AbortController();
+  const watched = admin
+    .watch<Deployment>(
+      DeploymentKind,
+      { namespace: WORKLOADS, resourceVersion: from.metadata.resourceVersion!, timeoutSeconds: 600 },
+      ({ type, object }) => {
+        if (type !== "BOOKMARK" && object.metadata.name === "web" && object.spec.replicas !== seen.at(-1))
+          seen.push(object.spec.replicas);
+      },
+      watching.signal,
+    )
+    .catch((e: unknown) => (watching.signal.aborted ? undefined : e));
+  return { seen, stop: () => (watching.abort(), watched) };
 }
 
 describe("GitOps with a real Argo CD", () => {
@@ -362,9 +379,49 @@ describe("GitOps with a real Argo CD", () => {
     });
   });
 
-  test("a workload the operator scales: with the rule, its cap holds and nothing goes OutOfSync", async () => {
-    await admin.create(ApplicationKind, application("web", "web", WORKLOADS, REPLICAS_RULE));
-    await appWhere("web", "Synced and Healthy", syncedAndHealthy);
+  test("without the rule, self-heal sets Git's replicas again and the operator caps them again: the fight", async () => {
+    // Argo CD as installed: self-heal after a backoff of 2 s, then ×3 per attempt up to 300 s (the
+    // application-controller's --self-heal-backoff-timeout-seconds, -factor and -cap-seconds defaults in v3.6.2),
+    // and a refresh whenever a resource of the Application changes. Nothing set beyond the Application's
+    // `automated: {prune: true, selfHeal: true}`.
+    const autoSync: string[] = [];
+    const unfollow = argocd.follow("argocd-application-controller", (line) => {
+      if (/application=web\b/.test(line) && /auto-sync|automated sync/i.test(line)) autoSync.push(line);
+    });
+    await admin.create(ApplicationKind, application("web", "web", WORKLOADS));
+    const created = await waitUntil(
+      "Deployment web to exist",
+      () => admin.get<Deployment>(DeploymentKind, WORKLOADS, "web"),
+      { timeoutMs: 180_000, intervalMs: 500 },
+    );
+    const replicas = watchReplicas(created);
+    const reverts = () => replicas.seen.filter((n, i) => n === WEB_REPLICAS && replicas.seen[i + 1] === CAP).length;
+    try {
+      // Git's count, capped; set again by a self-heal, capped again; and once more.
+      const fought = await appWhere(
+        "web",
+        "self-healing twice, the operator capping again after each",
+        (app) => (app.status?.operationState?.operation?.sync?.autoHealAttemptsCount ?? 0) >= 2 && reverts() >= 3,
+        240_000,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\nweb's replicas: ${replicas.seen.join(" → ")}\n${autoSync.join("\n")}`);
+      });
+      log(`web's replicas while both write: ${replicas.seen.join(" → ")}`);
+      log(`web's sync history: ${JSON.stringify(fought.status?.history?.map((h) => [h.deployedAt, h.initiatedBy]))}`);
+      log(`application-controller on web's auto-sync:\n  ${autoSync.join("\n  ")}`);
+      expect(new Set(replicas.seen)).toEqual(new Set([WEB_REPLICAS, CAP]));
+      expect(fought.status?.operationState?.operation?.initiatedBy?.automated).toBe(true);
+    } finally {
+      unfollow();
+      expect(await replicas.stop()).toBeUndefined();
+    }
+  });
+
+  test("with the rule, the operator's cap holds, nothing goes OutOfSync and no sync starts", async () => {
+    // The rule into the same Application: Argo CD stops diffing web's replicas, so it is Synced again with the cap.
+    await admin.patch(ApplicationKind, ARGOCD_NAMESPACE, "web", "merge", {
+      spec: { ignoreDifferences: REPLICAS_RULE.ignoreDifferences, syncPolicy: syncPolicy(REPLICAS_RULE.syncOptions) },
+    });
     const capped = await waitUntil(
       `Deployment web capped at ${CAP} by the CarbonBudget`,
       async () => {
@@ -376,7 +433,11 @@ describe("GitOps with a real Argo CD", () => {
       { timeoutMs: 180_000, intervalMs: 500 },
     );
     expect(capped.spec.replicas).toBe(CAP);
-    await appWhere("web", "Synced and Healthy with web capped", syncedAndHealthy);
+    await appWhere(
+      "web",
+      "Synced and Healthy with web capped, no operation running",
+      (app) => syncedAndHealthy(app) && !app.operation,
+    );
     // A rollout restart as a RemediationPolicy's rolloutRestart action sends it (server-side apply of the template's
     // restartedAt under the operator's field manager; src/controllers/remediationpolicy/actions.ts): a field Git does
     // not set, which the window below shows Argo CD leaves alone.
@@ -394,7 +455,9 @@ describe("GitOps with a real Argo CD", () => {
 
     // A deliberate observation window, not a wait for a condition: for 90 s (every Application's self-heal and the
     // operator's periodic reconciles run several times in it), every Application stays Synced, no sync starts, and
-    // the cap holds. Long enough to see a fight (self-heal acts within seconds of a difference), short for CI.
+    // the cap holds. Long enough to see a fight: without the rule, the test before saw self-heal set Git's count
+    // again within seconds of each cap (its backoff: 2 s, then ×3 per attempt).
+    const replicas = watchReplicas((await admin.get<Deployment>(DeploymentKind, WORKLOADS, "web"))!);
     const apps = ["install", "samples", "failing", "web"];
     const before = new Map(
       await Promise.all(apps.map(async (name) => [name, (await getApp(name))?.status?.history?.length] as const)),
@@ -412,11 +475,12 @@ describe("GitOps with a real Argo CD", () => {
           operationsBefore.get(name),
         );
       }
-      expect(await webReplicas()).toBe(CAP);
       samples++;
       await delay(1000); // the window's sampling interval
     }
     for (const name of apps) expect((await getApp(name))?.status?.history?.length).toBe(before.get(name));
+    expect(await replicas.stop()).toBeUndefined();
+    expect(replicas.seen, "web's replicas over the window").toEqual([CAP]);
     const web = await admin.get<Deployment & { spec: { template: KubeObject } }>(DeploymentKind, WORKLOADS, "web");
     expect(web?.spec.template.metadata.annotations?.[RESTARTED_AT]).toBeDefined();
     log(`no Application went OutOfSync or synced over 90 s (${samples} samples); web stayed at ${CAP} replica(s)`);
