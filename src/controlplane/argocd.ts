@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
@@ -11,7 +11,7 @@ import type { KindRef } from "../runtime/kinds.ts";
 import type { KubeObject } from "../runtime/objects.ts";
 import { waitUntil } from "../runtime/wait.ts";
 import { ensureTool, moduleSource } from "./assets.ts";
-import { killOnExit, terminate } from "./monitoring.ts";
+import { spawnOwned, terminate } from "./monitoring.ts";
 
 /*
  * A minimal real Argo CD beside the control plane, for the e2e tests: its application-controller and repo-server
@@ -219,11 +219,10 @@ function startComponent(
   env: Record<string, string>,
 ): Component {
   // ARGOCD_BINARY_NAME picks the component of Argo CD's one binary; Redis ignores it.
-  const child = spawn(bin, args, {
+  const child = spawnOwned(bin, args, {
     env: { ...process.env, ...env, ARGOCD_BINARY_NAME: name },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  killOnExit(child);
   const component: Component = { name, child, lines: [], followers: new Set() };
   for (const stream of [child.stdout!, child.stderr!]) {
     createInterface({ input: stream }).on("line", (line) => {

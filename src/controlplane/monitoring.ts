@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, type SpawnOptions } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -36,10 +36,16 @@ export type ScrapeJob = {
   bearerToken?: string;
 };
 
-/** Kills `child` when this process exits without having stopped it. */
-export function killOnExit(child: ChildProcess): void {
+/**
+ * Starts a server that does not outlive this process: killed at its exit if not stopped before, and by the kernel
+ * when this process dies without an exit (a signal, as when vitest ends its workers on Ctrl-C): the server runs
+ * under util-linux's `setpriv --pdeathsig`, which sets its parent-death signal and execs it (same pid).
+ */
+export function spawnOwned(bin: string, args: string[], options: SpawnOptions): ChildProcess {
+  const child = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", bin, ...args], options);
   live.add(child);
   child.once("exit", () => live.delete(child));
+  return child;
 }
 
 export type PrometheusConfig = {
@@ -283,8 +289,7 @@ class ServerProcess {
     const bin = await ensureTool(name, log);
     const dir = mkdtempSync(join(tmpdir(), `nextgen-${name}-`));
     const args = [...configure(dir), "--web.listen-address=127.0.0.1:0", "--log.format=json"];
-    const child = spawn(bin, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
-    killOnExit(child);
+    const child = spawnOwned(bin, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
     // "close" comes after the last line of output, which the error below should include.
     const closed = new AbortController();
     child.once("close", () => closed.abort());

@@ -265,24 +265,25 @@ function shown(app: Application): string[] {
 }
 
 /**
- * Every count web is given from `from` on, from a watch: the operator and Argo CD each act within milliseconds of
- * the other's write, which a poll misses. stop() resolves to the watch's error, if it failed.
+ * Every count web is given from `from` on, with when the watch delivered it: the operator and Argo CD each act
+ * within milliseconds of the other's write, which a poll misses. stop() resolves to the watch's error, if it failed.
  */
-function watchReplicas(from: Deployment): { seen: number[]; stop: () => Promise<unknown> } {
-  const seen = [from.spec.replicas];
+function watchReplicas(from: Deployment): { seen: number[]; at: number[]; stop: () => Promise<unknown> } {
+  const [seen, at] = [[from.spec.replicas], [Date.now()]];
   const watching = new AbortController();
   const watched = admin
     .watch<Deployment>(
       DeploymentKind,
       { namespace: WORKLOADS, resourceVersion: from.metadata.resourceVersion!, timeoutSeconds: 600 },
       ({ type, object }) => {
-        if (type !== "BOOKMARK" && object.metadata.name === "web" && object.spec.replicas !== seen.at(-1))
-          seen.push(object.spec.replicas);
+        if (type === "BOOKMARK" || object.metadata.name !== "web" || object.spec.replicas === seen.at(-1)) return;
+        seen.push(object.spec.replicas);
+        at.push(Date.now());
       },
       watching.signal,
     )
     .catch((e: unknown) => (watching.signal.aborted ? undefined : e));
-  return { seen, stop: () => (watching.abort(), watched) };
+  return { seen, at, stop: () => (watching.abort(), watched) };
 }
 
 describe("GitOps with a real Argo CD", () => {
@@ -380,10 +381,15 @@ describe("GitOps with a real Argo CD", () => {
   });
 
   test("without the rule, self-heal sets Git's replicas again and the operator caps them again: the fight", async () => {
-    // Argo CD as installed: self-heal after a backoff of 2 s, then ×3 per attempt up to 300 s (the
-    // application-controller's --self-heal-backoff-timeout-seconds, -factor and -cap-seconds defaults in v3.6.2),
-    // and a refresh whenever a resource of the Application changes. Nothing set beyond the Application's
-    // `automated: {prune: true, selfHeal: true}`.
+    // Argo CD as installed, nothing set beyond the Application's `automated: {prune: true, selfHeal: true}`. In
+    // v3.6.2: a change to a resource of the Application refreshes it (controller/appcontroller.go
+    // handleObjectUpdated, CompareWithRecent); OutOfSync at the revision already synced, autoSync self-heals
+    // (appcontroller.go:2698-2733: alreadyAttemptedSync, then selfHealRemainingBackoff, then a sync of the resources
+    // that differ) once the backoff since the last sync has passed: none before the first self-heal, then 2 s ×3 per
+    // attempt up to 300 s (the application-controller's --self-heal-backoff-timeout-seconds, -factor and
+    // -cap-seconds defaults, cmd/argocd-application-controller/commands/argocd_application_controller.go:268-270).
+    // Such a sync of some resources is not recorded in status.history (controller/sync.go:486): self-heals are
+    // counted by the operation's autoHealAttemptsCount.
     const autoSync: string[] = [];
     const unfollow = argocd.follow("argocd-application-controller", (line) => {
       if (/application=web\b/.test(line) && /auto-sync|automated sync/i.test(line)) autoSync.push(line);
@@ -406,7 +412,12 @@ describe("GitOps with a real Argo CD", () => {
       ).catch((err: Error) => {
         throw new Error(`${err.message}\nweb's replicas: ${replicas.seen.join(" → ")}\n${autoSync.join("\n")}`);
       });
-      log(`web's replicas while both write: ${replicas.seen.join(" → ")}`);
+      // How long each count Argo CD set again stood before the operator's cap (as the watch delivered both).
+      const held = replicas.at.slice(1, -1).flatMap((at, i) => {
+        const next = replicas.at[i + 2];
+        return replicas.seen[i + 1] === WEB_REPLICAS && next !== undefined ? [next - at] : [];
+      });
+      log(`web's replicas while both write: ${replicas.seen.join(" → ")}; Git's count held ${held.join(", ")} ms`);
       log(`web's sync history: ${JSON.stringify(fought.status?.history?.map((h) => [h.deployedAt, h.initiatedBy]))}`);
       log(`application-controller on web's auto-sync:\n  ${autoSync.join("\n  ")}`);
       expect(new Set(replicas.seen)).toEqual(new Set([WEB_REPLICAS, CAP]));
