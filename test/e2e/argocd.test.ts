@@ -226,6 +226,13 @@ const REPLICAS_RULE = {
   syncOptions: ["RespectIgnoreDifferences=true"],
 };
 
+/** Asks Argo CD to compare the Application now (the refresh annotation `argocd app get --refresh` sets). */
+async function refresh(name: string): Promise<void> {
+  await admin.patch(ApplicationKind, ARGOCD_NAMESPACE, name, "merge", {
+    metadata: { annotations: { "argocd.argoproj.io/refresh": "normal" } },
+  });
+}
+
 const getApp = (name: string) => admin.get<Application>(ApplicationKind, ARGOCD_NAMESPACE, name);
 
 async function appWhere(name: string, what: string, ok: (app: Application) => boolean, timeoutMs = 300_000) {
@@ -341,9 +348,7 @@ describe("GitOps with a real Argo CD", () => {
     });
     commit(repo, "a QuantumJob for later");
     // What a Git webhook would do: ask Argo CD to look at the repository now rather than at its next poll.
-    await admin.patch(ApplicationKind, ARGOCD_NAMESPACE, "samples", "merge", {
-      metadata: { annotations: { "argocd.argoproj.io/refresh": "normal" } },
-    });
+    await refresh("samples");
     const progressing = await appWhere(
       "samples",
       "showing QuantumJob later Progressing",
@@ -368,6 +373,22 @@ describe("GitOps with a real Argo CD", () => {
       stringData: { owner: "someone else" },
     } as KubeObject);
     await admin.create(ApplicationKind, application("failing", "failing", SAMPLES));
+    // Argo CD ignores status-only updates: the operator's verdict shows at the Application's next periodic
+    // reconciliation (timeout.reconciliation, 120 s, plus up to 60 s of jitter; 258 s after creation in one run) or,
+    // as here, once asked to look (`argocd app get --refresh`) after the operator has reported.
+    await waitUntil(
+      "the operator to report PQKeySet wants-taken not Ready",
+      async () =>
+        (
+          await admin.get<KubeObject & { status?: { conditions?: { type: string; status: string }[] } }>(
+            crdKind("PQKeySet"),
+            SAMPLES,
+            "wants-taken",
+          )
+        )?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "False"),
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
+    await refresh("failing");
     const app = await appWhere(
       "failing",
       "Degraded",
