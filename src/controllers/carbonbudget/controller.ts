@@ -26,6 +26,7 @@ import {
 import { type KubeObject, objectKey } from "../../runtime/objects.ts";
 import { findCondition } from "../../runtime/conditions.ts";
 import { metaTime } from "../../runtime/time.ts";
+import { endpointProblem } from "../shared/endpoints.ts";
 import { budgetPods, energyJoules } from "./energy.ts";
 import { gridSignals } from "./grid-signals.ts";
 import { budgetWorkloads, enforceBounds, releaseAll, wantedBounds } from "./holds.ts";
@@ -188,6 +189,20 @@ function windowOf(budget: CarbonBudget, now: number) {
   }
 }
 
+/** The URLs the budget has the operator send requests to, by field. */
+function budgetEndpoints(budget: CarbonBudget): Array<{ field: string; url: string }> {
+  const { energy, intensity } = budget.spec;
+  return [
+    ...(energy.kepler ? [{ field: "spec.energy.kepler.prometheus.url", url: energy.kepler.prometheus.url }] : []),
+    ...(intensity.carbonAwareSDK
+      ? [{ field: "spec.intensity.carbonAwareSDK.url", url: intensity.carbonAwareSDK.url }]
+      : []),
+    ...(intensity.electricityMaps
+      ? [{ field: "spec.intensity.electricityMaps.url", url: intensity.electricityMaps.url }]
+      : []),
+  ];
+}
+
 /**
  * Reads the intensity, accounts [accountedUntil, now) and projects; answers false when accounting could not be done
  * (the source is misconfigured or the energy unreadable), with Ready=False saying why and nothing advanced, so the
@@ -202,6 +217,11 @@ async function refresh(
 ): Promise<boolean> {
   const status = ctx.status(budget);
   const now = ctx.now.getTime();
+  const denied = endpointProblem(budgetEndpoints(budget));
+  if (denied) {
+    status.condition("Ready", "False", denied.reason, denied.message);
+    return false;
+  }
   const setup = budgetSource(budget, ctx.cache, now);
   if (!setup.ok) {
     status.condition("Ready", "False", setup.reason, setup.message);
