@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Keda } from "../../src/controlplane/keda.ts";
-import { KwokNodes } from "../../src/controlplane/kwok.ts";
+import { KwokNodes, POD_FAULT_LABEL } from "../../src/controlplane/kwok.ts";
+import { RemediationPolicyKind } from "../../src/crds/remediationpolicy.ts";
 import { type CarbonBudget, CarbonBudgetKind } from "../../src/crds/carbonbudget.ts";
 import { HPA_BEFORE_ANNOTATION } from "../../src/controllers/carbonbudget/holds.ts";
 import { KEDA_BEFORE_ANNOTATION, KEDA_PAUSED_REPLICAS_ANNOTATION } from "../../src/controllers/carbonbudget/keda.ts";
@@ -21,6 +22,7 @@ import {
   startOperator,
   waitUntil,
 } from "./harness.ts";
+import { hasHistory, remediationPolicy, waitForPolicy } from "./remediation-helpers.ts";
 
 // CarbonBudget holds on workloads an autoscaler drives, against the real autoscalers: the kube-controller-manager's
 // HPA controller and a KEDA operator built from its Go module (hack/keda; src/controlplane/keda.ts says what of KEDA
@@ -61,8 +63,8 @@ afterAll(async () => {
 });
 
 /** A KWOK Deployment whose pods each request a tenth of a core (KEDA's CPU trigger is relative to requests). */
-async function deployment(ns: string, name: string, replicas: number) {
-  const d = kwokDeployment({ namespace: ns, name, replicas, nodeSelector: POOL, labels: FILE });
+async function deployment(ns: string, name: string, replicas: number, podLabels: Record<string, string> = {}) {
+  const d = kwokDeployment({ namespace: ns, name, replicas, nodeSelector: POOL, labels: FILE, podLabels });
   (d.spec.template.spec.containers[0] as Record<string, unknown>).resources = { requests: { cpu: "100m" } };
   await admin.create(DeploymentKind, d);
 }
@@ -297,5 +299,38 @@ describe("holds on autoscaled workloads", () => {
       return h?.spec.minReplicas === 2 && h.spec.maxReplicas === 8;
     });
     await waitReplicas(ns, "worker", 2);
+  });
+
+  test("a RemediationPolicy's scale-up on a workload KEDA drives raises the ScaledObject's minReplicaCount (KEDA would undo its HPA's), and deleting the policy gives it back", async () => {
+    const ns = capNs;
+    await deployment(ns, "api", 2, { [POD_FAULT_LABEL]: "crashloop" });
+    await scaledObject(ns, "api", 2, 6);
+    await waitFor("KEDA's HPA for api", () => get<Hpa>(HorizontalPodAutoscalerKind, ns, "keda-hpa-api"));
+    await admin.create(
+      RemediationPolicyKind,
+      remediationPolicy(ns, "api", FILE, {
+        triggers: [{ name: "crashloop", crashLoop: { restarts: 1, window: "2m" } }],
+        actions: [{ scale: { by: 2, max: 6 }, timeout: "5m" }],
+      }),
+    );
+    const scaled = await waitForPolicy(admin, ns, "api", "scaled", (p) => hasHistory(p, "Scale", "Succeeded"), 90_000);
+    expect(scaled.status?.scaled).toEqual([
+      { target: "Deployment/api", field: "scaledObjectMinReplicaCount", scaledObject: "api", original: 2, current: 4 },
+    ]);
+    // KEDA carries the new floor to its HPA, and the HPA controller scales the Deployment up to it.
+    await waitFor("KEDA's HPA at the new floor", async () => {
+      const h = await get<Hpa>(HorizontalPodAutoscalerKind, ns, "keda-hpa-api");
+      return h?.spec.minReplicas === 4;
+    });
+    await waitReplicas(ns, "api", 4);
+    await admin.delete(RemediationPolicyKind, ns, "api");
+    await waitFor("the policy gone", async () =>
+      (await admin.get(RemediationPolicyKind, ns, "api")) === undefined ? true : undefined,
+    );
+    expect((await get<ScaledObject>(ScaledObjectKind, ns, "api"))?.spec.minReplicaCount).toBe(2);
+    await waitFor("KEDA's HPA back at 2", async () => {
+      const h = await get<Hpa>(HorizontalPodAutoscalerKind, ns, "keda-hpa-api");
+      return h?.spec.minReplicas === 2;
+    });
   });
 });

@@ -10,7 +10,8 @@ import {
   REPLICAS_BEFORE_ANNOTATION,
   setReplicas,
 } from "../shared/replicas.ts";
-import { holdThroughScaledObject, releaseScaledObject, scaledObjectOwning } from "./keda.ts";
+import { scaledObjectOwning } from "../shared/keda.ts";
+import { holdThroughScaledObject, releaseScaledObject } from "./keda.ts";
 
 const WORKLOAD_KINDS: Record<string, KindRef> = { Deployment: DeploymentKind, StatefulSet: StatefulSetKind };
 

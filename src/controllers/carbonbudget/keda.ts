@@ -2,13 +2,12 @@ import type { CarbonBudget, HeldReplicas } from "../../crds/carbonbudget.ts";
 import { isNotFound } from "../../runtime/client.ts";
 import type { ReconcileContext } from "../../runtime/controller.ts";
 import { ScaledObjectKind } from "../../runtime/kinds.ts";
-import type { KubeObject } from "../../runtime/objects.ts";
+import { KEDA_DEFAULT_MAX_REPLICAS, type ScaledObject } from "../shared/keda.ts";
 import { BOUND_BY_ANNOTATION } from "../shared/replicas.ts";
 
 /*
- * Holds on a workload a KEDA ScaledObject drives. KEDA owns the HPA it makes for the ScaledObject and rewrites it from
- * the ScaledObject's spec, so a cap written on that HPA is undone; and KEDA scales a target at zero back to its
- * minReplicaCount. So the budget holds through the ScaledObject, as KEDA's own fields mean (KEDA v2.21,
+ * Holds on a workload a KEDA ScaledObject drives. A cap written on KEDA's HPA is undone (shared/keda.ts), and KEDA
+ * scales a target at zero back to its minReplicaCount. So the budget holds through the ScaledObject, as KEDA's own fields mean (KEDA v2.21,
  * apis/keda/v1alpha1/scaledobject_types.go, controllers/keda/scaledobject_controller.go):
  * - a cap lowers spec.maxReplicaCount (default 100), which KEDA copies to its HPA's maxReplicas, and the HPA
  *   controller brings the workload down; minReplicaCount (default 0) is lowered only if it would be above the cap;
@@ -23,17 +22,7 @@ import { BOUND_BY_ANNOTATION } from "../shared/replicas.ts";
 export const KEDA_PAUSED_REPLICAS_ANNOTATION = "autoscaling.keda.sh/paused-replicas";
 /** On a ScaledObject the budget holds: what it had before, as JSON of ScaledObjectBefore. */
 export const KEDA_BEFORE_ANNOTATION = "carbon.nextgen.itechsmart.io/scaledobject-before";
-/** KEDA's defaults for absent counts (scaledobject_types.go: defaultHPAMaxReplicas, minReplicaCount 0). */
-const KEDA_DEFAULT_MAX = 100;
-
-type ScaledObject = KubeObject & { spec: { minReplicaCount?: number; maxReplicaCount?: number } };
 type ScaledObjectBefore = NonNullable<HeldReplicas["scaledObject"]>;
-
-/** The ScaledObject whose HPA this is (KEDA sets itself as the HPA's controller owner), if any. */
-export function scaledObjectOwning(hpa: KubeObject): string | undefined {
-  return hpa.metadata.ownerReferences?.find((o) => o.kind === "ScaledObject" && o.apiVersion.startsWith("keda.sh/"))
-    ?.name;
-}
 
 /** What the ScaledObject has now, in the shape the budget records. */
 function fieldsOf(so: ScaledObject): Omit<ScaledObjectBefore, "name"> {
@@ -57,7 +46,7 @@ function heldFields(before: ScaledObjectBefore, max: number, now: Omit<ScaledObj
   // Suspended: paused at zero, with a cap taken earlier in the hold given back (it means nothing while paused).
   if (max === 0)
     return { minReplicaCount: minNow, maxReplicaCount: before.maxReplicaCount ?? null, pausedReplicas: "0" };
-  const maxReplicaCount = Math.min(before.maxReplicaCount ?? KEDA_DEFAULT_MAX, max);
+  const maxReplicaCount = Math.min(before.maxReplicaCount ?? KEDA_DEFAULT_MAX_REPLICAS, max);
   return {
     maxReplicaCount,
     minReplicaCount: (minNow ?? 0) > maxReplicaCount ? maxReplicaCount : minNow,
@@ -129,7 +118,7 @@ export async function holdThroughScaledObject(
   }
   return {
     target,
-    replicas: before.maxReplicaCount ?? KEDA_DEFAULT_MAX,
+    replicas: before.maxReplicaCount ?? KEDA_DEFAULT_MAX_REPLICAS,
     setTo: bound.max === 0 ? 0 : (want.maxReplicaCount as number),
     reason: bound.reason,
     scaledObject: before,
