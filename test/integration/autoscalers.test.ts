@@ -84,6 +84,15 @@ const scaledObject = (ns: string, name: string, min: number, max?: number) =>
     },
   } as KubeObject);
 
+/** An Enforce CarbonBudget, Daily, of `spec`. */
+const enforcedBudget = (ns: string, name: string, spec: Record<string, unknown>) =>
+  admin.create(CarbonBudgetKind, {
+    apiVersion: "nextgen.itechsmart.io/v1alpha1",
+    kind: "CarbonBudget",
+    metadata: { name, namespace: ns, labels: FILE },
+    spec: { mode: "Enforce", period: { type: "Daily" }, ...spec },
+  } as KubeObject);
+
 const get = <T extends KubeObject>(kind: typeof DeploymentKind, ns: string, name: string) =>
   admin.get<T>(kind, ns, name);
 const replicas = async (ns: string, name: string) => (await get<Deployment>(DeploymentKind, ns, name))?.spec.replicas;
@@ -149,24 +158,17 @@ describe("holds on autoscaled workloads", () => {
     );
     expect(kedaHpa.spec).toMatchObject({ minReplicas: 3, maxReplicas: 100 });
 
-    await admin.create(CarbonBudgetKind, {
-      apiVersion: "nextgen.itechsmart.io/v1alpha1",
-      kind: "CarbonBudget",
-      metadata: { name: "caps", namespace: ns, labels: FILE },
-      spec: {
-        mode: "Enforce",
-        budgetGrams: 1_000_000,
-        period: { type: "Daily" },
-        energy: { estimate: { wattsPerCore: "10" } },
-        intensity: { static: { gramsPerKWh: 450 }, refreshInterval: "5s" },
-        actions: {
-          capReplicas: ["web", "queue"].map((name) => ({
-            targetRef: { kind: "Deployment", name },
-            bands: [{ aboveGramsPerKWh: 300, maxReplicas: 2 }],
-          })),
-        },
+    await enforcedBudget(ns, "caps", {
+      budgetGrams: 1_000_000,
+      energy: { estimate: { wattsPerCore: "10" } },
+      intensity: { static: { gramsPerKWh: 450 }, refreshInterval: "5s" },
+      actions: {
+        capReplicas: ["web", "queue"].map((name) => ({
+          targetRef: { kind: "Deployment", name },
+          bands: [{ aboveGramsPerKWh: 300, maxReplicas: 2 }],
+        })),
       },
-    } as KubeObject);
+    });
     const capped = await waitBudget(ns, "caps", "both held", (b) => (b.status?.held ?? []).length === 2);
     expect(capped.status?.held).toEqual(
       expect.arrayContaining([
@@ -248,19 +250,12 @@ describe("holds on autoscaled workloads", () => {
     await scaledObject(ns, "worker", 2, 8);
     await waitFor("KEDA's HPA for worker", () => get<Hpa>(HorizontalPodAutoscalerKind, ns, "keda-hpa-worker"));
     // 3 pods' worth of a spent budget: 10 kW a core at 1000 g/kWh against 2 g.
-    await admin.create(CarbonBudgetKind, {
-      apiVersion: "nextgen.itechsmart.io/v1alpha1",
-      kind: "CarbonBudget",
-      metadata: { name: "spent", namespace: ns, labels: FILE },
-      spec: {
-        mode: "Enforce",
-        budgetGrams: 2,
-        period: { type: "Daily" },
-        energy: { estimate: { wattsPerCore: "10000", utilization: "1" } },
-        intensity: { static: { gramsPerKWh: 1000 }, refreshInterval: "5s" },
-        actions: { onExhausted: "Suspend" },
-      },
-    } as KubeObject);
+    await enforcedBudget(ns, "spent", {
+      budgetGrams: 2,
+      energy: { estimate: { wattsPerCore: "10000", utilization: "1" } },
+      intensity: { static: { gramsPerKWh: 1000 }, refreshInterval: "5s" },
+      actions: { onExhausted: "Suspend" },
+    });
     const suspended = await waitBudget(ns, "spent", "suspended", (b) => (b.status?.held ?? []).length === 1);
     expect(suspended.status?.held).toEqual([
       {
