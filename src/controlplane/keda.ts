@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { KubeClient } from "../runtime/client.ts";
 import { applyCrds, applyObjects, readManifests } from "../runtime/install.ts";
+import { selfSignedCertificate } from "../runtime/self-signed.ts";
 import { ensureTool, moduleSource } from "./assets.ts";
 import { type Component, freePort, healthy, mkdir, startComponent } from "./host-process.ts";
 import { terminate } from "./monitoring.ts";
@@ -10,17 +11,18 @@ import { terminate } from "./monitoring.ts";
 /*
  * A real KEDA operator beside the control plane, for the autoscaler tests: cmd/operator of the module pinned in
  * hack/keda, as a host process on loopback ports, as KEDA's own `make run` runs it for development. In the cluster:
- * KEDA's CRDs (from its module's config/crd/bases) and its namespace, where it keeps the Secret of its certificates.
+ * KEDA's CRDs (from its module's config/crd/bases) and its namespace (where it reads the Secrets of cluster-wide objects).
  *
  * What runs is what the tests rely on: the ScaledObject controller, which creates and rewrites the HPA of each
  * ScaledObject from its spec (min/maxReplicaCount) and applies `autoscaling.keda.sh/paused-replicas` itself (deletes
  * the HPA, scales the target to the count, keeps it there). Not run: the metrics adapter (keda-metrics-apiserver):
  * it only serves the external metrics the HPA reads for scaling between the bounds; the real HPA controller keeps a
  * workload within minReplicas/maxReplicas before it reads any metric, which is what a cap or suspension rests on.
- * The admission webhooks are not run either (a ScaledObject the tests write is valid by construction). The operator's
- * own certificate rotation does run (--enable-cert-rotation): its gRPC metrics service will not start without a
- * certificate, and the rotation, with the patching of webhook and APIService objects that are not installed here
- * turned off, only writes the Secret kedaorg-certs in KEDA_NAMESPACE and the files in its cert dir.
+ * The admission webhooks are not run either (a ScaledObject the tests write is valid by construction). Nor is KEDA's
+ * certificate rotation: having written its Secret the first time, the operator exits for its pod to be restarted
+ * (cert-controller's RestartOnSecretRefresh). Its gRPC metrics service, which only the adapter would call, still
+ * will not start without a certificate in its cert dir (pkg/metricsservice/utils/tls.go: ca.crt, tls.crt, tls.key):
+ * a self-signed one is written there, its own CA.
  */
 
 export const KEDA_NAMESPACE = "keda";
@@ -64,10 +66,8 @@ export class Keda {
           "--enable-prometheus-metrics=false",
           `--health-probe-bind-address=127.0.0.1:${probe}`,
           `--metrics-service-bind-address=127.0.0.1:${grpc}`,
-          "--enable-cert-rotation=true",
-          "--enable-webhook-patching=false",
-          "--enable-apiservice-patching=false",
-          `--cert-dir=${mkdir(join(dir, "certs"))}`,
+          "--enable-cert-rotation=false",
+          `--cert-dir=${certDir(join(dir, "certs"))}`,
           `--ca-dir=${mkdir(join(dir, "ca"))}`,
           "--zap-log-level=info",
         ],
@@ -97,4 +97,14 @@ export class Keda {
     for (const c of this.components) await terminate(c.child);
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A cert dir as KEDA's gRPC server reads it: a self-signed certificate for loopback, which is also its CA. */
+function certDir(path: string): string {
+  const { cert, key } = selfSignedCertificate(["localhost", "127.0.0.1"]);
+  mkdir(path);
+  writeFileSync(join(path, "tls.crt"), cert);
+  writeFileSync(join(path, "ca.crt"), cert);
+  writeFileSync(join(path, "tls.key"), key, { mode: 0o600 });
+  return path;
 }

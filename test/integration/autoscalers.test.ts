@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { beforeAll, describe, expect, test } from "vitest";
 import { Keda } from "../../src/controlplane/keda.ts";
 import { KwokNodes, POD_FAULT_LABEL } from "../../src/controlplane/kwok.ts";
 import { RemediationPolicyKind } from "../../src/crds/remediationpolicy.ts";
@@ -20,6 +20,7 @@ import {
   deploymentHpa,
   kwokDeployment,
   startOperator,
+  stopAfterFile,
   waitUntil,
 } from "./harness.ts";
 import { hasHistory, remediationPolicy, waitForPolicy } from "./remediation-helpers.ts";
@@ -48,6 +49,8 @@ beforeAll(async () => {
   capNs = await createNamespace(admin, "as-cap");
   suspendNs = await createNamespace(admin, "as-suspend");
   keda = await Keda.start(adminKubeconfig, [capNs, suspendNs], (line) => process.stderr.write(`[keda] ${line}\n`));
+  // KEDA's finalizer is on each ScaledObject: it stops after they are deleted.
+  stopAfterFile(() => keda.stop());
   await startOperator(operatorKubeconfig);
   deleteAfterFile(admin, FILE, [
     CarbonBudgetKind,
@@ -58,9 +61,6 @@ beforeAll(async () => {
   ]);
   await nodes.register(`as-${capNs}`, { labels: POOL });
 }, 3_600_000);
-afterAll(async () => {
-  await keda?.stop();
-});
 
 /** A KWOK Deployment whose pods each request a tenth of a core (KEDA's CPU trigger is relative to requests). */
 async function deployment(ns: string, name: string, replicas: number, podLabels: Record<string, string> = {}) {
@@ -98,6 +98,17 @@ const get = <T extends KubeObject>(kind: typeof DeploymentKind, ns: string, name
 const replicas = async (ns: string, name: string) => (await get<Deployment>(DeploymentKind, ns, name))?.spec.replicas;
 const waitFor = <T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 90_000) =>
   waitUntil(what, probe, { timeoutMs, intervalMs: 500 });
+/** KEDA's HPA of ScaledObject `name` once it satisfies `pred`; a timeout shows KEDA's output. */
+async function kedaHpa(ns: string, name: string, what: string, pred: (h: Hpa) => boolean = () => true) {
+  try {
+    return await waitFor(`KEDA's HPA for ${name}: ${what}`, async () => {
+      const h = await get<Hpa>(HorizontalPodAutoscalerKind, ns, `keda-hpa-${name}`);
+      return h && pred(h) ? h : undefined;
+    });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; KEDA's output:\n${keda.output().split("\n").slice(-40).join("\n")}`);
+  }
+}
 const waitReplicas = (ns: string, name: string, n: number) =>
   waitFor(`${name} at ${n} replicas`, async () => (await replicas(ns, name)) === n);
 const waitBudget = (ns: string, name: string, what: string, pred: (b: CarbonBudget) => boolean) =>
@@ -153,10 +164,7 @@ describe("holds on autoscaled workloads", () => {
     await deployment(ns, "queue", 5);
     // maxReplicaCount unset (KEDA's 100): restored unset.
     await scaledObject(ns, "queue", 3);
-    const kedaHpa = await waitFor("KEDA's HPA for queue", () =>
-      get<Hpa>(HorizontalPodAutoscalerKind, ns, "keda-hpa-queue"),
-    );
-    expect(kedaHpa.spec).toMatchObject({ minReplicas: 3, maxReplicas: 100 });
+    expect((await kedaHpa(ns, "queue", "made")).spec).toMatchObject({ minReplicas: 3, maxReplicas: 100 });
 
     await enforcedBudget(ns, "caps", {
       budgetGrams: 1_000_000,
@@ -189,10 +197,7 @@ describe("holds on autoscaled workloads", () => {
       ]),
     );
     // KEDA copies the ScaledObject's bounds to its HPA, and the HPA controller brings each Deployment down.
-    await waitFor("KEDA's HPA capped", async () => {
-      const h = await get<Hpa>(HorizontalPodAutoscalerKind, ns, "keda-hpa-queue");
-      return h?.spec.maxReplicas === 2 && h.spec.minReplicas === 2;
-    });
+    await kedaHpa(ns, "queue", "capped", (h) => h.spec.maxReplicas === 2 && h.spec.minReplicas === 2);
     await waitReplicas(ns, "web", 2);
     await waitReplicas(ns, "queue", 2);
 
@@ -231,10 +236,7 @@ describe("holds on autoscaled workloads", () => {
     expect(queue?.spec.minReplicaCount).toBe(1);
     expect(queue?.spec.maxReplicaCount).toBeUndefined();
     expect(queue?.metadata.annotations?.[KEDA_BEFORE_ANNOTATION]).toBeUndefined();
-    await waitFor("KEDA's HPA back to KEDA's default maximum", async () => {
-      const h = await get<Hpa>(HorizontalPodAutoscalerKind, ns, "keda-hpa-queue");
-      return h?.spec.maxReplicas === 100 && h.spec.minReplicas === 1;
-    });
+    await kedaHpa(ns, "queue", "KEDA's default maximum", (h) => h.spec.maxReplicas === 100 && h.spec.minReplicas === 1);
     const notes = (await eventsOf(ns, "caps")).map((e) => `${e.reason}: ${e.note}`);
     expect(notes).toEqual(
       expect.arrayContaining([
@@ -248,7 +250,7 @@ describe("holds on autoscaled workloads", () => {
     const ns = suspendNs;
     await deployment(ns, "worker", 3);
     await scaledObject(ns, "worker", 2, 8);
-    await waitFor("KEDA's HPA for worker", () => get<Hpa>(HorizontalPodAutoscalerKind, ns, "keda-hpa-worker"));
+    await kedaHpa(ns, "worker", "made");
     // 3 pods' worth of a spent budget: 10 kW a core at 1000 g/kWh against 2 g.
     await enforcedBudget(ns, "spent", {
       budgetGrams: 2,
@@ -289,10 +291,7 @@ describe("holds on autoscaled workloads", () => {
     expect(released?.metadata.annotations?.[KEDA_BEFORE_ANNOTATION]).toBeUndefined();
     expect(released?.spec).toMatchObject({ minReplicaCount: 2, maxReplicaCount: 8 });
     // KEDA, unpaused, makes its HPA again and brings the target up to its minReplicaCount.
-    await waitFor("KEDA's HPA back", async () => {
-      const h = await get<Hpa>(HorizontalPodAutoscalerKind, ns, "keda-hpa-worker");
-      return h?.spec.minReplicas === 2 && h.spec.maxReplicas === 8;
-    });
+    await kedaHpa(ns, "worker", "made again", (h) => h.spec.minReplicas === 2 && h.spec.maxReplicas === 8);
     await waitReplicas(ns, "worker", 2);
   });
 
@@ -300,7 +299,7 @@ describe("holds on autoscaled workloads", () => {
     const ns = capNs;
     await deployment(ns, "api", 2, { [POD_FAULT_LABEL]: "crashloop" });
     await scaledObject(ns, "api", 2, 6);
-    await waitFor("KEDA's HPA for api", () => get<Hpa>(HorizontalPodAutoscalerKind, ns, "keda-hpa-api"));
+    await kedaHpa(ns, "api", "made");
     await admin.create(
       RemediationPolicyKind,
       remediationPolicy(ns, "api", FILE, {
@@ -313,19 +312,13 @@ describe("holds on autoscaled workloads", () => {
       { target: "Deployment/api", field: "scaledObjectMinReplicaCount", scaledObject: "api", original: 2, current: 4 },
     ]);
     // KEDA carries the new floor to its HPA, and the HPA controller scales the Deployment up to it.
-    await waitFor("KEDA's HPA at the new floor", async () => {
-      const h = await get<Hpa>(HorizontalPodAutoscalerKind, ns, "keda-hpa-api");
-      return h?.spec.minReplicas === 4;
-    });
+    await kedaHpa(ns, "api", "at the new floor", (h) => h.spec.minReplicas === 4);
     await waitReplicas(ns, "api", 4);
     await admin.delete(RemediationPolicyKind, ns, "api");
     await waitFor("the policy gone", async () =>
       (await admin.get(RemediationPolicyKind, ns, "api")) === undefined ? true : undefined,
     );
     expect((await get<ScaledObject>(ScaledObjectKind, ns, "api"))?.spec.minReplicaCount).toBe(2);
-    await waitFor("KEDA's HPA back at 2", async () => {
-      const h = await get<Hpa>(HorizontalPodAutoscalerKind, ns, "keda-hpa-api");
-      return h?.spec.minReplicas === 2;
-    });
+    await kedaHpa(ns, "api", "back at 2", (h) => h.spec.minReplicas === 2);
   });
 });
