@@ -244,7 +244,7 @@ describe("holds on autoscaled workloads", () => {
         "Restored: ScaledObject queue: restored maxReplicaCount unset.",
       ]),
     );
-  });
+  }, 480_000);
 
   test("a suspension through KEDA pauses the ScaledObject at zero (KEDA deletes its HPA and scales to 0) and holds; the owner's annotations come back exactly", async () => {
     const ns = suspendNs;
@@ -293,7 +293,7 @@ describe("holds on autoscaled workloads", () => {
     // KEDA, unpaused, makes its HPA again and brings the target up to its minReplicaCount.
     await kedaHpa(ns, "worker", "made again", (h) => h.spec.minReplicas === 2 && h.spec.maxReplicas === 8);
     await waitReplicas(ns, "worker", 2);
-  });
+  }, 300_000);
 
   test("a RemediationPolicy's scale-up on a workload KEDA drives raises the ScaledObject's minReplicaCount (KEDA would undo its HPA's), and deleting the policy gives it back", async () => {
     const ns = capNs;
