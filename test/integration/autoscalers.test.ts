@@ -241,7 +241,7 @@ describe("holds on autoscaled workloads", () => {
     expect(notes).toEqual(
       expect.arrayContaining([
         "Restored: Restored HorizontalPodAutoscaler web to maxReplicas 6, minReplicas 1 (set to 1 during the hold; kept).",
-        "Restored: ScaledObject queue: restored maxReplicaCount unset.",
+        "Restored: ScaledObject queue: restored maxReplicaCount unset; minReplicaCount set during the hold, kept.",
       ]),
     );
   }, 480_000);

@@ -164,11 +164,11 @@ export async function releaseScaledObject(ctx: ReconcileContext, budget: CarbonB
   const restored = Object.entries(restore).map(([k, v]) => `${k} ${v ?? "unset"}`);
   ctx.events.normal(
     budget,
-    theirs.length ? "Released" : "Restored",
+    restored.length ? "Restored" : "Released",
     `ScaledObject ${before.name}: ` +
       [
         restored.length ? `restored ${restored.join(", ")}` : "",
-        theirs.length ? `${theirs.join(", ")} changed meanwhile, left as set` : "",
+        theirs.length ? `${theirs.join(", ")} set during the hold, kept` : "",
       ]
         .filter(Boolean)
         .join("; ") +
