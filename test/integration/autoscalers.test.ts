@@ -39,7 +39,7 @@ const FILE = { "test.nextgen.itechsmart.io/file": "autoscalers" };
 const POOL = { "test.nextgen.itechsmart.io/pool": "autoscalers" };
 const nodes = new KwokNodes(admin, FILE);
 /** How long a hold is watched for anything moving: several HPA syncs (15 s) and KEDA polls (5 s here). */
-const HOLD_WINDOW_MS = 150_000;
+const HOLD_WINDOW_MS = 180_000;
 
 let keda: Keda;
 let capNs: string;
