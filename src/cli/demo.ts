@@ -5,6 +5,7 @@ import { ControlPlane } from "../controlplane/control-plane.ts";
 import { type FakeElectricityMaps, startElectricityMaps } from "../controlplane/electricity-maps.ts";
 import { KwokNodes, POD_FAULT_LABEL } from "../controlplane/kwok.ts";
 import { OperatorProcess } from "../controlplane/operator-process.ts";
+import { ALLOWED_ENDPOINTS_FLAG } from "../controllers/shared/endpoints.ts";
 import { crds } from "../crds/index.ts";
 import { LEADER_ELECTION_ID, OPERATOR_NAMESPACE } from "../runtime/identity.ts";
 import { KubeClient } from "../runtime/client.ts";
@@ -97,10 +98,12 @@ export async function demoCommand(args: string[]): Promise<number> {
     say(`installed ${crds.length} CRDs and the operator's RBAC`);
 
     const logFile = join(cp.dir, "operator.log");
+    // The shipped install's allow list (the samples' endpoints), and the stand-in the `batch` budget reads instead.
+    const allowed = [...(await shippedAllowedEndpoints()), `${ALLOWED_ENDPOINTS_FLAG}=${mapsUrl}`];
     operator = await OperatorProcess.start({
       kubeconfig: cp.operatorKubeconfig,
       metricsKubeconfig: cp.adminKubeconfig,
-      args: ["--leader-elect", "--leader-election-namespace", OPERATOR_NAMESPACE],
+      args: ["--leader-elect", "--leader-election-namespace", OPERATOR_NAMESPACE, ...allowed],
       logFile,
     });
     await operator.waitReady();
@@ -174,6 +177,14 @@ export async function demoCommand(args: string[]): Promise<number> {
  * The `batch` sample as applied here: its intensity from the local stand-in instead of api.electricitymaps.com, read
  * every 10 s instead of 5 min so that the table shows grams accounted within the demo's first minute.
  */
+/** config/manager's --allowed-endpoints arguments. */
+async function shippedAllowedEndpoints(): Promise<string[]> {
+  const manager = (await readManifests(join(ROOT, "config/manager/manager.yaml"))).find((o) => o.kind === "Deployment");
+  const spec = (manager as KubeObject & { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } })
+    .spec;
+  return (spec.template.spec.containers[0]?.args ?? []).filter((a) => a.startsWith(`${ALLOWED_ENDPOINTS_FLAG}=`));
+}
+
 function pointBatchAtStandIn(o: KubeObject, url: string): KubeObject {
   if (o.kind !== "CarbonBudget" || o.metadata.name !== "batch") return o;
   const spec = (o as KubeObject & { spec: { intensity: { electricityMaps: object } } }).spec;

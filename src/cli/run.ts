@@ -3,6 +3,12 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { controllers } from "../controllers/index.ts";
 import { alertStore, nodeGateLimits } from "../controllers/remediationpolicy/controller.ts";
+import {
+  ALLOWED_ENDPOINTS_FLAG,
+  type AllowedEndpoint,
+  allowedEndpoints,
+  parseAllowedEndpoints,
+} from "../controllers/shared/endpoints.ts";
 import { remediationMetrics } from "../controllers/remediationpolicy/metrics.ts";
 import { parseDuration } from "../crds/duration.ts";
 import { alertWebhookHandler } from "../remediation/alerts.ts";
@@ -31,13 +37,19 @@ Flags (each also read from the environment variable in brackets; a flag wins):
   --concurrency NAME=N               MaxConcurrentReconciles of one controller; repeatable [NEXTGEN_CONCURRENCY, comma-separated]
   --alert-webhook-token-file PATH    serve Alertmanager's webhook (POST /alerts) for RemediationPolicy alert triggers,
                                      guarded by the bearer token in this file (a mounted Secret) [NEXTGEN_ALERT_WEBHOOK_TOKEN_FILE]
-  --alert-webhook-bind-address ADDR  where the webhook listens (default ":8082") [NEXTGEN_ALERT_WEBHOOK_BIND_ADDRESS]
+  --alert-webhook-bind-address ADDR  where the webhook listens, over HTTPS (default ":8082") [NEXTGEN_ALERT_WEBHOOK_BIND_ADDRESS]
+  --alert-webhook-cert-dir DIR       tls.crt and tls.key for the webhook (a mounted Secret); default: self-signed
+                                     [NEXTGEN_ALERT_WEBHOOK_CERT_DIR]
   --alert-webhook-expiry DURATION    a firing alert the webhook has not repeated for this long is dropped: above
                                      Alertmanager's repeat_interval + group_interval (default "4h10m") [NEXTGEN_ALERT_WEBHOOK_EXPIRY]
   --max-unschedulable-nodes N|P%     RemediationPolicy drainNode never leaves more Nodes unschedulable than this, whoever
                                      cordoned them (default "10%", rounded up) [NEXTGEN_MAX_UNSCHEDULABLE_NODES]
   --node-storm-threshold P%          drainNode stops while this share of Nodes or more is not Ready (default "30%")
                                      [NEXTGEN_NODE_STORM_THRESHOLD]
+  --allowed-endpoints URL,...        the only URLs CarbonBudgets and RemediationPolicies may have the operator send requests
+                                     to: prefixes scheme://host[:port|:*][/path] (no port: the scheme's default; * any);
+                                     repeatable; default: none, so an object naming a URL is reported EndpointNotAllowed
+                                     [NEXTGEN_ALLOWED_ENDPOINTS, comma-separated]
   --log-level LEVEL                  ${LOG_LEVELS.join(" | ")} (default "info") [NEXTGEN_LOG_LEVEL]
   -h, --help                         show this help`;
 
@@ -54,9 +66,11 @@ export interface RunConfig {
   namespaces?: string[];
   concurrency: Record<string, number>;
   /** The Alertmanager webhook: served only when a token file is given. */
-  alertWebhook?: { address: string; tokenFile: string; expiryMs: number };
+  alertWebhook?: { address: string; tokenFile: string; expiryMs: number; certDir?: string };
   /** Bounds on RemediationPolicy's node actions. */
   nodeGate: { maxUnschedulable: string; stormThreshold: string };
+  /** Where tenants' objects may have the operator send requests (src/controllers/shared/endpoints.ts). */
+  allowedEndpoints: AllowedEndpoint[];
   logLevel: LogLevel;
 }
 
@@ -75,8 +89,10 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
     "alert-webhook-token-file": { type: "string" },
     "alert-webhook-bind-address": { type: "string" },
     "alert-webhook-expiry": { type: "string" },
+    "alert-webhook-cert-dir": { type: "string" },
     "max-unschedulable-nodes": { type: "string" },
     "node-storm-threshold": { type: "string" },
+    "allowed-endpoints": { type: "string", multiple: true },
   });
   if (values.help) return "help";
   const list = (v: string | undefined) =>
@@ -146,6 +162,7 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
             "--alert-webhook-expiry",
             values["alert-webhook-expiry"] ?? env.NEXTGEN_ALERT_WEBHOOK_EXPIRY ?? "4h10m",
           ),
+          certDir: values["alert-webhook-cert-dir"] ?? env.NEXTGEN_ALERT_WEBHOOK_CERT_DIR,
         }
       : undefined,
     nodeGate: {
@@ -159,8 +176,19 @@ export function parseRunConfig(args: string[], env: NodeJS.ProcessEnv): RunConfi
         values["node-storm-threshold"] ?? env.NEXTGEN_NODE_STORM_THRESHOLD ?? "30%",
       ),
     },
+    allowedEndpoints: endpoints(
+      values["allowed-endpoints"]?.flatMap((v) => list(v) ?? []) ?? list(env.NEXTGEN_ALLOWED_ENDPOINTS) ?? [],
+    ),
     logLevel: logLevel as LogLevel,
   };
+}
+
+function endpoints(entries: string[]): AllowedEndpoint[] {
+  try {
+    return parseAllowedEndpoints(entries);
+  } catch (e) {
+    throw new UsageError(`run: ${ALLOWED_ENDPOINTS_FLAG}: ${(e as Error).message}`);
+  }
 }
 
 function duration(flag: string, v: string): number {
@@ -214,6 +242,7 @@ export async function runCommand(args: string[]): Promise<number> {
   });
   for (const c of controllers) manager.add(c);
   Object.assign(nodeGateLimits, cfg.nodeGate);
+  allowedEndpoints.push(...cfg.allowedEndpoints);
   const hook = cfg.alertWebhook;
   if (hook) {
     alertStore.expireAfterMs = hook.expiryMs;
@@ -223,7 +252,7 @@ export async function runCommand(args: string[]): Promise<number> {
       () => readToken(hook.tokenFile),
       (outcome) => requests.inc({ outcome }),
     );
-    manager.serve("alert webhook", hook.address, handle);
+    manager.serve("alert webhook", hook.address, handle, hook.certDir);
   }
 
   const stop = new AbortController();
@@ -237,7 +266,12 @@ export async function runCommand(args: string[]): Promise<number> {
   };
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
-  log.info("starting", { identity, namespaces: cfg.namespaces ?? "all", leaderElect: cfg.leaderElect });
+  log.info("starting", {
+    identity,
+    namespaces: cfg.namespaces ?? "all",
+    leaderElect: cfg.leaderElect,
+    allowedEndpoints: cfg.allowedEndpoints.map((a) => a.entry),
+  });
   const reason = await manager.run(stop.signal);
   await client.close();
   return reason === "signal" ? 0 : 1;

@@ -229,7 +229,11 @@ export class Alertmanager {
                 {
                   url: config.webhookUrl,
                   send_resolved: true,
-                  http_config: { authorization: { type: "Bearer", credentials_file: tokenFile } },
+                  // The operator's webhook serves HTTPS with a self-signed certificate unless given one.
+                  http_config: {
+                    authorization: { type: "Bearer", credentials_file: tokenFile },
+                    tls_config: { insecure_skip_verify: true },
+                  },
                 },
               ],
             },

@@ -13,6 +13,7 @@ import {
   labelSelectorSchema,
   observedGenerationSchema,
   str,
+  tenantUrl,
 } from "./types.ts";
 
 export const CarbonBudgetKind = customKind("CarbonBudget", "carbonbudgets", true);
@@ -109,13 +110,6 @@ const targetRefSchema: Schema = {
   },
 };
 
-const urlSchema = (description: string, defaultValue?: string): Schema => ({
-  type: "string",
-  pattern: "^https?://",
-  description,
-  ...(defaultValue ? { default: defaultValue } : {}),
-});
-
 export const carbonBudgetCrd: CrdDefinition = {
   kind: CarbonBudgetKind,
   singular: "carbonbudget",
@@ -177,7 +171,7 @@ export const carbonBudgetCrd: CrdDefinition = {
                 type: "object",
                 description: "The Prometheus that scrapes Kepler (and dcgm-exporter).",
                 required: ["url"],
-                properties: { url: urlSchema("Prometheus' base URL.") },
+                properties: { url: tenantUrl("Prometheus' base URL.") },
               },
             },
           },
@@ -210,7 +204,7 @@ export const carbonBudgetCrd: CrdDefinition = {
             description: "The Green Software Foundation's Carbon Aware SDK WebAPI.",
             required: ["url", "location"],
             properties: {
-              url: urlSchema("The WebAPI's base URL."),
+              url: tenantUrl("The WebAPI's base URL."),
               location: str("The location (e.g. westeurope)."),
             },
           },
@@ -219,7 +213,7 @@ export const carbonBudgetCrd: CrdDefinition = {
             description: "Electricity Maps' API (v3).",
             required: ["zone", "tokenSecretRef"],
             properties: {
-              url: urlSchema("The API's base URL.", "https://api.electricitymaps.com"),
+              url: tenantUrl("The API's base URL.", "https://api.electricitymaps.com"),
               zone: str("The zone (e.g. FR)."),
               tokenSecretRef: {
                 type: "object",

@@ -13,6 +13,7 @@ import {
   labelSelectorSchema,
   observedGenerationSchema,
   str,
+  tenantUrl,
 } from "./types.ts";
 
 export const RemediationPolicyKind = customKind("RemediationPolicy", "remediationpolicies", true);
@@ -410,7 +411,7 @@ export const remediationPolicyCrd: CrdDefinition = {
         description: "The Prometheus prometheus triggers query.",
         required: ["url"],
         properties: {
-          url: { type: "string", pattern: "^https?://", description: "Prometheus' base URL." },
+          url: tenantUrl("Prometheus' base URL."),
           interval: durationSchema("How often queries are evaluated.", "15s"),
         },
       },
@@ -422,7 +423,7 @@ export const remediationPolicyCrd: CrdDefinition = {
           "notifications the leading replica received itself.",
         required: ["url"],
         properties: {
-          url: { type: "string", pattern: "^https?://", description: "Alertmanager's base URL." },
+          url: tenantUrl("Alertmanager's base URL."),
           interval: durationSchema("How often its alerts are read.", "15s"),
         },
       },

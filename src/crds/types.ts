@@ -104,6 +104,17 @@ export const conditionsSchema: Schema = {
 /** A described string field. */
 export const str = (description: string): Schema => ({ type: "string", description });
 /** A described integer field. */
+/**
+ * A URL a namespaced object has the operator's pod send requests to: asked only when the cluster's admin allows it
+ * (`run --allowed-endpoints`, src/controllers/shared/endpoints.ts).
+ */
+export const tenantUrl = (description: string, defaultValue?: string): Schema => ({
+  type: "string",
+  pattern: "^https?://",
+  description: `${description} Asked only if the operator's --allowed-endpoints covers it; otherwise Ready=False, EndpointNotAllowed.`,
+  ...(defaultValue ? { default: defaultValue } : {}),
+});
+
 export const int = (description: string): Schema => ({ type: "integer", description });
 /** A described metav1.Time field (RFC 3339). */
 export const dateTime = (description: string): Schema => ({ type: "string", format: "date-time", description });

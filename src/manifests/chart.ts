@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { dump, load, loadAll } from "js-yaml";
 import { pinnedVersions } from "../controlplane/assets.ts";
+import { ALLOWED_ENDPOINTS_FLAG } from "../controllers/shared/endpoints.ts";
 import { LOG_LEVELS } from "../runtime/log.ts";
 
 /**
@@ -16,6 +17,7 @@ import { LOG_LEVELS } from "../runtime/log.ts";
 
 export const CHART_DIR = "charts/nextgen-operator";
 const NAME = "nextgen-operator";
+const ALLOWED_ENDPOINTS_ARG = `${ALLOWED_ENDPOINTS_FLAG}=`;
 
 type Leaf = { default: unknown; description: string; schema: Record<string, unknown> };
 type ValuesTree = { [key: string]: Leaf | ValuesTree };
@@ -76,6 +78,14 @@ function valuesTree(manager: Deployment, webhookPatch: JsonPatchOp[]): ValuesTre
       default: [],
       description: "Namespaces to watch (`--namespace`, one each); empty: all namespaces.",
       schema: { ...list, items: { type: "string", minLength: 1 } },
+    },
+    allowedEndpoints: {
+      default: container.args
+        .filter((a) => a.startsWith(ALLOWED_ENDPOINTS_ARG))
+        .map((a) => a.slice(ALLOWED_ENDPOINTS_ARG.length)),
+      description:
+        "The only URLs CarbonBudgets and RemediationPolicies may have the operator send requests to (`--allowed-endpoints`, one each): prefixes `scheme://host[:port|:*][/path]`. Empty: none; an object naming another URL reports `EndpointNotAllowed` and nothing is sent.",
+      schema: { ...list, items: { type: "string", pattern: "^https?://" } },
     },
     logLevel: {
       default: "info",
@@ -309,9 +319,9 @@ function deploymentTemplate(manager: Deployment, webhookPatch: JsonPatchOp[]): u
     webhookPatch.filter((op) => op.op === "add" && op.path.endsWith(`/${list}/-`)).map((op) => op.value);
   const conditional = (items: unknown[]) =>
     items.length ? [open("if .Values.alertWebhook.enabled"), ...items, close] : [];
-  const args = container.args.flatMap((arg) =>
-    arg === "--leader-elect" ? [open("if .Values.leaderElection.enabled"), arg, close] : [arg],
-  );
+  const args = container.args
+    .filter((arg) => !arg.startsWith(ALLOWED_ENDPOINTS_ARG))
+    .flatMap((arg) => (arg === "--leader-elect" ? [open("if .Values.leaderElection.enabled"), arg, close] : [arg]));
   const volumes = webhook("volumes").map((v) => {
     const volume = v as { secret?: { secretName: string } };
     return volume.secret
@@ -342,6 +352,9 @@ function deploymentTemplate(manager: Deployment, webhookPatch: JsonPatchOp[]): u
               imagePullPolicy: action(".Values.image.pullPolicy"),
               args: [
                 ...args,
+                open("range .Values.allowedEndpoints"),
+                ALLOWED_ENDPOINTS_ARG + action("."),
+                close,
                 "--log-level=" + action(".Values.logLevel"),
                 open("range .Values.watchNamespaces"),
                 "--namespace=" + action("."),

@@ -54,6 +54,12 @@ function keepOwnManagedFields(fieldManager: string) {
   };
 }
 
+/** A server's certificate: tls.crt and tls.key from dir, else self-signed at start, as controller-runtime does. */
+function servingCertificate(dir: string | undefined): { cert: string | Buffer; key: string | Buffer } {
+  if (dir) return { cert: readFileSync(join(dir, "tls.crt")), key: readFileSync(join(dir, "tls.key")) };
+  return selfSignedCertificate([hostname(), "localhost", "127.0.0.1"]);
+}
+
 export type StopReason = "signal" | "leadership-lost";
 
 /**
@@ -70,7 +76,7 @@ export class Manager {
   private elector: LeaderElector | undefined;
   private state: "starting" | "standby" | "leading" | "stopping" = "starting";
   private readonly addresses: Record<string, string> = {};
-  private readonly endpoints: Array<{ name: string; address: string; handle: RequestHandler }> = [];
+  private readonly endpoints: Array<{ name: string; address: string; handle: RequestHandler; certDir?: string }> = [];
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
@@ -121,9 +127,12 @@ export class Manager {
     );
   }
 
-  /** Serves another HTTP endpoint on every replica, leader or not (e.g. a webhook receiver); call before run. */
-  serve(name: string, address: string, handle: RequestHandler): void {
-    this.endpoints.push({ name, address, handle });
+  /**
+   * Serves another HTTPS endpoint on every replica, leader or not (e.g. a webhook receiver), as the metrics server
+   * is served: tls.crt and tls.key from certDir (a mounted Secret), else self-signed; call before run.
+   */
+  serve(name: string, address: string, handle: RequestHandler, certDir?: string): void {
+    this.endpoints.push({ name, address, handle, certDir });
   }
 
   get identity(): string {
@@ -143,7 +152,8 @@ export class Manager {
   async run(signal: AbortSignal): Promise<StopReason> {
     const log = this.opts.log;
     try {
-      await this.listen("metrics", this.opts.metricsAddress, this.metricsHandler(), this.metricsTls());
+      const metricsTls = this.opts.metricsSecure === false ? undefined : servingCertificate(this.opts.metricsCertDir);
+      await this.listen("metrics", this.opts.metricsAddress, this.metricsHandler(), metricsTls);
       await this.listen("probes", this.opts.probeAddress, async (req, res) => {
         const path = (req.url ?? "").split("?")[0];
         if (path === "/healthz") return void res.end("ok");
@@ -152,7 +162,7 @@ export class Manager {
         res.statusCode = ready ? 200 : 503;
         res.end(JSON.stringify({ cachesSynced: this.cachesSynced, state: this.state }));
       });
-      for (const e of this.endpoints) await this.listen(e.name, e.address, e.handle);
+      for (const e of this.endpoints) await this.listen(e.name, e.address, e.handle, servingCertificate(e.certDir));
       for (const inf of this.informers.values()) inf.start();
       await Promise.all([...this.informers.values()].map((i) => i.waitForSync(signal)));
       log.info("caches synced", { kinds: [...this.informers.keys()] });
@@ -212,14 +222,6 @@ export class Manager {
       res.setHeader("content-type", this.metrics.registry.contentType);
       res.end(await this.metrics.registry.metrics());
     };
-  }
-
-  /** The metrics server's certificate: from metricsCertDir, else self-signed at start, as controller-runtime does. */
-  private metricsTls(): { cert: string | Buffer; key: string | Buffer } | undefined {
-    if (this.opts.metricsSecure === false) return undefined;
-    const dir = this.opts.metricsCertDir;
-    if (dir) return { cert: readFileSync(join(dir, "tls.crt")), key: readFileSync(join(dir, "tls.key")) };
-    return selfSignedCertificate([hostname(), "localhost", "127.0.0.1"]);
   }
 
   private async listen(

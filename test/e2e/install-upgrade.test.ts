@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { readManifests } from "../../src/runtime/install.ts";
 import { ctr } from "../../src/controlplane/real-node.ts";
 import type { HeldReplicas } from "../../src/crds/carbonbudget.ts";
+import type { HistoryEntry, Incident, ScaledRecord } from "../../src/crds/remediationpolicy.ts";
 import { ROTATE_ANNOTATION } from "../../src/crds/pqkeyset.ts";
 import { crds } from "../../src/crds/index.ts";
 import { OPERATOR_NAMESPACE } from "../../src/runtime/identity.ts";
@@ -19,11 +20,13 @@ import { crdKind, kubectl, nodeProbeDeployment } from "./harness.ts";
 
 /*
  * Installing and upgrading as users do, on the real node: release 0.1.0's install manifest (committed as rendered),
- * objects of every kind and work in flight, then an upgrade to the current build with kustomize (config/default and an
+ * objects of every kind and work in flight (a rotation asked for, a queued job, a held workload, an open incident), then an upgrade to the current build with kustomize (config/default and an
  * image override), then the same install taken over by the Helm chart (`--take-ownership`), `helm test`, and
  * `helm uninstall`, which leaves the CRDs and every user's object. Through each step: the same objects (UIDs), one
- * rotation per request, one run per job, and a workload held by a spent CarbonBudget stays held, then comes back once
- * at its own count when the budget grows.
+ * rotation per request, one run per job, a workload held by a spent CarbonBudget stays held, then comes back once
+ * at its own count when the budget grows, and an incident opened under 0.1.0 (a crash loop whose one step, a
+ * scale-up, did not help: reverted, the ladder exhausted for a human) stays open as it was, nothing acted on or
+ * recorded again, then resolves once when the workload is fixed.
  *
  * 0.1.0 runs the image built from this checkout under 0.1.0's reference (no older image exists to pull): what is
  * tested is the upgrade of the manifests, CRDs and pods with work in flight, not a change of the operator's code.
@@ -45,6 +48,9 @@ const KEYSET = "upgraded";
 /** A Deployment a CarbonBudget holds at zero replicas (its budget spent) through every upgrade. */
 const HELD = "held";
 const CarbonBudget = crdKind("CarbonBudget");
+/** A Deployment whose container exits 1: a RemediationPolicy's incident on it stays open through every upgrade. */
+const CRASHING = "crashing";
+const RemediationPolicy = crdKind("RemediationPolicy");
 /** The current build under the names a user's registry would give it, one per upgrade, so each rolls the pods. */
 const KUSTOMIZE_IMAGE = { name: "localhost/nextgen-operator", tag: "kustomize" };
 const HELM_IMAGE = { name: "localhost/nextgen-operator", tag: "helm" };
@@ -184,12 +190,39 @@ const budget = async () => (await admin.get<Resource>(CarbonBudget, namespace, H
 const heldReplicas = async () =>
   (await admin.get<Deployment & { spec: { replicas: number } }>(DeploymentKind, namespace, HELD))!.spec.replicas;
 
-/** The held workload is still held, as recorded, and every object made under 0.1.0 is still there. */
+type Policy = Resource & {
+  status?: { incidents?: Incident[]; history?: HistoryEntry[]; scaled?: ScaledRecord[]; openIncidents?: number };
+};
+const policy = async () => (await admin.get<Policy>(RemediationPolicy, namespace, CRASHING))!;
+const crashingReplicas = async () =>
+  (await admin.get<Deployment & { spec: { replicas: number } }>(DeploymentKind, namespace, CRASHING))!.spec.replicas;
+const historyOf = (p: Policy, action: string, result: string) =>
+  (p.status?.history ?? []).filter((h) => h.action === action && h.result === result);
+/** The incident as it was when it opened under 0.1.0. */
+let openedIncident: Incident;
+
+/**
+ * The held workload is still held, as recorded; the incident is the one opened under 0.1.0, exhausted after its one
+ * action, nothing acted on or recorded again by the new operator; every object made under 0.1.0 is still there.
+ */
 async function nothingLost(): Promise<void> {
   expect(await heldReplicas()).toBe(0);
   expect((await budget()).status?.held).toEqual([
     { target: `Deployment/${HELD}`, replicas: 2, setTo: 0, reason: "Suspended" } satisfies HeldReplicas,
   ]);
+  const p = await policy();
+  expect(p.status?.incidents).toEqual([
+    expect.objectContaining({
+      target: openedIncident.target,
+      since: openedIncident.since,
+      step: 0,
+      attempts: 1,
+      heldBy: "Exhausted",
+    }),
+  ]);
+  for (const result of ["Succeeded", "Reverted", "Exhausted"]) expect(historyOf(p, "Scale", result)).toHaveLength(1);
+  expect(p.status?.scaled ?? []).toEqual([]);
+  expect(await crashingReplicas()).toBe(1);
   await sameObjects();
 }
 
@@ -259,6 +292,36 @@ describe("from release 0.1.0 to the current build", () => {
         (await heldReplicas()) === 0 && ((await budget()).status?.held as unknown[] | undefined)?.length === 1,
       { timeoutMs: 120_000 },
     );
+    // A workload that crash-loops from the start: its incident opens, its one step (a scale-up) acts and, the loop
+    // going on through its minute of verification, is reverted and the ladder exhausted, all under 0.1.0; the
+    // incident stays open, for a human, through every upgrade.
+    await admin.apply(
+      DeploymentKind,
+      nodeProbeDeployment(namespace, images.probe, CRASHING, ["exit", "1"], { replicas: 1 }),
+    );
+    await admin.apply(RemediationPolicy, {
+      apiVersion: `${RemediationPolicy.group}/${RemediationPolicy.version}`,
+      kind: RemediationPolicy.kind,
+      metadata: { name: CRASHING, namespace },
+      spec: {
+        targetRef: { apiVersion: "apps/v1", kind: "Deployment", name: CRASHING },
+        // A window longer than the test: an operator that starts remembering nothing counts the pod's restarts since
+        // it started, so the trigger stays firing across the upgrades.
+        triggers: [{ name: "crashloop", crashLoop: { restarts: 2, window: "1h" } }],
+        actions: [{ scale: { by: 1, max: 2 }, timeout: "1m" }],
+        safety: { maxConcurrent: 1, cooldown: "10s", maxActionsPerHour: 6, minAvailable: "0%" },
+      },
+    } as KubeObject);
+    const exhausted = await waitUntil(
+      "the crash loop's incident exhausted",
+      async () => {
+        const p = await policy();
+        return p.status?.incidents?.[0]?.heldBy === "Exhausted" ? p : undefined;
+      },
+      { timeoutMs: 240_000 },
+    );
+    openedIncident = exhausted.status?.incidents?.[0] as Incident;
+    expect(openedIncident).toMatchObject({ target: `Deployment/${CRASHING}`, trigger: "crashloop", step: 0 });
     await waitUntil(
       "the key set Ready under 0.1.0",
       async () => findCondition((await keySet()).status?.conditions, "Ready")?.status === "True",
@@ -333,6 +396,27 @@ describe("from release 0.1.0 to the current build", () => {
     const settled = await budget();
     expect(await heldReplicas()).toBe(2);
     expect(settled.status?.held).toBeUndefined();
+  });
+
+  test("the workload is fixed under the new operator: the incident opened under 0.1.0 resolves, once", async () => {
+    // A fixed rollout: its pods serve, and the crash loop's pods go.
+    await admin.patch(DeploymentKind, namespace, CRASHING, "json", [
+      { op: "replace", path: "/spec/template/spec/containers/0/args", value: ["serve"] },
+    ]);
+    const healed = await waitUntil(
+      "the incident resolved",
+      async () => {
+        const p = await policy();
+        return historyOf(p, "Scale", "Resolved").length > 0 ? p : undefined;
+      },
+      { timeoutMs: 240_000 },
+    );
+    expect(historyOf(healed, "Scale", "Resolved")).toHaveLength(1);
+    expect(healed.status?.incidents ?? []).toEqual([]);
+    expect(healed.status?.openIncidents ?? 0).toBe(0);
+    // The one scale-up of 0.1.0, and nothing else acted on since.
+    expect(historyOf(healed, "Scale", "Succeeded")).toHaveLength(1);
+    expect(await crashingReplicas()).toBe(1);
   });
 
   test("helm uninstall removes the operator and keeps the CRDs and every object", async () => {

@@ -53,6 +53,7 @@ const EVERY_VALUE = [
   "imagePullSecrets[0].name=regcred",
   "leaderElection.enabled=true",
   "watchNamespaces={team-a,team-b}",
+  "allowedEndpoints={http://prometheus.team-a:9090,https://api.electricitymaps.com}",
   "logLevel=debug",
   "resources.requests.memory=512Mi",
   "resources.limits.memory=768Mi",
@@ -174,6 +175,11 @@ describe("the chart", () => {
         "--alert-webhook-token-file=/var/run/secrets/nextgen/alert-webhook/token",
       ]),
     );
+    // The list replaces config/manager's, entry for entry.
+    expect(container!.args.filter((a) => a.startsWith("--allowed-endpoints="))).toEqual([
+      "--allowed-endpoints=http://prometheus.team-a:9090",
+      "--allowed-endpoints=https://api.electricitymaps.com",
+    ]);
     expect(container!.resources).toEqual({ requests: { cpu: "100m", memory: "512Mi" }, limits: { memory: "768Mi" } });
     expect(pod.imagePullSecrets).toEqual([{ name: "regcred" }]);
     expect(pod.nodeSelector).toEqual({ "kubernetes.io/os": "linux" });

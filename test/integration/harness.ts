@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { basename, join } from "node:path";
 import { afterAll, expect, inject } from "vitest";
+import { ALLOWED_ENDPOINTS_FLAG } from "../../src/controllers/shared/endpoints.ts";
 import { OperatorProcess } from "../../src/controlplane/operator-process.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
 import { type KindRef, NamespaceKind } from "../../src/runtime/kinds.ts";
@@ -40,6 +41,12 @@ export async function createNamespace(admin: KubeClient, prefix: string): Promis
 }
 
 /**
+ * The test servers' URLs (Prometheus, Alertmanager, stand-ins of remote APIs), all on the loopback address at ports
+ * chosen as they start: what the operator is allowed to send requests to unless a test names its own allow list.
+ */
+const TEST_ENDPOINTS = `${ALLOWED_ENDPOINTS_FLAG}=http://127.0.0.1:*`;
+
+/**
  * Starts the operator CLI with the operator's own ServiceAccount identity, and waits until it is ready (leading or
  * standing by); stopped after the file's tests. `launch` runs another entry (a compiled install) or wraps it.
  */
@@ -53,7 +60,12 @@ export async function startOperator(
   const logFile = logs && join(logs, `operator-${basename(expect.getState().testPath ?? "test")}-${Date.now()}.log`);
   const op = await OperatorProcess.start({
     kubeconfig,
-    args: ["--log-level", "debug", ...args],
+    args: [
+      "--log-level",
+      "debug",
+      ...(args.some((a) => a.startsWith(ALLOWED_ENDPOINTS_FLAG)) ? [] : [TEST_ENDPOINTS]),
+      ...args,
+    ],
     logFile,
     metricsKubeconfig: inject("controlPlane").adminKubeconfig,
     ...launch,

@@ -64,7 +64,7 @@ beforeAll(async () => {
   await nodes.register("rpa-1", { labels: { [POOL]: "remediation-alerts" } });
   exporter = await startSeriesExporter();
   const log = (line: string) => process.stderr.write(`[monitoring] ${line}\n`);
-  alertmanager = await Alertmanager.start({ webhookUrl: `http://${webhook}/alerts`, bearerToken: token }, log);
+  alertmanager = await Alertmanager.start({ webhookUrl: `https://${webhook}/alerts`, bearerToken: token }, log);
   prometheus = await Prometheus.start(
     { scrapeJobs: { app: [exporter.address] }, ruleFiles: [HIGH_ERROR_RATE_RULES], alertmanagerUrl: alertmanager.url },
     log,
@@ -134,6 +134,11 @@ describe("alerts with two operator replicas", () => {
     await standbyReceived("the resolution", 2);
     // The leader received none.
     expect(await accepted(leader)).toBe(0);
+    // Alertmanager (Go) posted over TLS 1.3 with the hybrid post-quantum key exchange the webhook prefers.
+    const handshakes = (group: string) =>
+      standby.metric("nextgen_tls_handshakes_total", { peer: "alert webhook client", group, protocol: "TLSv1.3" });
+    expect(await handshakes("X25519MLKEM768")).toBeGreaterThanOrEqual(1);
+    expect(await handshakes("X25519")).toBe(0);
     expect(await leader.state()).toBe("leading");
   });
 });

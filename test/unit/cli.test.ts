@@ -71,4 +71,24 @@ describe("run configuration", () => {
     });
     expect(() => parseRunConfig(["--metrics-secure", "no"], {})).toThrow(/--metrics-secure must be true or false/);
   });
+
+  test("allowed endpoints: none by default, from the environment, repeated or comma-separated flags", () => {
+    const entries = (args: string[], env: NodeJS.ProcessEnv = {}) => {
+      const cfg = parseRunConfig(args, env);
+      return cfg === "help" ? cfg : cfg.allowedEndpoints.map((a) => a.entry);
+    };
+    expect(entries([])).toEqual([]);
+    expect(entries([], { NEXTGEN_ALLOWED_ENDPOINTS: "http://a:9090, https://b" })).toEqual([
+      "http://a:9090",
+      "https://b",
+    ]);
+    expect(
+      entries(["--allowed-endpoints", "http://c:*,http://d", "--allowed-endpoints=https://e/x"], {
+        NEXTGEN_ALLOWED_ENDPOINTS: "http://a:9090",
+      }),
+    ).toEqual(["http://c:*", "http://d", "https://e/x"]);
+    expect(() => parseRunConfig(["--allowed-endpoints", "prometheus:9090"], {})).toThrow(
+      /--allowed-endpoints: "prometheus:9090": only http and https/,
+    );
+  });
 });

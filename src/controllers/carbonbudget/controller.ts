@@ -24,7 +24,9 @@ import {
   StatefulSetKind,
 } from "../../runtime/kinds.ts";
 import { type KubeObject, objectKey } from "../../runtime/objects.ts";
+import { findCondition } from "../../runtime/conditions.ts";
 import { metaTime } from "../../runtime/time.ts";
+import { endpointProblem } from "../shared/endpoints.ts";
 import { budgetPods, energyJoules } from "./energy.ts";
 import { gridSignals } from "./grid-signals.ts";
 import { budgetWorkloads, enforceBounds, releaseAll, wantedBounds } from "./holds.ts";
@@ -36,6 +38,12 @@ const FINALIZER = "nextgen.itechsmart.io/carbon-budget";
 const MIN_ACCOUNTED_MS = 5_000;
 /** How far ahead a forecast is read for deferrable jobs: the longest window a job is likely to give. */
 const FORECAST_HORIZON_MS = 48 * 3_600_000;
+/**
+ * How soon a refresh that failed (Ready=False) or read no fresh intensity (IntensityDataStale=True) is tried again,
+ * if the refresh interval is longer: a token, URL or ConfigMap put right takes effect within it, not a whole
+ * interval later. Answers are still shared per interval, so a source that keeps failing is not asked more often.
+ */
+const RETRY_MS = 30_000;
 /** Grams and kWh are kept to a milligram / a milliwatt-hour: finer digits are noise that would only cause writes. */
 const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 
@@ -119,7 +127,7 @@ export const carbonBudgetController = defineController<CarbonBudget>({
     // Budgets that read one source in the same slot of the clock share its answer.
     const tick = Math.floor(now / refreshMs) * refreshMs;
     const accountedUntil = budget.status?.accountedUntil ? Date.parse(budget.status.accountedUntil) : undefined;
-    const nextRefresh = (accountedUntil ?? now) + refreshMs;
+    const nextRefresh = (accountedUntil ?? now) + retryInterval(budget.status, refreshMs);
     const specChanged = budget.status?.observedGeneration !== budget.metadata.generation;
     // After a restart the grid signals are refilled at once: deferred jobs wait on them.
     const gridMissing = publishesGrid(budget) && !gridSignals.has(ctx.key);
@@ -146,11 +154,19 @@ export const carbonBudgetController = defineController<CarbonBudget>({
     const held = await enforceBounds(ctx, budget, workloads, bounds);
     status.set({ held: held.length ? held : undefined });
     publishMetrics(ctx, budget, s);
-    if (!refreshed) return { requeueAfterMs: Math.min(refreshMs, 30_000) };
+    if (!refreshed) return { requeueAfterMs: Math.min(refreshMs, RETRY_MS) };
     const accounted = s.accountedUntil ? Date.parse(s.accountedUntil) : now;
-    return { requeueAfterMs: Math.max(1_000, accounted + refreshMs - now) };
+    return { requeueAfterMs: Math.max(1_000, accounted + retryInterval(s, refreshMs) - now) };
   },
 });
+
+/** The time from one refresh to the next: the refresh interval, or RETRY_MS while the last one fell short. */
+function retryInterval(s: CarbonBudgetStatus | undefined, refreshMs: number): number {
+  const failing =
+    findCondition(s?.conditions, "Ready")?.status === "False" ||
+    findCondition(s?.conditions, "IntensityDataStale")?.status === "True";
+  return failing ? Math.min(refreshMs, RETRY_MS) : refreshMs;
+}
 
 /** Budgets holding (or to hold) this workload: its own namespace's with a record or a cap naming it. */
 function holdersOf(cache: Cache, obj: Pick<KubeObject, "metadata">, kind: string): string[] {
@@ -175,6 +191,20 @@ function windowOf(budget: CarbonBudget, now: number) {
   }
 }
 
+/** The URLs the budget has the operator send requests to, by field. */
+function budgetEndpoints(budget: CarbonBudget): Array<{ field: string; url: string }> {
+  const { energy, intensity } = budget.spec;
+  return [
+    ...(energy.kepler ? [{ field: "spec.energy.kepler.prometheus.url", url: energy.kepler.prometheus.url }] : []),
+    ...(intensity.carbonAwareSDK
+      ? [{ field: "spec.intensity.carbonAwareSDK.url", url: intensity.carbonAwareSDK.url }]
+      : []),
+    ...(intensity.electricityMaps
+      ? [{ field: "spec.intensity.electricityMaps.url", url: intensity.electricityMaps.url }]
+      : []),
+  ];
+}
+
 /**
  * Reads the intensity, accounts [accountedUntil, now) and projects; answers false when accounting could not be done
  * (the source is misconfigured or the energy unreadable), with Ready=False saying why and nothing advanced, so the
@@ -189,6 +219,11 @@ async function refresh(
 ): Promise<boolean> {
   const status = ctx.status(budget);
   const now = ctx.now.getTime();
+  const denied = endpointProblem(budgetEndpoints(budget));
+  if (denied) {
+    status.condition("Ready", "False", denied.reason, denied.message);
+    return false;
+  }
   const setup = budgetSource(budget, ctx.cache, now);
   if (!setup.ok) {
     status.condition("Ready", "False", setup.reason, setup.message);

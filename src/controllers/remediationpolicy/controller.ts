@@ -45,6 +45,7 @@ import {
   StatefulSetKind,
 } from "../../runtime/kinds.ts";
 import { type KubeObject, objectKey } from "../../runtime/objects.ts";
+import { endpointProblem } from "../shared/endpoints.ts";
 import type { ScaledObject } from "../shared/keda.ts";
 import { setReplicas } from "../shared/replicas.ts";
 import { type ActionOutcome, cordonedBy, runAction, setHpaMin, setScaledObjectMin, uncordon } from "./actions.ts";
@@ -207,6 +208,11 @@ export const remediationPolicyController = defineController<RemediationPolicy>({
       status.condition("Ready", "False", "InvalidSpec", problem);
       return;
     }
+    const denied = endpointProblem(policyEndpoints(policy));
+    if (denied) {
+      status.condition("Ready", "False", denied.reason, denied.message);
+      return;
+    }
     const now = ctx.now.getTime();
     const workloads = workloadsOf(policy, ctx.cache);
     for (const w of workloads) for (const p of w.pods) podHistory.observe(p, now);
@@ -239,6 +245,15 @@ function specProblem(policy: RemediationPolicy): string | undefined {
   }
   if (!policy.spec.targetRef === !policy.spec.selector) return "set exactly one of spec.targetRef or spec.selector.";
   return undefined;
+}
+
+/** The URLs the policy has the operator send requests to, by field. */
+function policyEndpoints(policy: RemediationPolicy): Array<{ field: string; url: string }> {
+  const { prometheus, alertmanager } = policy.spec;
+  return [
+    ...(prometheus ? [{ field: "spec.prometheus.url", url: prometheus.url }] : []),
+    ...(alertmanager ? [{ field: "spec.alertmanager.url", url: alertmanager.url }] : []),
+  ];
 }
 
 async function evaluateTriggers(
