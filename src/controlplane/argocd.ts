@@ -1,17 +1,22 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import { applyCrds, applyObjects, readManifests } from "../runtime/install.ts";
 import { KubeClient } from "../runtime/client.ts";
 import type { KindRef } from "../runtime/kinds.ts";
 import type { KubeObject } from "../runtime/objects.ts";
 import { waitUntil } from "../runtime/wait.ts";
 import { ensureTool, moduleSource } from "./assets.ts";
-import { killOnExit, terminate } from "./monitoring.ts";
+import {
+  type Component,
+  START_TIMEOUT_MS,
+  exited,
+  freePort,
+  healthy,
+  mkdir,
+  startComponent,
+  terminate,
+} from "./host-process.ts";
 
 /*
  * A minimal real Argo CD beside the control plane, for the e2e tests: its application-controller and repo-server
@@ -25,8 +30,6 @@ import { killOnExit, terminate } from "./monitoring.ts";
 
 export const ARGOCD_NAMESPACE = "argocd";
 const ARGOCD_MODULE = resolve(import.meta.dirname, "../../hack/argocd");
-const START_TIMEOUT_MS = 120_000;
-const OUTPUT_LINES = 200;
 /** The label by which Argo CD's settings manager finds argocd-cm and argocd-secret. */
 const PART_OF = { "app.kubernetes.io/part-of": "argocd" };
 
@@ -52,17 +55,26 @@ export type ResourceStatus = {
 };
 export type Application = KubeObject & {
   spec: Record<string, unknown>;
+  /** A sync requested and not yet finished. */
+  operation?: Record<string, unknown>;
   status?: {
     sync?: { status: string; revision?: string };
     health?: Health;
     resources?: ResourceStatus[];
     conditions?: { type: string; message: string }[];
-    operationState?: { phase: string; message?: string; startedAt: string; finishedAt?: string };
+    operationState?: {
+      phase: string;
+      message?: string;
+      startedAt: string;
+      finishedAt?: string;
+      /** The operation; a self-heal's counts the self-heals since the last sync that was not one. */
+      operation?: { sync?: { autoHealAttemptsCount?: number }; initiatedBy?: { automated?: boolean } };
+    };
     history?: { id: number; revision: string; deployedAt: string; initiatedBy?: { automated?: boolean } }[];
   };
 };
 
-type Component = { name: string; child: ChildProcess; lines: string[] };
+type ComponentName = "redis" | "argocd-repo-server" | "argocd-application-controller";
 
 export class ArgoCD {
   private readonly components: Component[];
@@ -132,7 +144,11 @@ export class ArgoCD {
           ...["--redis", redisAddress, "--logformat", "text"],
         ],
         // It runs the kustomize Argo CD's images ship, found on PATH as there.
-        { ...common, PATH: `${bin}:${dirname(kustomize)}:${process.env.PATH}` },
+        {
+          ...common,
+          ARGOCD_BINARY_NAME: "argocd-repo-server",
+          PATH: `${bin}:${dirname(kustomize)}:${process.env.PATH}`,
+        },
       );
       await healthy(repoServer, repoMetrics);
       const controller = startComponent(
@@ -149,7 +165,7 @@ export class ArgoCD {
         ],
         // KUBECONFIG: its own client and, with ARGOCD_FAKE_IN_CLUSTER, the in-cluster destination's (Argo CD's
         // Cluster.RESTConfig reads the variable, not --kubeconfig). One replica: no sharding.
-        { ...common, KUBECONFIG: kubeconfig },
+        { ...common, ARGOCD_BINARY_NAME: "argocd-application-controller", KUBECONFIG: kubeconfig },
       );
       await healthy(controller, controllerMetrics);
       log(`Argo CD running: application-controller, repo-server and Redis (logs in ${dir})`);
@@ -161,8 +177,14 @@ export class ArgoCD {
   }
 
   /** The last lines a component wrote, for a failing test's message. */
-  output(component: "redis" | "argocd-repo-server" | "argocd-application-controller"): string {
+  output(component: ComponentName): string {
     return this.components.find((c) => c.name === component)?.lines.join("\n") ?? "";
+  }
+  /** Calls `follower` with each line the component writes from now on, until the returned function is called. */
+  follow(component: ComponentName, follower: (line: string) => void): () => void {
+    const followers = this.components.find((c) => c.name === component)?.followers;
+    followers?.add(follower);
+    return () => followers?.delete(follower);
   }
 
   async stop(): Promise<void> {
@@ -192,68 +214,4 @@ async function install(client: KubeClient, source: string): Promise<void> {
       },
     } as KubeObject,
   ]);
-}
-
-function startComponent(
-  components: Component[],
-  name: string,
-  bin: string,
-  args: string[],
-  env: Record<string, string>,
-): Component {
-  // ARGOCD_BINARY_NAME picks the component of Argo CD's one binary; Redis ignores it.
-  const child = spawn(bin, args, {
-    env: { ...process.env, ...env, ARGOCD_BINARY_NAME: name },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  killOnExit(child);
-  const component = { name, child, lines: [] as string[] };
-  for (const stream of [child.stdout!, child.stderr!]) {
-    createInterface({ input: stream }).on("line", (line) => {
-      component.lines.push(line);
-      if (component.lines.length > OUTPUT_LINES) component.lines.shift();
-    });
-  }
-  components.push(component);
-  return component;
-}
-
-/** Aborts when the component's process has exited, so that a wait on it fails at once with its output. */
-function exited(component: Component): AbortSignal {
-  const gone = new AbortController();
-  component.child.once("exit", () => gone.abort());
-  return gone.signal;
-}
-
-/** Waits until the component's metrics server answers /healthz (Argo CD serves it beside /metrics). */
-async function healthy(component: Component, metricsPort: number): Promise<void> {
-  try {
-    await waitUntil(
-      `${component.name} /healthz`,
-      () => fetch(`http://127.0.0.1:${metricsPort}/healthz`).then((res) => (void res.body?.cancel(), res.ok)),
-      { timeoutMs: START_TIMEOUT_MS, intervalMs: 250, signal: exited(component) },
-    );
-  } catch (err) {
-    throw new Error(
-      `${component.name} did not start: ${(err as Error).message}; its output:\n${component.lines.join("\n")}`,
-    );
-  }
-}
-
-/**
- * A loopback port free now. Redis and Argo CD's components take a port to listen on but do not say which one they
- * got when given 0, so one is chosen here: another process could take it in between, which start() reports.
- */
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, "close");
-  return port;
-}
-
-function mkdir(path: string): string {
-  mkdirSync(path, { recursive: true });
-  return path;
 }

@@ -61,7 +61,7 @@ type Release = {
  * Test tools that do not depend on the Kubernetes minor: from the Go module in hack/tools, KWOK; from hack/monitoring,
  * Prometheus (and its promtool) and Alertmanager, each in a module of its own (their go.mod says why); from
  * hack/argocd, Argo CD (one binary for every component), the runner of health checks in Argo CD's own code, and the
- * kustomize its repo-server runs. Each is built on its own, so a test needing one never waits for the others.
+ * kustomize its repo-server runs; from hack/keda, KEDA's operator. Each is built on its own, so a test needing one never waits for the others.
  */
 const TOOLS = {
   kwok: { module: "tools", pkg: "sigs.k8s.io/kwok/cmd/kwok" },
@@ -94,6 +94,8 @@ const TOOLS = {
     // As Helm's Makefile stamps a release: `helm version` and the chart's kubeVersion checks read it.
     versionStamp: { module: "helm.sh/helm/v4", variable: "helm.sh/helm/v4/internal/version.version" },
   },
+  // The KEDA operator (hack/keda): owns the HPA of each ScaledObject, as the autoscaler tests need.
+  "keda-operator": { module: "keda", pkg: "github.com/kedacore/keda/v2/cmd/operator" },
   // Lints .github/workflows in `npm run lint`.
   actionlint: { module: "actionlint", pkg: "github.com/rhysd/actionlint/cmd/actionlint" },
 } satisfies Record<string, Tool>;
@@ -486,11 +488,13 @@ async function goBuild(
 
 /**
  * The environment of the go command in one of our modules (under hack/). A module whose code needs a newer Go than
- * the one installed names it in a `toolchain` line (hack/argocd); the go command fetches it from the module proxy.
+ * the one installed names it in a `toolchain` line (hack/argocd), or in its `go` line when that is the same version
+ * (go mod tidy then drops the toolchain line: hack/keda); the go command fetches it from the module proxy. `auto`
+ * takes whichever go.mod names when it is newer than the installed Go, and the installed Go otherwise.
  */
 function goEnv(moduleDir: string): NodeJS.ProcessEnv {
   const toolchain = /^toolchain (go\S+)$/m.exec(readFileSync(join(moduleDir, "go.mod"), "utf8"))?.[1];
-  return { ...process.env, CGO_ENABLED: "0", GOFLAGS: GO_FLAGS, ...(toolchain && { GOTOOLCHAIN: toolchain }) };
+  return { ...process.env, CGO_ENABLED: "0", GOFLAGS: GO_FLAGS, GOTOOLCHAIN: toolchain ?? "auto" };
 }
 
 const NOT_FOUND: Record<string, string> = {

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -7,6 +7,7 @@ import { createInterface } from "node:readline";
 import { dump } from "js-yaml";
 import { waitUntil } from "../runtime/wait.ts";
 import { ensureTool, type ToolName } from "./assets.ts";
+import { spawnOwned, terminate } from "./host-process.ts";
 
 /*
  * A real Prometheus and a real Alertmanager (built from hack/monitoring), for the tests and the demo: each a child
@@ -14,14 +15,7 @@ import { ensureTool, type ToolName } from "./assets.ts";
  */
 
 const START_TIMEOUT_MS = 60_000;
-const STOP_GRACE_MS = 10_000;
 const OUTPUT_LINES = 50;
-
-// Servers started by this process do not outlive it when it exits without stopping them.
-const live = new Set<ChildProcess>();
-process.once("exit", () => {
-  for (const c of live) c.kill("SIGKILL");
-});
 
 /**
  * A static scrape job as a ServiceMonitor's endpoint becomes one: `labels` are the target labels the Prometheus
@@ -35,12 +29,6 @@ export type ScrapeJob = {
   /** Scraped over HTTPS sending it, as the operator's ServiceMonitor scrapes (its certificate not verified). */
   bearerToken?: string;
 };
-
-/** Kills `child` when this process exits without having stopped it. */
-export function killOnExit(child: ChildProcess): void {
-  live.add(child);
-  child.once("exit", () => live.delete(child));
-}
 
 export type PrometheusConfig = {
   /**
@@ -287,8 +275,7 @@ class ServerProcess {
     const bin = await ensureTool(name, log);
     const dir = mkdtempSync(join(tmpdir(), `nextgen-${name}-`));
     const args = [...configure(dir), "--web.listen-address=127.0.0.1:0", "--log.format=json"];
-    const child = spawn(bin, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
-    killOnExit(child);
+    const child = spawnOwned(bin, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
     // "close" comes after the last line of output, which the error below should include.
     const closed = new AbortController();
     child.once("close", () => closed.abort());
@@ -330,20 +317,6 @@ class ServerProcess {
   async stop(): Promise<void> {
     await terminate(this.child);
     rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-/** SIGTERM, then SIGKILL if it has not exited after STOP_GRACE_MS. */
-export async function terminate(child: ChildProcess): Promise<void> {
-  // No pid: it never started, so there is no exit to wait for.
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, "exit");
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), STOP_GRACE_MS);
-  try {
-    await exited;
-  } finally {
-    clearTimeout(timer);
   }
 }
 

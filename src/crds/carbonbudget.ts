@@ -70,6 +70,11 @@ export interface HeldReplicas {
   reason: "Capped" | "Suspended";
   /** Capped through the HorizontalPodAutoscaler that drives the workload: its bounds before (restored exactly). */
   hpa?: { name: string; minReplicas: number; maxReplicas: number };
+  /**
+   * Held through the KEDA ScaledObject that drives the workload: what it had before (a field absent is absent
+   * again after), restored exactly.
+   */
+  scaledObject?: { name: string; minReplicaCount?: number; maxReplicaCount?: number; pausedReplicas?: string };
 }
 
 export interface CarbonBudgetStatus {
@@ -363,6 +368,19 @@ export const carbonBudgetCrd: CrdDefinition = {
                 name: str("The HPA."),
                 minReplicas: int("Its minReplicas before."),
                 maxReplicas: int("Its maxReplicas before."),
+              },
+            },
+            scaledObject: {
+              type: "object",
+              description:
+                "Held through the KEDA ScaledObject driving the workload (KEDA owns its HPA): a cap on its " +
+                "maxReplicaCount, a suspension by its autoscaling.keda.sh/paused-replicas annotation at 0. What it " +
+                "had before; a field absent here was unset and is unset again after.",
+              properties: {
+                name: str("The ScaledObject."),
+                minReplicaCount: int("Its minReplicaCount before."),
+                maxReplicaCount: int("Its maxReplicaCount before."),
+                pausedReplicas: str("Its autoscaling.keda.sh/paused-replicas annotation before."),
               },
             },
           },

@@ -155,9 +155,13 @@ export interface HistoryEntry {
 /** A replica count (or an HPA's minReplicas) the policy changed, kept so that it is restored exactly. */
 export interface ScaledRecord {
   target: string;
-  /** "replicas" on the workload's scale subresource, or the named HPA's minReplicas. */
-  field: "replicas" | "hpaMinReplicas";
+  /**
+   * "replicas" on the workload's scale subresource, the named HPA's minReplicas, or the minReplicaCount of the KEDA
+   * ScaledObject that owns the workload's HPA.
+   */
+  field: "replicas" | "hpaMinReplicas" | "scaledObjectMinReplicaCount";
   hpa?: string;
+  scaledObject?: string;
   original: number;
   current: number;
   healthySince?: string;
@@ -538,8 +542,16 @@ export const remediationPolicyCrd: CrdDefinition = {
           description: "A changed replica count.",
           properties: {
             target: str("The workload, Kind/name."),
-            field: { type: "string", enum: ["replicas", "hpaMinReplicas"], description: "What was changed." },
+            field: {
+              type: "string",
+              enum: ["replicas", "hpaMinReplicas", "scaledObjectMinReplicaCount"],
+              description: "What was changed.",
+            },
             hpa: str("The HorizontalPodAutoscaler, when its minReplicas was changed."),
+            scaledObject: str(
+              "The KEDA ScaledObject, when its minReplicaCount was changed (KEDA owns the HPA and would undo a " +
+                "change made there).",
+            ),
             original: int("The value before the policy changed it."),
             current: int("The value the policy set."),
             healthySince: dateTime("Since when the workload has been healthy (restore after the cooldown)."),

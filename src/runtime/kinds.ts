@@ -73,6 +73,14 @@ export const HorizontalPodAutoscalerKind: KindRef = {
   plural: "horizontalpodautoscalers",
   namespaced: true,
 };
+/** KEDA's ScaledObject: where one drives a workload, KEDA owns the workload's HPA (keda-hpa-<name>). */
+export const ScaledObjectKind: KindRef = {
+  group: "keda.sh",
+  version: "v1alpha1",
+  kind: "ScaledObject",
+  plural: "scaledobjects",
+  namespaced: true,
+};
 export const NetworkPolicyKind: KindRef = {
   group: "networking.k8s.io",
   version: "v1",

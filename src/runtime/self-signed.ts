@@ -52,7 +52,9 @@ export function selfSignedCertificate(hosts: string[], days = 365): { cert: stri
   const notBefore = new Date(Date.now() - 60_000); // a minute of slack for clocks behind ours
   const notAfter = new Date(notBefore.getTime() + days * 86_400_000);
   const serial = randomBytes(16);
-  serial[0] = (serial[0] as number) & 0x7f;
+  // Positive, and with a first byte that is not zero: DER wants the shortest encoding, and OpenSSL rejects a serial
+  // whose leading zero byte is padding (about one certificate in 256 otherwise failed to parse).
+  serial[0] = ((serial[0] as number) & 0x7f) | 0x40;
   const altNames = hosts.map((h) => (isIP(h) ? tlv(0x87, ipBytes(h)) : tlv(0x82, Buffer.from(h))));
   const extension = (id: string, critical: boolean, value: Buffer) =>
     sequence(oid(id), ...(critical ? [tlv(0x01, Buffer.from([0xff]))] : []), octets(value));

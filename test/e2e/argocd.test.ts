@@ -226,6 +226,13 @@ const REPLICAS_RULE = {
   syncOptions: ["RespectIgnoreDifferences=true"],
 };
 
+/** Asks Argo CD to compare the Application now (the refresh annotation `argocd app get --refresh` sets). */
+async function refresh(name: string): Promise<void> {
+  await admin.patch(ApplicationKind, ARGOCD_NAMESPACE, name, "merge", {
+    metadata: { annotations: { "argocd.argoproj.io/refresh": "normal" } },
+  });
+}
+
 const getApp = (name: string) => admin.get<Application>(ApplicationKind, ARGOCD_NAMESPACE, name);
 
 async function appWhere(name: string, what: string, ok: (app: Application) => boolean, timeoutMs = 300_000) {
@@ -264,8 +271,26 @@ function shown(app: Application): string[] {
   );
 }
 
-async function webReplicas(): Promise<number | undefined> {
-  return (await admin.get<Deployment>(DeploymentKind, WORKLOADS, "web"))?.spec.replicas;
+/**
+ * Every count web is given from `from` on, with when the watch delivered it: the operator and Argo CD each act
+ * within milliseconds of the other's write, which a poll misses. stop() resolves to the watch's error, if it failed.
+ */
+function watchReplicas(from: Deployment): { seen: number[]; at: number[]; stop: () => Promise<unknown> } {
+  const [seen, at] = [[from.spec.replicas], [Date.now()]];
+  const watching = new AbortController();
+  const watched = admin
+    .watch<Deployment>(
+      DeploymentKind,
+      { namespace: WORKLOADS, resourceVersion: from.metadata.resourceVersion!, timeoutSeconds: 600 },
+      ({ type, object }) => {
+        if (type === "BOOKMARK" || object.metadata.name !== "web" || object.spec.replicas === seen.at(-1)) return;
+        seen.push(object.spec.replicas);
+        at.push(Date.now());
+      },
+      watching.signal,
+    )
+    .catch((e: unknown) => (watching.signal.aborted ? undefined : e));
+  return { seen, at, stop: () => (watching.abort(), watched) };
 }
 
 describe("GitOps with a real Argo CD", () => {
@@ -323,9 +348,7 @@ describe("GitOps with a real Argo CD", () => {
     });
     commit(repo, "a QuantumJob for later");
     // What a Git webhook would do: ask Argo CD to look at the repository now rather than at its next poll.
-    await admin.patch(ApplicationKind, ARGOCD_NAMESPACE, "samples", "merge", {
-      metadata: { annotations: { "argocd.argoproj.io/refresh": "normal" } },
-    });
+    await refresh("samples");
     const progressing = await appWhere(
       "samples",
       "showing QuantumJob later Progressing",
@@ -350,6 +373,22 @@ describe("GitOps with a real Argo CD", () => {
       stringData: { owner: "someone else" },
     } as KubeObject);
     await admin.create(ApplicationKind, application("failing", "failing", SAMPLES));
+    // Argo CD ignores status-only updates: the operator's verdict shows at the Application's next periodic
+    // reconciliation (timeout.reconciliation, 120 s, plus up to 60 s of jitter; 258 s after creation in one run) or,
+    // as here, once asked to look (`argocd app get --refresh`) after the operator has reported.
+    await waitUntil(
+      "the operator to report PQKeySet wants-taken not Ready",
+      async () =>
+        (
+          await admin.get<KubeObject & { status?: { conditions?: { type: string; status: string }[] } }>(
+            crdKind("PQKeySet"),
+            SAMPLES,
+            "wants-taken",
+          )
+        )?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "False"),
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
+    await refresh("failing");
     const app = await appWhere(
       "failing",
       "Degraded",
@@ -362,9 +401,59 @@ describe("GitOps with a real Argo CD", () => {
     });
   });
 
-  test("a workload the operator scales: with the rule, its cap holds and nothing goes OutOfSync", async () => {
-    await admin.create(ApplicationKind, application("web", "web", WORKLOADS, REPLICAS_RULE));
-    await appWhere("web", "Synced and Healthy", syncedAndHealthy);
+  test("without the rule, self-heal sets Git's replicas again and the operator caps them again: the fight", async () => {
+    // Argo CD as installed, nothing set beyond the Application's `automated: {prune: true, selfHeal: true}`. In
+    // v3.6.2: a change to a resource of the Application refreshes it (controller/appcontroller.go
+    // handleObjectUpdated, CompareWithRecent); OutOfSync at the revision already synced, autoSync self-heals
+    // (appcontroller.go:2698-2733: alreadyAttemptedSync, then selfHealRemainingBackoff, then a sync of the resources
+    // that differ) once the backoff since the last sync has passed: none before the first self-heal, then 2 s ×3 per
+    // attempt up to 300 s (the application-controller's --self-heal-backoff-timeout-seconds, -factor and
+    // -cap-seconds defaults, cmd/argocd-application-controller/commands/argocd_application_controller.go:268-270).
+    // Such a sync of some resources is not recorded in status.history (controller/sync.go:486): self-heals are
+    // counted by the operation's autoHealAttemptsCount.
+    const autoSync: string[] = [];
+    const unfollow = argocd.follow("argocd-application-controller", (line) => {
+      if (/application=web\b/.test(line) && /auto-sync|automated sync/i.test(line)) autoSync.push(line);
+    });
+    await admin.create(ApplicationKind, application("web", "web", WORKLOADS));
+    const created = await waitUntil(
+      "Deployment web to exist",
+      () => admin.get<Deployment>(DeploymentKind, WORKLOADS, "web"),
+      { timeoutMs: 180_000, intervalMs: 500 },
+    );
+    const replicas = watchReplicas(created);
+    const reverts = () => replicas.seen.filter((n, i) => n === WEB_REPLICAS && replicas.seen[i + 1] === CAP).length;
+    try {
+      // Git's count, capped; set again by a self-heal, capped again; and once more.
+      const fought = await appWhere(
+        "web",
+        "self-healing twice, the operator capping again after each",
+        (app) => (app.status?.operationState?.operation?.sync?.autoHealAttemptsCount ?? 0) >= 2 && reverts() >= 3,
+        240_000,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\nweb's replicas: ${replicas.seen.join(" → ")}\n${autoSync.join("\n")}`);
+      });
+      // How long each count Argo CD set again stood before the operator's cap (as the watch delivered both).
+      const held = replicas.at.slice(1, -1).flatMap((at, i) => {
+        const next = replicas.at[i + 2];
+        return replicas.seen[i + 1] === WEB_REPLICAS && next !== undefined ? [next - at] : [];
+      });
+      log(`web's replicas while both write: ${replicas.seen.join(" → ")}; Git's count held ${held.join(", ")} ms`);
+      log(`web's sync history: ${JSON.stringify(fought.status?.history?.map((h) => [h.deployedAt, h.initiatedBy]))}`);
+      log(`application-controller on web's auto-sync:\n  ${autoSync.join("\n  ")}`);
+      expect(new Set(replicas.seen)).toEqual(new Set([WEB_REPLICAS, CAP]));
+      expect(fought.status?.operationState?.operation?.initiatedBy?.automated).toBe(true);
+    } finally {
+      unfollow();
+      expect(await replicas.stop()).toBeUndefined();
+    }
+  });
+
+  test("with the rule, the operator's cap holds, nothing goes OutOfSync and no sync starts", async () => {
+    // The rule into the same Application: Argo CD stops diffing web's replicas, so it is Synced again with the cap.
+    await admin.patch(ApplicationKind, ARGOCD_NAMESPACE, "web", "merge", {
+      spec: { ignoreDifferences: REPLICAS_RULE.ignoreDifferences, syncPolicy: syncPolicy(REPLICAS_RULE.syncOptions) },
+    });
     const capped = await waitUntil(
       `Deployment web capped at ${CAP} by the CarbonBudget`,
       async () => {
@@ -376,7 +465,11 @@ describe("GitOps with a real Argo CD", () => {
       { timeoutMs: 180_000, intervalMs: 500 },
     );
     expect(capped.spec.replicas).toBe(CAP);
-    await appWhere("web", "Synced and Healthy with web capped", syncedAndHealthy);
+    await appWhere(
+      "web",
+      "Synced and Healthy with web capped, no operation running",
+      (app) => syncedAndHealthy(app) && !app.operation,
+    );
     // A rollout restart as a RemediationPolicy's rolloutRestart action sends it (server-side apply of the template's
     // restartedAt under the operator's field manager; src/controllers/remediationpolicy/actions.ts): a field Git does
     // not set, which the window below shows Argo CD leaves alone.
@@ -394,7 +487,9 @@ describe("GitOps with a real Argo CD", () => {
 
     // A deliberate observation window, not a wait for a condition: for 90 s (every Application's self-heal and the
     // operator's periodic reconciles run several times in it), every Application stays Synced, no sync starts, and
-    // the cap holds. Long enough to see a fight (self-heal acts within seconds of a difference), short for CI.
+    // the cap holds. Long enough to see a fight: without the rule, the test before saw self-heal set Git's count
+    // again within seconds of each cap (its backoff: 2 s, then ×3 per attempt).
+    const replicas = watchReplicas((await admin.get<Deployment>(DeploymentKind, WORKLOADS, "web"))!);
     const apps = ["install", "samples", "failing", "web"];
     const before = new Map(
       await Promise.all(apps.map(async (name) => [name, (await getApp(name))?.status?.history?.length] as const)),
@@ -412,11 +507,12 @@ describe("GitOps with a real Argo CD", () => {
           operationsBefore.get(name),
         );
       }
-      expect(await webReplicas()).toBe(CAP);
       samples++;
       await delay(1000); // the window's sampling interval
     }
     for (const name of apps) expect((await getApp(name))?.status?.history?.length).toBe(before.get(name));
+    expect(await replicas.stop()).toBeUndefined();
+    expect(replicas.seen, "web's replicas over the window").toEqual([CAP]);
     const web = await admin.get<Deployment & { spec: { template: KubeObject } }>(DeploymentKind, WORKLOADS, "web");
     expect(web?.spec.template.metadata.annotations?.[RESTARTED_AT]).toBeDefined();
     log(`no Application went OutOfSync or synced over 90 s (${samples} samples); web stayed at ${CAP} replica(s)`);

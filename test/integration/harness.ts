@@ -82,6 +82,11 @@ export async function startOperator(
   return op;
 }
 
+/** Stops a program the file started (KEDA, say) after the file's objects are deleted, so that it runs their finalizers. */
+export function stopAfterFile(stop: () => Promise<void>): void {
+  stops.push(stop);
+}
+
 /**
  * After the file's tests, deletes every object of `kinds` (in that order) that carries `labels`, and waits for each
  * kind's to go, so that later files (and their operators' write counts) do not meet this file's leftovers. Runs

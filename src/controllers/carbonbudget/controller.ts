@@ -109,6 +109,8 @@ export const carbonBudgetController = defineController<CarbonBudget>({
     },
     // Caps on workloads an HPA drives go on the HPA.
     { apiGroups: ["autoscaling"], resources: ["horizontalpodautoscalers"], verbs: ["patch"] },
+    // ... and on a KEDA ScaledObject where KEDA owns that HPA (read directly: KEDA may not be installed).
+    { apiGroups: ["keda.sh"], resources: ["scaledobjects"], verbs: ["get", "patch"] },
   ],
   maxConcurrentReconciles: 4,
 

@@ -10,6 +10,8 @@ import {
   REPLICAS_BEFORE_ANNOTATION,
   setReplicas,
 } from "../shared/replicas.ts";
+import { scaledObjectOwning } from "../shared/keda.ts";
+import { holdThroughScaledObject, releaseScaledObject } from "./keda.ts";
 
 const WORKLOAD_KINDS: Record<string, KindRef> = { Deployment: DeploymentKind, StatefulSet: StatefulSetKind };
 
@@ -69,13 +71,19 @@ async function capThroughHpa(
   target: string,
   bound: Bound,
   by: string,
+  heldAt: number | undefined,
 ): Promise<HeldReplicas> {
   const marked = /^(\d+)\/(\d+)$/.exec(hpa.metadata.annotations?.[HPA_BEFORE_ANNOTATION] ?? "");
   const before = marked
     ? { minReplicas: Number(marked[1]), maxReplicas: Number(marked[2]) }
     : { minReplicas: hpa.spec.minReplicas ?? 1, maxReplicas: hpa.spec.maxReplicas };
   const maxReplicas = Math.min(before.maxReplicas, bound.max);
-  const minReplicas = Math.min(before.minReplicas, maxReplicas);
+  // minReplicas is lowered only when above the cap (the API rejects min above max). At the cap set before, it is
+  // the budget's and follows the cap; otherwise it is a floor someone set while the cap held: theirs, kept then and
+  // after (a floor set to exactly the cap cannot be told from the budget's).
+  const minNow = hpa.spec.minReplicas ?? 1;
+  const lowered = heldAt !== undefined && before.minReplicas > heldAt && minNow === heldAt;
+  const minReplicas = Math.min(lowered ? before.minReplicas : minNow, maxReplicas);
   const ns = hpa.metadata.namespace;
   if (!marked)
     await ctx.client.patch(HorizontalPodAutoscalerKind, ns, hpa.metadata.name, "merge", {
@@ -105,21 +113,32 @@ async function capThroughHpa(
   };
 }
 
-/** Gives an HPA back the bounds it had before the cap, unless someone changed its maxReplicas meanwhile. */
+/**
+ * Gives an HPA back the bounds it had before the cap, each only if it still holds what the budget set: maxReplicas
+ * unless someone changed it meanwhile, minReplicas only if the budget lowered it and nobody set it since (a floor a
+ * user set during the hold is what they asked for, so it stays).
+ */
 async function releaseHpa(ctx: ReconcileContext, budget: CarbonBudget, w: Workload, record: HeldReplicas) {
   const held = record.hpa as NonNullable<HeldReplicas["hpa"]>;
   const hpa = ctx.cache.get<Hpa>(HorizontalPodAutoscalerKind, w.metadata.namespace, held.name);
   if (!hpa) return;
-  const ours = hpa.spec.maxReplicas === record.setTo;
+  const maxOurs = hpa.spec.maxReplicas === record.setTo;
+  const minOurs = held.minReplicas > record.setTo && (hpa.spec.minReplicas ?? 1) === record.setTo;
+  const spec = {
+    ...(maxOurs && { maxReplicas: held.maxReplicas }),
+    ...(minOurs && { minReplicas: held.minReplicas }),
+  };
   await ctx.client.patch(HorizontalPodAutoscalerKind, hpa.metadata.namespace, held.name, "merge", {
     metadata: { annotations: { [HPA_BEFORE_ANNOTATION]: null, [BOUND_BY_ANNOTATION]: null } },
-    ...(ours && { spec: { minReplicas: held.minReplicas, maxReplicas: held.maxReplicas } }),
+    ...(Object.keys(spec).length > 0 && { spec }),
   });
+  const minNow = minOurs ? held.minReplicas : (hpa.spec.minReplicas ?? 1);
   ctx.events.normal(
     budget,
-    ours ? "Restored" : "Released",
-    ours
-      ? `Restored HorizontalPodAutoscaler ${held.name} to minReplicas ${held.minReplicas}, maxReplicas ${held.maxReplicas}.`
+    maxOurs ? "Restored" : "Released",
+    maxOurs
+      ? `Restored HorizontalPodAutoscaler ${held.name} to maxReplicas ${held.maxReplicas}, minReplicas ${minNow}` +
+          (minNow === held.minReplicas ? "." : ` (set to ${minNow} during the hold; kept).`)
       : `HorizontalPodAutoscaler ${held.name} was changed meanwhile; left alone.`,
   );
 }
@@ -198,11 +217,23 @@ export async function enforceBounds(
     const current = replicasOf(w, target, ctx.now.getTime());
     const record = records.get(target);
     records.delete(target);
+    // Where KEDA drives the workload it owns the HPA: the hold goes on the ScaledObject (keda.ts). Suspended, KEDA
+    // has deleted that HPA, and the record names the ScaledObject.
+    const driver = hpaOf(ctx, w, target);
+    const scaledObject = (driver && scaledObjectOwning(driver)) ?? record?.scaledObject?.name;
+    if (scaledObject) {
+      const kept = await holdThroughScaledObject(ctx, budget, scaledObject, target, bound, by);
+      if (kept) {
+        await annotate(ctx, ref, w, { max: bound.max, by });
+        held.push(kept);
+        continue;
+      }
+    }
     // A suspension (0) stays on the workload: an HPA does not scale a target at zero replicas.
-    const hpa = bound.max > 0 ? hpaOf(ctx, w, target) : undefined;
+    const hpa = bound.max > 0 && !scaledObject ? driver : undefined;
     if (hpa) {
       await annotate(ctx, ref, w, { max: bound.max, by });
-      held.push(await capThroughHpa(ctx, budget, hpa, target, bound, by));
+      held.push(await capThroughHpa(ctx, budget, hpa, target, bound, by, record?.hpa && record.setTo));
       continue;
     }
     // What to give back when the bound lifts: the count before the budget first held it, or a newer one someone
@@ -246,6 +277,7 @@ async function release(
   const ref = WORKLOAD_KINDS[record.target.split("/")[0] as string] as KindRef;
   await annotate(ctx, ref, w, undefined);
   if (record.hpa) return releaseHpa(ctx, budget, w, record);
+  if (record.scaledObject) return releaseScaledObject(ctx, budget, record);
   const current = replicasOf(w, record.target, ctx.now.getTime());
   if (current !== record.setTo && current !== record.replicas) {
     ctx.events.normal(budget, "Released", `${record.target} was changed to ${current} replicas meanwhile; left alone.`);

@@ -1,4 +1,4 @@
-import type { ActionType, RemediationPolicy } from "../../crds/remediationpolicy.ts";
+import type { ActionType, RemediationPolicy, ScaledRecord } from "../../crds/remediationpolicy.ts";
 import type { ReconcileContext } from "../../runtime/controller.ts";
 import {
   HorizontalPodAutoscalerKind,
@@ -6,9 +6,11 @@ import {
   NodeKind,
   PodKind,
   ReplicaSetKind,
+  ScaledObjectKind,
 } from "../../runtime/kinds.ts";
 import type { KubeObject } from "../../runtime/objects.ts";
 import { parseDuration } from "../../crds/duration.ts";
+import { KEDA_DEFAULT_MAX_REPLICAS, type ScaledObject, scaledObjectOwning } from "../shared/keda.ts";
 import { replicaBound, setReplicas } from "../shared/replicas.ts";
 import type { Pod, Workload } from "./workloads.ts";
 
@@ -24,7 +26,7 @@ export interface ActionOutcome {
   message: string;
   pods?: string[];
   /** For scale: the value before and after, to restore exactly. */
-  scaled?: { field: "replicas" | "hpaMinReplicas"; hpa?: string; from: number; to: number };
+  scaled?: Pick<ScaledRecord, "field" | "hpa" | "scaledObject"> & { from: number; to: number };
   /** The action found nothing to do now (e.g. a rollout in progress, no previous revision): try again later. */
   skipped?: boolean;
 }
@@ -110,6 +112,29 @@ async function scaleUp(
   const bound = replicaBound(w.obj);
   const boundNote = (wanted: number) =>
     bound && bound.max < wanted ? ` (bounded by CarbonBudget ${bound.by}'s cap of ${bound.max})` : "";
+  const scaledObject = w.hpa && scaledObjectOwning(w.hpa);
+  if (w.hpa && scaledObject) {
+    // KEDA owns the HPA and rewrites it from the ScaledObject: the floor is raised there (its HPA's minReplicas is
+    // minReplicaCount, at least 1), and given back there.
+    const so = await ctx.client.get<ScaledObject>(ScaledObjectKind, ns, scaledObject);
+    if (!so) return { message: `ScaledObject ${scaledObject} is gone`, skipped: true };
+    const from = so.spec.minReplicaCount ?? 0;
+    const soMax = so.spec.maxReplicaCount ?? KEDA_DEFAULT_MAX_REPLICAS;
+    const to = Math.min(Math.max(from, 1) + by, max, soMax, bound?.max ?? Infinity);
+    if (to <= from)
+      return {
+        message:
+          bound && bound.max <= from
+            ? `held at ${from} by CarbonBudget ${bound.by}'s cap of ${bound.max} replicas`
+            : `ScaledObject ${scaledObject}'s minReplicaCount is ${from}, at its maximum`,
+        skipped: true,
+      };
+    if (!dryRun) await setScaledObjectMin(ctx, ns, scaledObject, to);
+    return {
+      message: `raised ScaledObject ${scaledObject}'s minReplicaCount from ${from} to ${to}${boundNote(Math.min(Math.max(from, 1) + by, max, soMax))}`,
+      scaled: { field: "scaledObjectMinReplicaCount", scaledObject, from, to },
+    };
+  }
   if (w.hpa) {
     // The HPA owns replicas: raising its floor scales without a fight, and lowering it back restores its say.
     const from = w.hpa.spec.minReplicas ?? 1;
@@ -143,6 +168,10 @@ async function scaleUp(
     message: `scaled ${w.key} from ${from} to ${to} replicas${boundNote(Math.min(from + by, max))}`,
     scaled: { field: "replicas", from, to },
   };
+}
+
+export async function setScaledObjectMin(ctx: ReconcileContext, namespace: string, name: string, min: number) {
+  await ctx.client.patch(ScaledObjectKind, namespace, name, "merge", { spec: { minReplicaCount: min } });
 }
 
 export async function setHpaMin(ctx: ReconcileContext, namespace: string, hpa: string, minReplicas: number) {

@@ -41,12 +41,14 @@ import {
   NodeKind,
   PodKind,
   ReplicaSetKind,
+  ScaledObjectKind,
   StatefulSetKind,
 } from "../../runtime/kinds.ts";
 import { type KubeObject, objectKey } from "../../runtime/objects.ts";
 import { endpointProblem } from "../shared/endpoints.ts";
+import type { ScaledObject } from "../shared/keda.ts";
 import { setReplicas } from "../shared/replicas.ts";
-import { type ActionOutcome, cordonedBy, runAction, setHpaMin, uncordon } from "./actions.ts";
+import { type ActionOutcome, cordonedBy, runAction, setHpaMin, setScaledObjectMin, uncordon } from "./actions.ts";
 import { NODE_ACTIONS_LABEL, type NodeGateLimits, checkNodeGate } from "../../remediation/node-gate.ts";
 import { scorePods } from "./anomaly.ts";
 import { remediationMetrics } from "./metrics.ts";
@@ -173,6 +175,8 @@ export const remediationPolicyController = defineController<RemediationPolicy>({
     { apiGroups: ["apps"], resources: ["deployments", "statefulsets"], verbs: ["patch"] },
     { apiGroups: ["apps"], resources: ["deployments/scale", "statefulsets/scale"], verbs: ["patch"] },
     { apiGroups: ["autoscaling"], resources: ["horizontalpodautoscalers"], verbs: ["patch"] },
+    // ... or on the KEDA ScaledObject that owns it (read directly: KEDA need not be installed).
+    { apiGroups: ["keda.sh"], resources: ["scaledobjects"], verbs: ["get", "patch"] },
     // Server-side apply creates the quarantine NetworkPolicy the first time.
     { apiGroups: ["networking.k8s.io"], resources: ["networkpolicies"], verbs: ["create", "patch"] },
   ],
@@ -656,7 +660,15 @@ class PolicyRun {
     if (rec) {
       rec.current = s.to;
       rec.healthySince = undefined;
-    } else this.scaled.push({ target: w.key, field: s.field, hpa: s.hpa, original: s.from, current: s.to });
+    } else
+      this.scaled.push({
+        target: w.key,
+        field: s.field,
+        hpa: s.hpa,
+        scaledObject: s.scaledObject,
+        original: s.from,
+        current: s.to,
+      });
   }
 
   private async revertScale(w: Workload, inc: Incident): Promise<void> {
@@ -785,11 +797,18 @@ async function giveBack(
   dryRun: boolean,
 ): Promise<"restored" | "changed" | "gone"> {
   if (!w || (rec.field === "hpaMinReplicas" && w.hpa?.metadata.name !== rec.hpa)) return "gone";
-  const live = rec.field === "hpaMinReplicas" ? (w.hpa?.spec.minReplicas ?? 1) : w.desired;
+  const ns = w.obj.metadata.namespace as string;
+  let live: number;
+  if (rec.field === "scaledObjectMinReplicaCount") {
+    const so = await ctx.client.get<ScaledObject>(ScaledObjectKind, ns, rec.scaledObject as string);
+    if (!so) return "gone";
+    live = so.spec.minReplicaCount ?? 0;
+  } else live = rec.field === "hpaMinReplicas" ? (w.hpa?.spec.minReplicas ?? 1) : w.desired;
   if (live !== rec.current) return "changed";
   if (!dryRun) {
-    if (rec.field === "hpaMinReplicas")
-      await setHpaMin(ctx, w.obj.metadata.namespace as string, rec.hpa as string, rec.original);
+    if (rec.field === "scaledObjectMinReplicaCount")
+      await setScaledObjectMin(ctx, ns, rec.scaledObject as string, rec.original);
+    else if (rec.field === "hpaMinReplicas") await setHpaMin(ctx, ns, rec.hpa as string, rec.original);
     else await setReplicas(ctx.client, w.ref, w.obj, rec.original);
   }
   return "restored";
