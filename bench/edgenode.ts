@@ -178,7 +178,7 @@ export async function benchEdgeNodes(cp: ControlPlane): Promise<Record<string, s
     writes: await operator.apiWrites(),
     reconciles: await operator.metric("controller_runtime_reconcile_total", { controller: "edgenode" }),
   };
-  const victim = "edge-0-0-0-n7";
+  const victim = `edge-0-0-0-n${NODES_PER_SITE - 1}`; // a Node every site size has
   const changeStart = performance.now();
   await kwok.setReady(victim, false, { wait: false });
   await waitUntil(
