@@ -30,6 +30,13 @@ import { hasHistory, remediationPolicy, waitForPolicy } from "./remediation-help
 // runs and why). The Deployments' pods run on a KWOK Node (a suspension needs a budget their energy spends).
 
 type Deployment = KubeObject & { spec: { replicas: number } };
+type DeploymentStatus = {
+  observedGeneration?: number;
+  replicas?: number;
+  updatedReplicas?: number;
+  availableReplicas?: number;
+  unavailableReplicas?: number;
+};
 type Hpa = KubeObject & { spec: { minReplicas?: number; maxReplicas: number } };
 type ScaledObject = KubeObject & { spec: { minReplicaCount?: number; maxReplicaCount?: number } };
 type Event = KubeObject & { reason: string; note?: string; regarding: { name: string } };
@@ -125,12 +132,28 @@ const reconciledAfter = async (ns: string, name: string) => {
 };
 
 /**
- * What must not move while a hold holds: each object's generation (a spec write: the budget's, the HPA controller's
- * or KEDA's) and the Deployment's replicas and resourceVersion (any write at all). A bounded watch of a window
+ * What must not move while a hold holds: each object's spec and generation (a spec write: the budget's, the HPA
+ * controller's or KEDA's; an HPA has no generation, so its spec is compared) and the Deployment's resourceVersion
+ * (any write at all, once its status has caught up). A bounded watch of a window
  * is honest here: the assertion IS that nothing changes during it, so it is not a sleep standing in for a
  * condition; it fails at the first change seen, naming it.
  */
 async function expectStill(objects: { kind: typeof DeploymentKind; ns: string; name: string }[], ms: number) {
+  // The Deployment controller writes a Deployment's status until its pods have caught up with a scale (replicas,
+  // then availability): the window starts once each has, so what it sees moving is a write of someone's making.
+  for (const o of objects.filter((x) => x.kind === DeploymentKind))
+    await waitFor(`Deployment ${o.name}'s status caught up with its spec`, async () => {
+      const d = await admin.get<Deployment & { status?: DeploymentStatus }>(DeploymentKind, o.ns, o.name);
+      const s = d?.status;
+      const n = d?.spec.replicas;
+      return (
+        s?.observedGeneration === d?.metadata.generation &&
+        (s?.replicas ?? 0) === n &&
+        (s?.updatedReplicas ?? 0) === n &&
+        (s?.availableReplicas ?? 0) === n &&
+        !s?.unavailableReplicas
+      );
+    });
   const snapshot = async () =>
     Promise.all(
       objects.map(async (o) => {
@@ -138,10 +161,8 @@ async function expectStill(objects: { kind: typeof DeploymentKind; ns: string; n
         return {
           object: `${o.kind.kind}/${o.name}`,
           generation: obj?.metadata.generation,
-          ...(o.kind === DeploymentKind && {
-            replicas: obj?.spec.replicas,
-            resourceVersion: obj?.metadata.resourceVersion,
-          }),
+          spec: obj?.spec,
+          ...(o.kind === DeploymentKind && { resourceVersion: obj?.metadata.resourceVersion }),
         };
       }),
     );
